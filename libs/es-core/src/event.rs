@@ -1,0 +1,263 @@
+//! Domain events: how an aggregate's events become bytes and come back.
+//!
+//! Events are protobuf messages. A service wraps its events in an enum and
+//! implements [`DomainEvent`] for it (the [`domain_events!`](crate::domain_events)
+//! macro writes that impl). Old payloads are upgraded on load by
+//! [`Upcaster`]s, so the domain only ever sees the current schema.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// An event as it sits in the store: a type name, a schema version and
+/// protobuf bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    /// Full protobuf message name, e.g. `stocklet.events.v1.OrderPlaced`.
+    pub event_type: String,
+    /// Schema version of `payload`.
+    pub schema_version: u32,
+    /// Protobuf-encoded payload.
+    pub payload: Bytes,
+}
+
+/// A payload that could not be turned into a domain event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The event type is not one this aggregate knows.
+    #[error("unknown event type {event_type} v{schema_version}")]
+    UnknownType {
+        /// The type name found in the store.
+        event_type: String,
+        /// Its schema version.
+        schema_version: u32,
+    },
+    /// The bytes are not a valid message of the named type.
+    #[error("malformed {event_type}: {reason}")]
+    Malformed {
+        /// The type name found in the store.
+        event_type: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The message envelope (headers or batch wrapper) is broken.
+    #[error("malformed envelope: {0}")]
+    Envelope(String),
+}
+
+/// A domain event type: usually an enum with one variant per protobuf event.
+pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// Full protobuf name of this event's payload.
+    fn event_type(&self) -> &'static str;
+
+    /// The schema version this code writes. Readers of older versions go
+    /// through [`Upcaster`]s first.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    /// Encodes the payload as protobuf.
+    fn encode(&self) -> Bytes;
+
+    /// Decodes a payload of the current schema version.
+    fn decode(event: &RawEvent) -> Result<Self, DecodeError>;
+
+    /// Encodes into a [`RawEvent`].
+    fn to_raw(&self) -> RawEvent {
+        RawEvent {
+            event_type: self.event_type().to_owned(),
+            schema_version: self.schema_version(),
+            payload: self.encode(),
+        }
+    }
+}
+
+/// Upgrades one stored (type, version) to the next version.
+///
+/// Return `Ok(None)` for events this upcaster does not handle. An upcaster
+/// must raise `schema_version` (or change `event_type`), otherwise
+/// [`Upcasters::apply`] would loop; it stops after a bounded number of steps.
+pub trait Upcaster: Send + Sync {
+    /// Upgrades `event` if it is an old version this upcaster knows.
+    fn upcast(&self, event: &RawEvent) -> Result<Option<RawEvent>, DecodeError>;
+}
+
+impl<F> Upcaster for F
+where
+    F: Fn(&RawEvent) -> Result<Option<RawEvent>, DecodeError> + Send + Sync,
+{
+    fn upcast(&self, event: &RawEvent) -> Result<Option<RawEvent>, DecodeError> {
+        self(event)
+    }
+}
+
+/// An ordered chain of upcasters, applied on every load.
+#[derive(Clone, Default)]
+pub struct Upcasters(Vec<Arc<dyn Upcaster>>);
+
+impl std::fmt::Debug for Upcasters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upcasters({})", self.0.len())
+    }
+}
+
+/// Most version hops one event may take on load before we call it a loop.
+const MAX_UPCAST_STEPS: usize = 32;
+
+impl Upcasters {
+    /// Adds an upcaster to the chain.
+    pub fn with(mut self, upcaster: impl Upcaster + 'static) -> Self {
+        self.0.push(Arc::new(upcaster));
+        self
+    }
+
+    /// Upgrades an event until no upcaster applies any more.
+    pub fn apply(&self, mut event: RawEvent) -> Result<RawEvent, DecodeError> {
+        for _ in 0..MAX_UPCAST_STEPS {
+            let next = self
+                .0
+                .iter()
+                .find_map(|upcaster| upcaster.upcast(&event).transpose())
+                .transpose()?;
+            match next {
+                Some(upgraded) => event = upgraded,
+                None => return Ok(event),
+            }
+        }
+        Err(DecodeError::Malformed {
+            event_type: event.event_type,
+            reason: format!(
+                "more than {MAX_UPCAST_STEPS} upcasting steps; is an upcaster looping?"
+            ),
+        })
+    }
+}
+
+/// Implements [`DomainEvent`] for an enum whose variants each wrap one
+/// prost message that implements [`prost::Name`] (generated with type names).
+/// The event type is the message's full protobuf name.
+///
+/// ```ignore
+/// es_core::domain_events! {
+///     pub enum CounterEvent {
+///         Incremented(pb::Incremented),
+///         Reset(pb::Reset),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! domain_events {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident($ty:ty)),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq)]
+        $vis enum $name { $($variant($ty)),+ }
+
+        impl $name {
+            /// Every event type name this enum decodes, in declaration order.
+            pub fn event_types() -> &'static [&'static str] {
+                static NAMES: ::std::sync::OnceLock<::std::vec::Vec<&'static str>> =
+                    ::std::sync::OnceLock::new();
+                NAMES.get_or_init(|| {
+                    ::std::vec![$($crate::event::type_name::<$ty>()),+]
+                })
+            }
+        }
+
+        impl $crate::event::DomainEvent for $name {
+            fn event_type(&self) -> &'static str {
+                let mut index = 0usize;
+                $(
+                    if let Self::$variant(_) = self {
+                        return Self::event_types()[index];
+                    }
+                    index += 1;
+                )+
+                unreachable!("{index} variants, all matched above")
+            }
+
+            fn encode(&self) -> $crate::bytes::Bytes {
+                match self {
+                    $(Self::$variant(event) => $crate::prost::Message::encode_to_vec(event).into()),+
+                }
+            }
+
+            fn decode(raw: &$crate::event::RawEvent) -> Result<Self, $crate::event::DecodeError> {
+                let mut index = 0usize;
+                $(
+                    if raw.event_type == Self::event_types()[index] && raw.schema_version == 1 {
+                        return <$ty as $crate::prost::Message>::decode(raw.payload.clone())
+                            .map(Self::$variant)
+                            .map_err(|e| $crate::event::DecodeError::Malformed {
+                                event_type: raw.event_type.clone(),
+                                reason: e.to_string(),
+                            });
+                    }
+                    index += 1;
+                )+
+                let _ = index;
+                Err($crate::event::DecodeError::UnknownType {
+                    event_type: raw.event_type.clone(),
+                    schema_version: raw.schema_version,
+                })
+            }
+        }
+
+        $(
+            impl From<$ty> for $name {
+                fn from(event: $ty) -> Self {
+                    Self::$variant(event)
+                }
+            }
+        )+
+    };
+}
+
+/// The full protobuf name of a message, leaked once per type so event types
+/// compare as `&'static str` without allocating on the hot path.
+#[doc(hidden)]
+pub fn type_name<T: prost::Name>() -> &'static str {
+    Box::leak(T::full_name().into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(version: u32, payload: &'static [u8]) -> RawEvent {
+        RawEvent {
+            event_type: "test.Thing".into(),
+            schema_version: version,
+            payload: Bytes::from_static(payload),
+        }
+    }
+
+    #[test]
+    fn upcasters_chain_until_current() {
+        let chain = Upcasters::default()
+            .with(|e: &RawEvent| {
+                Ok((e.schema_version == 1).then(|| RawEvent {
+                    schema_version: 2,
+                    payload: Bytes::from_static(b"v2"),
+                    ..e.clone()
+                }))
+            })
+            .with(|e: &RawEvent| {
+                Ok((e.schema_version == 2).then(|| RawEvent {
+                    schema_version: 3,
+                    payload: Bytes::from_static(b"v3"),
+                    ..e.clone()
+                }))
+            });
+        assert_eq!(chain.apply(raw(1, b"v1")).unwrap(), raw(3, b"v3"));
+        assert_eq!(chain.apply(raw(3, b"v3")).unwrap(), raw(3, b"v3"));
+    }
+
+    #[test]
+    fn a_looping_upcaster_is_an_error_not_a_hang() {
+        let chain = Upcasters::default().with(|e: &RawEvent| Ok(Some(e.clone())));
+        assert!(matches!(
+            chain.apply(raw(1, b"")),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod aggregate;
+pub mod deadletter;
+pub mod envelope;
+pub mod event;
+pub mod jetstream;
+pub mod memory;
+pub mod projection;
+pub mod reactor;
+pub mod repository;
+pub mod store;
+pub mod streams;
+pub mod testing;
+
+pub use aggregate::Aggregate;
+pub use envelope::{AggregateId, CommandContext, EventMeta};
+pub use event::{DecodeError, DomainEvent, RawEvent, Upcaster, Upcasters};
+pub use jetstream::JetStreamEventStore;
+pub use memory::InMemoryEventStore;
+pub use repository::{ExecuteError, Executed, Loaded, Repository, RetryPolicy};
+pub use store::{EventStore, StoreError, StoredEvent, StreamRef};
+
+// Re-exported for the `domain_events!` macro.
+#[doc(hidden)]
+pub use bytes;
+#[doc(hidden)]
+pub use prost;

@@ -1,0 +1,168 @@
+//! An in-memory [`EventStore`] for unit tests of domain logic.
+//!
+//! It keeps the same message format, per-subject concurrency check and
+//! message-id dedupe as the JetStream store, so a repository behaves the same
+//! on both. It is not durable and not meant for integration tests: those run
+//! against a real nats-server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::store::{
+    Appended, Commit, EventStore, StoreError, StoredEvent, StreamRef, decode_message,
+    encode_commit, validate_atomic,
+};
+
+#[derive(Debug)]
+struct StoredMessage {
+    sequence: u64,
+    subject: String,
+    headers: Vec<(&'static str, String)>,
+    payload: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    messages: Vec<StoredMessage>,
+    last_by_subject: HashMap<String, u64>,
+    seen_message_ids: HashMap<String, u64>,
+}
+
+impl StreamState {
+    fn check(&self, commit: &Commit) -> Result<(), StoreError> {
+        let last = self
+            .last_by_subject
+            .get(&commit.subject)
+            .copied()
+            .unwrap_or(0);
+        if last == commit.expected_sequence {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                subject: commit.subject.clone(),
+                expected: commit.expected_sequence,
+            })
+        }
+    }
+
+    fn push(&mut self, commit: &Commit) -> u64 {
+        let sequence = self.messages.len() as u64 + 1;
+        let (headers, payload) = encode_commit(commit);
+        self.messages.push(StoredMessage {
+            sequence,
+            subject: commit.subject.clone(),
+            headers,
+            payload,
+        });
+        self.last_by_subject
+            .insert(commit.subject.clone(), sequence);
+        sequence
+    }
+}
+
+/// Event store in a `HashMap`, shared by clones.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryEventStore {
+    streams: Arc<Mutex<HashMap<String, StreamState>>>,
+}
+
+impl InMemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, StreamState>> {
+        // A poisoned lock only means another test thread panicked mid-append;
+        // the map itself is still consistent because pushes are the last step.
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every event of a stream, in order: what a projection would see.
+    pub fn all_events(&self, stream: &StreamRef) -> Result<Vec<StoredEvent>, StoreError> {
+        let streams = self.lock();
+        let Some(state) = streams.get(&stream.name) else {
+            return Ok(Vec::new());
+        };
+        decode_all(state.messages.iter())
+    }
+}
+
+fn decode_all<'a>(
+    messages: impl Iterator<Item = &'a StoredMessage>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut events = Vec::new();
+    for message in messages {
+        let header = |name: &str| {
+            message
+                .headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        events.extend(decode_message(
+            message.sequence,
+            &message.subject,
+            header,
+            &message.payload,
+        )?);
+    }
+    Ok(events)
+}
+
+impl EventStore for InMemoryEventStore {
+    async fn load(
+        &self,
+        stream: &StreamRef,
+        subject: &str,
+        after_sequence: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let streams = self.lock();
+        let Some(state) = streams.get(&stream.name) else {
+            return Ok(Vec::new());
+        };
+        decode_all(
+            state
+                .messages
+                .iter()
+                .filter(|m| m.sequence > after_sequence && m.subject == subject),
+        )
+    }
+
+    async fn append(&self, stream: &StreamRef, commit: &Commit) -> Result<Appended, StoreError> {
+        let mut streams = self.lock();
+        let state = streams.entry(stream.name.clone()).or_default();
+        let message_id = commit.message_id();
+        if let Some(&sequence) = state.seen_message_ids.get(&message_id) {
+            return Ok(Appended {
+                sequence,
+                duplicate: true,
+            });
+        }
+        state.check(commit)?;
+        let sequence = state.push(commit);
+        state.seen_message_ids.insert(message_id, sequence);
+        Ok(Appended {
+            sequence,
+            duplicate: false,
+        })
+    }
+
+    async fn append_atomic(
+        &self,
+        stream: &StreamRef,
+        commits: &[Commit],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut streams = self.lock();
+        validate_atomic(commits)?;
+        let state = streams.entry(stream.name.clone()).or_default();
+        for commit in commits {
+            state.check(commit)?;
+        }
+        Ok(commits.iter().map(|commit| state.push(commit)).collect())
+    }
+}

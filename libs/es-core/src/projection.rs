@@ -1,0 +1,553 @@
+//! Projections: durable consumers that build PostgreSQL read models.
+//!
+//! A [`ProjectionRunner`] pulls a stream through a durable consumer and hands
+//! events to a [`Projection`] in batches. Each batch is applied in one
+//! transaction that also moves the projection's checkpoint (the stream
+//! sequence of the last event applied). Because the checkpoint and the rows
+//! commit together, a crash between the commit and the ack can only cause a
+//! redelivery, and the redelivered events are skipped by the checkpoint:
+//! every event is applied exactly once.
+//!
+//! - When it is behind, it applies up to `batch_size` events per transaction.
+//! - `max_ack_pending` equals the batch size, so across every instance that
+//!   shares the durable consumer only one batch is in flight: events are
+//!   applied in stream order even when a service runs several instances. The
+//!   checkpoint row is locked for the transaction, so an instance that lost
+//!   its batch to a redelivery cannot apply it twice.
+//! - A failure to reach PostgreSQL is retried forever with backoff. Any other
+//!   failure is retried a few times, then the batch is applied event by
+//!   event and the one event that keeps failing goes to the dead-letter
+//!   stream, so one poison event cannot stop a read model.
+//! - [`ProjectionRunner::rebuild`] resets the read model and replays the
+//!   stream from sequence 1. A read model that is behind its consumer (for
+//!   example after its tables were dropped) is detected at start and the
+//!   consumer is recreated from the checkpoint.
+
+use std::future::Future;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, message::Message};
+use futures::{FutureExt, StreamExt};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter;
+use crate::event::DecodeError;
+use crate::store::{StoredEvent, StreamRef, decode_message};
+
+/// A read model built from one stream.
+pub trait Projection: Send + Sync + 'static {
+    /// Unique name: the durable consumer's name and the checkpoint's key.
+    fn name(&self) -> &str;
+
+    /// Applies events, in stream order, inside the runner's transaction.
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// Deletes every row of the read model, before a rebuild.
+    fn reset(
+        &self,
+        conn: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+/// Why a projection could not apply events.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An event could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// NATS failed.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// The event contradicts the read model (a bug or a poison event).
+    #[error("invalid event: {0}")]
+    Invalid(String),
+}
+
+impl ProjectionError {
+    /// Errors that say nothing about the event: retry them forever.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(error) => matches!(
+                error,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ),
+            Self::Nats(_) => true,
+            Self::Decode(_) | Self::Invalid(_) => false,
+        }
+    }
+}
+
+/// Tuning of a [`ProjectionRunner`].
+#[derive(Clone, Debug)]
+pub struct ProjectionConfig {
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+    /// Attempts at a failing batch before isolating the poison event.
+    pub max_attempts: u32,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            max_attempts: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a projection has got to: a stream sequence that only grows.
+#[derive(Clone, Debug)]
+pub struct ProjectionPosition(watch::Receiver<u64>);
+
+impl ProjectionPosition {
+    /// The last stream sequence applied.
+    pub fn current(&self) -> u64 {
+        *self.0.borrow()
+    }
+
+    /// Waits until the projection has applied `sequence`, at most `timeout`.
+    /// Returns whether it got there. This is how queries read their writes.
+    pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> bool {
+        let mut receiver = self.0.clone();
+        tokio::time::timeout(timeout, receiver.wait_for(|at| *at >= sequence))
+            .await
+            .is_ok_and(|changed| changed.is_ok())
+    }
+}
+
+/// Runs one [`Projection`] against one stream.
+pub struct ProjectionRunner<P> {
+    projection: Arc<P>,
+    pool: PgPool,
+    context: jetstream::Context,
+    stream: StreamRef,
+    config: ProjectionConfig,
+    position: watch::Sender<u64>,
+}
+
+const CREATE_CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS es_checkpoints (
+    projection TEXT PRIMARY KEY,
+    stream_sequence BIGINT NOT NULL DEFAULT 0 CHECK (stream_sequence >= 0),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// A runner for `projection` over `stream`, writing through `pool`.
+    pub fn new(
+        projection: P,
+        pool: PgPool,
+        context: jetstream::Context,
+        stream: StreamRef,
+        config: ProjectionConfig,
+    ) -> Self {
+        Self {
+            projection: Arc::new(projection),
+            pool,
+            context,
+            stream,
+            config,
+            position: watch::Sender::new(0),
+        }
+    }
+
+    /// The projection's position, for read-your-writes waits.
+    pub fn position(&self) -> ProjectionPosition {
+        ProjectionPosition(self.position.subscribe())
+    }
+
+    /// The projection itself.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The checkpoint stored in PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<u64, ProjectionError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT stream_sequence FROM es_checkpoints WHERE projection = $1")
+                .bind(self.projection.name())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map_or(0, |(sequence,)| sequence.unsigned_abs()))
+    }
+
+    /// Events the consumer has not yet had acknowledged: the projection's lag.
+    pub async fn lag(&self) -> Result<u64, ProjectionError> {
+        let consumer: consumer::PullConsumer = self
+            .context
+            .get_consumer_from_stream(self.projection.name(), &self.stream.name)
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        let info = consumer
+            .get_info()
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+
+    /// Creates the checkpoint table and row if missing.
+    async fn prepare_checkpoint(&self) -> Result<u64, ProjectionError> {
+        // Concurrent `CREATE TABLE IF NOT EXISTS` can still collide on the
+        // catalog; the loser just tries again.
+        for attempt in 0..3 {
+            match sqlx::query(CREATE_CHECKPOINTS).execute(&self.pool).await {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("23505") && attempt < 2 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sqlx::query("INSERT INTO es_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(self.projection.name())
+            .execute(&self.pool)
+            .await?;
+        let checkpoint = self.checkpoint().await?;
+        self.position.send_if_modified(|at| {
+            let moved = checkpoint > *at;
+            *at = (*at).max(checkpoint);
+            moved
+        });
+        Ok(checkpoint)
+    }
+
+    /// The durable consumer, created from the checkpoint when missing, and
+    /// recreated when the read model is behind it.
+    async fn consumer(&self) -> Result<consumer::PullConsumer, ProjectionError> {
+        let checkpoint = self.prepare_checkpoint().await?;
+        let name = self.projection.name();
+        let nats =
+            |e: &dyn std::fmt::Display| ProjectionError::Nats(format!("consumer {name}: {e}"));
+        let stream = self
+            .context
+            .get_stream(&self.stream.name)
+            .await
+            .map_err(|e| nats(&e))?;
+        if let Ok(existing) = stream.get_consumer::<consumer::pull::Config>(name).await {
+            let info = existing.get_info().await.map_err(|e| nats(&e))?;
+            if info.ack_floor.stream_sequence <= checkpoint {
+                return Ok(existing);
+            }
+            tracing::warn!(
+                projection = name,
+                checkpoint,
+                ack_floor = info.ack_floor.stream_sequence,
+                "read model is behind its consumer; replaying from the checkpoint"
+            );
+            stream.delete_consumer(name).await.map_err(|e| nats(&e))?;
+        }
+        let deliver_policy = if checkpoint == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            }
+        };
+        let batch = i64::try_from(self.config.batch_size).unwrap_or(i64::MAX);
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.to_owned()),
+                description: Some(format!("projection {name}")),
+                deliver_policy,
+                ack_policy: consumer::AckPolicy::All,
+                ack_wait: self.config.ack_wait,
+                // Retries happen in-process; redelivery only follows a
+                // crash or a hang, and is still bounded.
+                max_deliver: 1000,
+                max_ack_pending: batch,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats(&e))
+    }
+
+    /// Applies events until `shutdown`: the projection's life in a service.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ProjectionError> {
+        self.consume(None, &shutdown, false).await.map(|_| ())
+    }
+
+    /// Applies every event stored now, then returns the checkpoint.
+    pub async fn catch_up(&self, progress: bool) -> Result<u64, ProjectionError> {
+        let info = self
+            .context
+            .get_stream(&self.stream.name)
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?
+            .get_info()
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        let target = info.state.last_sequence;
+        self.consume(Some(target), &CancellationToken::new(), progress)
+            .await
+    }
+
+    /// Drops the read model and replays the stream from sequence 1. Other
+    /// instances' runners notice the new consumer and follow it.
+    pub async fn rebuild(&self, progress: bool) -> Result<u64, ProjectionError> {
+        self.prepare_checkpoint().await?;
+        let mut tx = self.pool.begin().await?;
+        self.projection.reset(&mut tx).await?;
+        sqlx::query("UPDATE es_checkpoints SET stream_sequence = 0, updated_at = now() WHERE projection = $1")
+            .bind(self.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.position.send_replace(0);
+        // The consumer's ack floor is now ahead of the checkpoint, so
+        // `consumer()` recreates it from sequence 1.
+        self.catch_up(progress).await
+    }
+
+    /// The consuming loop. With `until`, it returns once the checkpoint
+    /// reaches that sequence.
+    async fn consume(
+        &self,
+        until: Option<u64>,
+        shutdown: &CancellationToken,
+        progress: bool,
+    ) -> Result<u64, ProjectionError> {
+        let progress = progress && std::io::stderr().is_terminal();
+        let mut failures = 0u32;
+        'connect: loop {
+            let checkpoint = self.prepare_checkpoint().await?;
+            if until.is_some_and(|target| checkpoint >= target) || shutdown.is_cancelled() {
+                return Ok(checkpoint);
+            }
+            let consumer = match self.consumer().await {
+                Ok(consumer) => consumer,
+                Err(error) if error.is_transient() && until.is_none() => {
+                    failures += 1;
+                    tracing::warn!(projection = self.projection.name(), %error, "cannot open consumer; retrying");
+                    pause(failures, shutdown).await;
+                    continue 'connect;
+                }
+                Err(error) => return Err(error),
+            };
+            let mut messages = match consumer
+                .stream()
+                .max_messages_per_batch(self.config.batch_size)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+            {
+                Ok(messages) => messages,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(projection = self.projection.name(), %error, "cannot pull; retrying");
+                    pause(failures, shutdown).await;
+                    continue 'connect;
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    () = shutdown.cancelled() => return self.checkpoint().await,
+                    next = messages.next() => next,
+                };
+                let first = match first {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => {
+                        failures += 1;
+                        tracing::warn!(projection = self.projection.name(), %error, "pull failed; reopening the consumer");
+                        pause(failures, shutdown).await;
+                        continue 'connect;
+                    }
+                    None => continue 'connect,
+                };
+                let mut batch = vec![first];
+                while batch.len() < self.config.batch_size {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(message))) => batch.push(message),
+                        _ => break,
+                    }
+                }
+                let applied = self.apply_with_retries(&batch, shutdown).await?;
+                failures = 0;
+                if progress && let Some(target) = until {
+                    let percent = applied.saturating_mul(100) / target.max(1);
+                    eprint!(
+                        "\r{}: {applied}/{target} events ({percent}%)",
+                        self.projection.name()
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+                if until.is_some_and(|target| applied >= target) {
+                    if progress {
+                        eprintln!();
+                    }
+                    return Ok(applied);
+                }
+            }
+        }
+    }
+
+    /// Applies one batch, retrying as the module docs describe. Returns the
+    /// checkpoint afterwards.
+    async fn apply_with_retries(
+        &self,
+        batch: &[Message],
+        shutdown: &CancellationToken,
+    ) -> Result<u64, ProjectionError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.apply_batch(batch).await {
+                Ok(checkpoint) => return Ok(checkpoint),
+                Err(error) if error.is_transient() => {
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(projection = self.projection.name(), %error, attempt, "transient failure; retrying the batch");
+                }
+                Err(error) if attempt + 1 < self.config.max_attempts => {
+                    attempt += 1;
+                    tracing::error!(projection = self.projection.name(), %error, attempt, "batch failed; retrying");
+                }
+                Err(error) => {
+                    tracing::error!(projection = self.projection.name(), %error, "batch keeps failing; isolating the poison event");
+                    return self.apply_one_by_one(batch).await;
+                }
+            }
+            if let Some(last) = batch.last() {
+                // Keep the server from redelivering while we retry.
+                let _ = last.ack_with(AckKind::Progress).await;
+            }
+            pause(attempt, shutdown).await;
+            if shutdown.is_cancelled() {
+                return self.checkpoint().await;
+            }
+        }
+    }
+
+    /// Applies each message in its own transaction; one that fails goes to
+    /// the dead-letter stream and the checkpoint moves past it.
+    async fn apply_one_by_one(&self, batch: &[Message]) -> Result<u64, ProjectionError> {
+        let mut checkpoint = self.checkpoint().await?;
+        for message in batch {
+            match self.apply_batch(std::slice::from_ref(message)).await {
+                Ok(at) => checkpoint = at,
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => {
+                    let reason = error.to_string();
+                    deadletter::publish(&self.context, self.projection.name(), message, &reason)
+                        .await
+                        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+                    checkpoint = self.skip(message).await?;
+                    tracing::error!(projection = self.projection.name(), %reason, "event dead-lettered");
+                }
+            }
+        }
+        Ok(checkpoint)
+    }
+
+    /// Moves the checkpoint past a dead-lettered message and acks it.
+    async fn skip(&self, message: &Message) -> Result<u64, ProjectionError> {
+        let sequence = stream_sequence(message)?;
+        sqlx::query(
+            "UPDATE es_checkpoints SET stream_sequence = GREATEST(stream_sequence, $2), updated_at = now() WHERE projection = $1",
+        )
+        .bind(self.projection.name())
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        self.advance(sequence);
+        message
+            .ack()
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        Ok(sequence)
+    }
+
+    /// One transaction: skip what the checkpoint has seen, apply the rest,
+    /// move the checkpoint, commit, then ack the last message (which acks
+    /// the whole batch).
+    async fn apply_batch(&self, batch: &[Message]) -> Result<u64, ProjectionError> {
+        let Some(last) = batch.last() else {
+            return self.checkpoint().await;
+        };
+        let last_sequence = stream_sequence(last)?;
+        let mut tx = self.pool.begin().await?;
+        let (checkpoint,): (i64,) = sqlx::query_as(
+            "SELECT stream_sequence FROM es_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(self.projection.name())
+        .fetch_one(&mut *tx)
+        .await?;
+        let checkpoint = checkpoint.unsigned_abs();
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            let sequence = stream_sequence(message)?;
+            if sequence > checkpoint {
+                events.extend(decode(message, sequence)?);
+            }
+        }
+        if !events.is_empty() {
+            self.projection.apply(&mut tx, &events).await?;
+        }
+        let new_checkpoint = checkpoint.max(last_sequence);
+        if new_checkpoint > checkpoint {
+            sqlx::query(
+                "UPDATE es_checkpoints SET stream_sequence = $2, updated_at = now() WHERE projection = $1",
+            )
+            .bind(self.projection.name())
+            .bind(i64::try_from(new_checkpoint).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.advance(new_checkpoint);
+        // If this ack is lost the batch is redelivered and skipped above.
+        last.ack()
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        Ok(new_checkpoint)
+    }
+
+    fn advance(&self, sequence: u64) {
+        self.position.send_if_modified(|at| {
+            let moved = sequence > *at;
+            *at = (*at).max(sequence);
+            moved
+        });
+    }
+}
+
+/// The stream sequence of a consumed message.
+fn stream_sequence(message: &Message) -> Result<u64, ProjectionError> {
+    message
+        .info()
+        .map(|info| info.stream_sequence)
+        .map_err(|e| ProjectionError::Nats(format!("message without JetStream info: {e}")))
+}
+
+/// Decodes the events of a consumed message.
+pub fn decode(message: &Message, sequence: u64) -> Result<Vec<StoredEvent>, DecodeError> {
+    let headers = message.headers.as_ref();
+    decode_message(
+        sequence,
+        message.subject.as_str(),
+        |name| headers.and_then(|h| h.get(name)).map(|v| v.as_str()),
+        &message.payload,
+    )
+}
+
+/// Waits a growing time (capped at 5 s), or until shutdown.
+async fn pause(failures: u32, shutdown: &CancellationToken) {
+    let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(delay) => {}
+    }
+}

@@ -1,0 +1,295 @@
+//! Reactors: durable consumers that turn other services' events into
+//! commands on this service's own aggregates.
+//!
+//! This is the choreography half of the saga. Each service has one durable
+//! consumer per source stream. For each event, a [`Reaction`] runs commands
+//! whose dedupe key is derived from the source event id (see
+//! [`CommandContext::caused_by`](crate::envelope::CommandContext::caused_by)),
+//! so a redelivered or duplicated event changes nothing the second time.
+//!
+//! - The message is acked only after the reaction succeeded, i.e. after its
+//!   appends were acknowledged by JetStream.
+//! - A failure is retried with backoff (a delayed nak). After
+//!   `max_deliveries` attempts, or at once for an error the reaction marks
+//!   permanent, the event goes to the dead-letter stream with its error and
+//!   is acked, and processing goes on. The server-side `max_deliver` is
+//!   bounded too (one above ours, as a backstop if we crash mid-attempt).
+//! - Events are handled `concurrency` at a time. Reactions must not assume
+//!   that events of different aggregates arrive in stream order; the domain
+//!   tolerates reordering (the saga issue proves that).
+//! - On shutdown it stops pulling, finishes the events in hand, acks them and
+//!   returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer, message::Message};
+use futures::StreamExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter;
+use crate::projection::decode;
+use crate::store::{StoredEvent, StreamRef};
+
+/// Why a reaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReactionError {
+    /// Worth retrying: the store or a dependency was unavailable, or a race
+    /// outlived its retries.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed: straight to the dead-letter stream.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// What a service does when another service's event arrives.
+pub trait Reaction: Send + Sync + 'static {
+    /// Handles one event. Events it does not care about return `Ok(())`.
+    fn react(&self, event: &StoredEvent) -> impl Future<Output = Result<(), ReactionError>> + Send;
+}
+
+/// Tuning of a [`Reactor`].
+#[derive(Clone, Debug)]
+pub struct ReactorConfig {
+    /// Durable consumer name, e.g. `warehouse-from-order`.
+    pub durable_name: String,
+    /// Subjects of the source stream to receive; empty for all.
+    pub filter_subjects: Vec<String>,
+    /// Attempts before an event is dead-lettered.
+    pub max_deliveries: u32,
+    /// Delay before the n-th retry; the last entry repeats.
+    pub backoff: Vec<Duration>,
+    /// Events handled at once.
+    pub concurrency: usize,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+}
+
+impl ReactorConfig {
+    /// Defaults for a durable consumer named `durable_name`.
+    pub fn new(durable_name: impl Into<String>) -> Self {
+        Self {
+            durable_name: durable_name.into(),
+            filter_subjects: Vec::new(),
+            max_deliveries: 5,
+            backoff: vec![
+                Duration::from_millis(100),
+                Duration::from_millis(500),
+                Duration::from_secs(2),
+                Duration::from_secs(5),
+            ],
+            concurrency: 16,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    fn delay_after(&self, deliveries: u32) -> Duration {
+        let index = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// Why the reactor itself stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("reactor {consumer}: {reason}")]
+pub struct ReactorError {
+    consumer: String,
+    reason: String,
+}
+
+/// Feeds one source stream into one [`Reaction`].
+pub struct Reactor<R> {
+    reaction: Arc<R>,
+    context: jetstream::Context,
+    source: StreamRef,
+    config: ReactorConfig,
+}
+
+impl<R: Reaction> Reactor<R> {
+    /// A reactor from `source` into `reaction`.
+    pub fn new(
+        reaction: R,
+        context: jetstream::Context,
+        source: StreamRef,
+        config: ReactorConfig,
+    ) -> Self {
+        Self {
+            reaction: Arc::new(reaction),
+            context,
+            source,
+            config,
+        }
+    }
+
+    fn error(&self, reason: impl std::fmt::Display) -> ReactorError {
+        ReactorError {
+            consumer: self.config.durable_name.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Creates (or updates) the durable consumer.
+    pub async fn ensure_consumer(&self) -> Result<consumer::PullConsumer, ReactorError> {
+        let stream = self
+            .context
+            .get_stream(&self.source.name)
+            .await
+            .map_err(|e| self.error(e))?;
+        let in_flight = i64::try_from(self.config.concurrency.max(1) * 4).unwrap_or(i64::MAX);
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(self.config.durable_name.clone()),
+                description: Some(format!("reactor {}", self.config.durable_name)),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: self.config.ack_wait,
+                max_deliver: i64::from(self.config.max_deliveries) + 1,
+                max_ack_pending: in_flight,
+                filter_subjects: self.config.filter_subjects.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Reacts to events until `shutdown`, then finishes the ones in hand.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ReactorError> {
+        let mut in_flight = JoinSet::new();
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let consumer = match self.ensure_consumer().await {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "cannot open consumer; retrying");
+                    pause(failures, &shutdown).await;
+                    continue;
+                }
+            };
+            let mut messages = match consumer
+                .stream()
+                .max_messages_per_batch(self.config.concurrency.max(1) * 2)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+            {
+                Ok(messages) => messages,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(consumer = %self.config.durable_name, %error, "cannot pull; retrying");
+                    pause(failures, &shutdown).await;
+                    continue;
+                }
+            };
+            loop {
+                // Keep at most `concurrency` events in hand.
+                while in_flight.len() >= self.config.concurrency.max(1) {
+                    in_flight.join_next().await;
+                }
+                let next = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    next = messages.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        failures = 0;
+                        let handler = self.handler();
+                        in_flight.spawn(async move { handler.handle(message).await });
+                    }
+                    Some(Err(error)) => {
+                        failures += 1;
+                        tracing::warn!(consumer = %self.config.durable_name, %error, "pull failed; reopening");
+                        pause(failures, &shutdown).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    fn handler(&self) -> Handler<R> {
+        Handler {
+            reaction: Arc::clone(&self.reaction),
+            context: self.context.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Everything one in-flight event needs, owned so it can run in a task.
+struct Handler<R> {
+    reaction: Arc<R>,
+    context: jetstream::Context,
+    config: ReactorConfig,
+}
+
+impl<R: Reaction> Handler<R> {
+    async fn handle(self, message: Message) {
+        let consumer = self.config.durable_name.as_str();
+        let (sequence, deliveries) = match message.info() {
+            Ok(info) => (
+                info.stream_sequence,
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            ),
+            Err(error) => {
+                tracing::error!(consumer, %error, "message without JetStream info");
+                return;
+            }
+        };
+        let outcome = match decode(&message, sequence) {
+            Ok(events) => self.react_all(&events).await,
+            Err(error) => Err(ReactionError::Permanent(error.to_string())),
+        };
+        let ack = match outcome {
+            Ok(()) => message.ack().await,
+            Err(ReactionError::Transient(reason)) if deliveries < self.config.max_deliveries => {
+                let delay = self.config.delay_after(deliveries);
+                tracing::warn!(consumer, sequence, deliveries, ?delay, %reason, "reaction failed; will retry");
+                message.ack_with(AckKind::Nak(Some(delay))).await
+            }
+            Err(error) => {
+                tracing::error!(consumer, sequence, deliveries, %error, "giving up on event; dead-lettering it");
+                match deadletter::publish(&self.context, consumer, &message, &error.to_string())
+                    .await
+                {
+                    Ok(()) => message.ack_with(AckKind::Term).await,
+                    Err(dlq_error) => {
+                        tracing::error!(consumer, sequence, %dlq_error, "dead-letter publish failed; will retry");
+                        message
+                            .ack_with(AckKind::Nak(Some(self.config.delay_after(deliveries))))
+                            .await
+                    }
+                }
+            }
+        };
+        if let Err(error) = ack {
+            // The server will redeliver; the dedupe key makes that harmless.
+            tracing::warn!(consumer, sequence, %error, "ack failed");
+        }
+    }
+
+    async fn react_all(&self, events: &[StoredEvent]) -> Result<(), ReactionError> {
+        for event in events {
+            self.reaction.react(event).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn pause(failures: u32, shutdown: &CancellationToken) {
+    let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(delay) => {}
+    }
+}

@@ -1,0 +1,340 @@
+//! The repository: load, decide, append, with concurrency control and
+//! idempotency done once for every aggregate.
+//!
+//! [`Repository::execute`] is the only write path. It loads the aggregate,
+//! asks it to decide, and appends the events with the subject's last stream
+//! sequence as the expected sequence. A lost race reloads and decides again,
+//! a bounded number of times. A command with a dedupe key takes effect once:
+//! the key is the `Nats-Msg-Id` (so the server drops a repeat inside its
+//! duplicate window) and it is stored in the events' headers (so a repeat
+//! long after the window is still recognised in the loaded history and
+//! answered with the original outcome).
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::aggregate::Aggregate;
+use crate::envelope::{AggregateId, CommandContext, EventMeta, now_ms};
+use crate::event::{DomainEvent, Upcasters};
+use crate::store::{Appended, Commit, EventStore, NewEvent, StoreError, StreamRef};
+
+/// How hard [`Repository::execute`] tries before giving up.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts when the aggregate keeps changing under us.
+    pub max_attempts: u32,
+    /// Re-sends of one append whose ack timed out (same message id).
+    pub max_publish_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            max_publish_retries: 3,
+        }
+    }
+}
+
+/// One event of a loaded history, with its metadata.
+#[derive(Clone, Debug)]
+pub struct Recorded<E> {
+    /// Where, when and why it was written.
+    pub meta: EventMeta,
+    /// The event, upcast to the current schema.
+    pub event: E,
+}
+
+/// An aggregate as loaded from its history.
+#[derive(Clone, Debug)]
+pub struct Loaded<A: Aggregate> {
+    /// Which instance.
+    pub id: AggregateId,
+    /// The fold of its events.
+    pub state: A,
+    /// Stream sequence of its last message; `0` when it has none.
+    pub version: u64,
+    /// Its events, oldest first.
+    pub history: Vec<Recorded<A::Event>>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// Whether any event exists for this aggregate.
+    pub fn exists(&self) -> bool {
+        self.version > 0
+    }
+
+    /// The outcome of the earlier command with this dedupe key, if any.
+    fn replay(&self, dedupe_key: &str) -> Option<Executed<A>> {
+        let original: Vec<&Recorded<A::Event>> = self
+            .history
+            .iter()
+            .filter(|r| r.meta.dedupe_key.as_deref() == Some(dedupe_key))
+            .collect();
+        let position = original.last()?.meta.stream_sequence;
+        Some(Executed {
+            events: original.into_iter().map(|r| r.event.clone()).collect(),
+            position,
+            state: self.state.clone(),
+            replayed: true,
+        })
+    }
+}
+
+/// What a command did.
+#[derive(Clone, Debug)]
+pub struct Executed<A: Aggregate> {
+    /// The events it recorded; for a replayed command, the ones the original
+    /// recorded.
+    pub events: Vec<A::Event>,
+    /// Stream sequence of the commit (the aggregate's version when the
+    /// command decided nothing). Queries wait for projections to reach it.
+    pub position: u64,
+    /// The aggregate's state afterwards.
+    pub state: A,
+    /// `true` when the dedupe key had been seen and nothing new was written.
+    pub replayed: bool,
+}
+
+/// Why a command did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError<E: std::error::Error + 'static> {
+    /// The aggregate refused: a business rule.
+    #[error(transparent)]
+    Rejected(E),
+    /// The aggregate kept changing under us; every attempt lost its race.
+    #[error("concurrency conflict persisted after {attempts} attempts")]
+    Conflict {
+        /// How many times we tried.
+        attempts: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Loads and changes aggregates of type `A` kept in `S`.
+#[derive(Clone, Debug)]
+pub struct Repository<A, S> {
+    store: S,
+    stream: StreamRef,
+    upcasters: Upcasters,
+    policy: RetryPolicy,
+    aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository for aggregates of type `A` in `stream`.
+    pub fn new(store: S, stream: StreamRef) -> Self {
+        Self {
+            store,
+            stream,
+            upcasters: Upcasters::default(),
+            policy: RetryPolicy::default(),
+            aggregate: PhantomData,
+        }
+    }
+
+    /// Upgrades old event versions on load with `upcasters`.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The stream this repository writes to.
+    pub fn stream(&self) -> &StreamRef {
+        &self.stream
+    }
+
+    /// The store behind this repository.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The subject of one aggregate instance.
+    pub fn subject(&self, id: &AggregateId) -> String {
+        self.stream.subject(A::TYPE, id.as_str())
+    }
+
+    /// Loads an aggregate by folding its whole history.
+    pub async fn load(&self, id: &AggregateId) -> Result<Loaded<A>, StoreError> {
+        let subject = self.subject(id);
+        let stored = self.store.load(&self.stream, &subject, 0).await?;
+        let mut loaded = Loaded {
+            id: id.clone(),
+            state: A::default(),
+            version: 0,
+            history: Vec::with_capacity(stored.len()),
+        };
+        for stored_event in stored {
+            let raw = self.upcasters.apply(stored_event.raw)?;
+            let event = A::Event::decode(&raw)?;
+            loaded.state.apply(&event);
+            loaded.version = stored_event.meta.stream_sequence;
+            loaded.history.push(Recorded {
+                meta: stored_event.meta,
+                event,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Runs a command against an aggregate: load, decide, append, retrying
+    /// lost races. A command whose dedupe key this aggregate has already
+    /// seen writes nothing and returns the original outcome.
+    pub async fn execute(
+        &self,
+        id: &AggregateId,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        for attempt in 1..=self.policy.max_attempts {
+            let loaded = self.load(id).await?;
+            if let Some(key) = &context.dedupe_key
+                && let Some(original) = loaded.replay(key)
+            {
+                return Ok(original);
+            }
+            let events = loaded
+                .state
+                .decide(command)
+                .map_err(ExecuteError::Rejected)?;
+            if events.is_empty() {
+                return Ok(Executed {
+                    events,
+                    position: loaded.version,
+                    state: loaded.state,
+                    replayed: false,
+                });
+            }
+            let commit = self.commit(id, loaded.version, &events, context);
+            match self.append(&commit).await {
+                Ok(Appended {
+                    duplicate: false,
+                    sequence,
+                }) => {
+                    let mut state = loaded.state;
+                    for event in &events {
+                        state.apply(event);
+                    }
+                    return Ok(Executed {
+                        events,
+                        position: sequence,
+                        state,
+                        replayed: false,
+                    });
+                }
+                // The server already holds this message id: either our own
+                // earlier send whose ack we missed, or a concurrent twin of
+                // this command. The history tells which outcome stands.
+                Ok(Appended {
+                    duplicate: true, ..
+                })
+                | Err(StoreError::Conflict { .. }) => {
+                    if let Some(original) = self.find_commit(id, &commit).await? {
+                        return Ok(original);
+                    }
+                    tracing::debug!(subject = %commit.subject, attempt, "lost a race, deciding again");
+                    backoff(attempt).await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ExecuteError::Conflict {
+            attempts: self.policy.max_attempts,
+        })
+    }
+
+    /// Appends one commit, re-sending it with the same message id while the
+    /// ack times out: the server's duplicate window makes that safe.
+    async fn append(&self, commit: &Commit) -> Result<Appended, StoreError> {
+        let mut resends = 0;
+        loop {
+            match self.store.append(&self.stream, commit).await {
+                Err(StoreError::Timeout) if resends < self.policy.max_publish_retries => {
+                    resends += 1;
+                    tracing::warn!(subject = %commit.subject, resends, "append timed out; re-sending with the same message id");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// After a conflict or a duplicate ack: has this commit (or an earlier
+    /// command with its dedupe key) been stored after all?
+    async fn find_commit(
+        &self,
+        id: &AggregateId,
+        commit: &Commit,
+    ) -> Result<Option<Executed<A>>, StoreError> {
+        let loaded = self.load(id).await?;
+        if let Some(key) = &commit.context.dedupe_key {
+            return Ok(loaded.replay(key));
+        }
+        let commit_id = commit.commit_id();
+        let Some(first) = loaded
+            .history
+            .iter()
+            .position(|r| r.meta.event_id == commit_id)
+        else {
+            return Ok(None);
+        };
+        let sequence = loaded.history[first].meta.stream_sequence;
+        let events = loaded.history[first..]
+            .iter()
+            .take_while(|r| r.meta.stream_sequence == sequence)
+            .map(|r| r.event.clone())
+            .collect();
+        Ok(Some(Executed {
+            events,
+            position: sequence,
+            state: loaded.state,
+            replayed: false,
+        }))
+    }
+
+    /// Builds the commit for `events` decided on version `expected`.
+    pub fn commit(
+        &self,
+        id: &AggregateId,
+        expected: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Commit {
+        Commit {
+            subject: self.subject(id),
+            expected_sequence: expected,
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id.to_string(),
+            events: events
+                .iter()
+                .map(|event| NewEvent {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    raw: event.to_raw(),
+                })
+                .collect(),
+            context: context.clone(),
+            timestamp_ms: now_ms(),
+        }
+    }
+}
+
+/// A short, growing, jittered pause between attempts, so racing writers on a
+/// hot aggregate spread out instead of colliding again.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos()
+            % 1000,
+    );
+    let micros = 200 * u64::from(attempt.min(10)) + jitter;
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}

@@ -1,0 +1,46 @@
+//! Fixtures for Stocklet's integration tests, on **real infrastructure**.
+//!
+//! Stocklet's guarantees live at the boundary with its infrastructure: a JetStream
+//! publish ack that must mean "durable", optimistic concurrency through expected
+//! stream sequences, PostgreSQL transactions around projections. Mocks of NATS or
+//! PostgreSQL would test our assumptions about them, not them. So every test that
+//! needs them gets the real thing, isolated:
+//!
+//! - [`NatsServer`]: a private `nats-server` process per test (random port, JetStream
+//!   store in a temp dir, the project's own `nats/nats-server.conf`), which the test
+//!   can restart, pause (SIGSTOP) or kill to exercise failure paths.
+//! - [`TestDb`]: a fresh, uniquely named database per test on the PostgreSQL named by
+//!   `DATABASE_URL`, dropped again afterwards.
+//!
+//! **Tests never skip.** A missing `nats-server` binary or an unreachable PostgreSQL
+//! is a panic with instructions, not a silently green test: `make test` (and CI)
+//! installs the pinned nats-server into `.tools/bin` (`make tools`) and finds or starts
+//! PostgreSQL (`scripts/ensure-postgres.sh`), exporting `NATS_SERVER_BIN` and
+//! `DATABASE_URL` for the tests.
+//!
+//! ```no_run
+//! use stocklet_test_support::{NatsServer, TestDb};
+//!
+//! # async fn example() {
+//! let nats = NatsServer::start().await;
+//! let js = async_nats::jetstream::new(nats.client().await);
+//! let db = TestDb::create().await;
+//! sqlx::query("SELECT 1").execute(&db.pool).await.unwrap();
+//! # }
+//! ```
+//!
+//! Both fixtures need a Tokio runtime with time and IO enabled (`#[tokio::test]`).
+
+mod nats;
+mod postgres;
+
+pub use nats::{NatsServer, NatsServerOptions};
+pub use postgres::{DEFAULT_DATABASE_URL, TestDb, redact_url};
+
+use std::path::PathBuf;
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    root.canonicalize().unwrap_or(root)
+}
