@@ -135,19 +135,23 @@ impl Upcasters {
 
 /// Implements [`DomainEvent`] for an enum whose variants each wrap one
 /// prost message that implements [`prost::Name`] (generated with type names).
-/// The event type is the message's full protobuf name.
+/// The event type is the message's full protobuf name. A variant whose
+/// schema has moved on names its current version after `@`; older stored
+/// versions must be upgraded by an [`Upcaster`] before they decode.
 ///
 /// ```ignore
 /// es_core::domain_events! {
-///     pub enum CounterEvent {
-///         Incremented(pb::Incremented),
-///         Reset(pb::Reset),
+///     pub enum AccountEvent {
+///         Opened(pb::AccountOpened),
+///         Deposited(pb::Deposited) @ 2,
 ///     }
 /// }
 /// ```
 #[macro_export]
 macro_rules! domain_events {
-    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($variant:ident($ty:ty)),+ $(,)? }) => {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($variant:ident($ty:ty) $(@ $version:literal)?),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq)]
         $vis enum $name { $($variant($ty)),+ }
@@ -161,18 +165,28 @@ macro_rules! domain_events {
                     ::std::vec![$($crate::event::type_name::<$ty>()),+]
                 })
             }
+
+            fn variant_index(&self) -> usize {
+                let mut index = 0usize;
+                $(
+                    if let Self::$variant(_) = self {
+                        return index;
+                    }
+                    index += 1;
+                )+
+                index
+            }
         }
 
         impl $crate::event::DomainEvent for $name {
             fn event_type(&self) -> &'static str {
-                let mut index = 0usize;
-                $(
-                    if let Self::$variant(_) = self {
-                        return Self::event_types()[index];
-                    }
-                    index += 1;
-                )+
-                unreachable!("{index} variants, all matched above")
+                Self::event_types()[self.variant_index()]
+            }
+
+            fn schema_version(&self) -> u32 {
+                match self {
+                    $(Self::$variant(_) => $crate::__schema_version!($($version)?)),+
+                }
             }
 
             fn encode(&self) -> $crate::bytes::Bytes {
@@ -184,7 +198,9 @@ macro_rules! domain_events {
             fn decode(raw: &$crate::event::RawEvent) -> Result<Self, $crate::event::DecodeError> {
                 let mut index = 0usize;
                 $(
-                    if raw.event_type == Self::event_types()[index] && raw.schema_version == 1 {
+                    if raw.event_type == Self::event_types()[index]
+                        && raw.schema_version == $crate::__schema_version!($($version)?)
+                    {
                         return <$ty as $crate::prost::Message>::decode(raw.payload.clone())
                             .map(Self::$variant)
                             .map_err(|e| $crate::event::DecodeError::Malformed {
@@ -209,6 +225,18 @@ macro_rules! domain_events {
                 }
             }
         )+
+    };
+}
+
+/// The schema version of a `domain_events!` variant: the one given, else 1.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __schema_version {
+    () => {
+        1
+    };
+    ($version:literal) => {
+        $version
     };
 }
 

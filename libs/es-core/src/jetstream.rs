@@ -77,13 +77,36 @@ impl JetStreamEventStore {
         &self.client
     }
 
-    /// Reads one page of a subject's messages starting at `from`. Returns the
-    /// events and, when the server stopped early, where to continue.
+    /// Every event stored in `stream` from sequence `from` to `to`
+    /// (inclusive), whatever its subject. Projections use it to fill a gap
+    /// left by an out-of-order redelivery.
+    pub async fn read_range(
+        &self,
+        stream: &StreamRef,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let all = stream.all_subjects();
+        let mut events = Vec::new();
+        let mut next = Some(from);
+        while let Some(start) = next.filter(|start| *start <= to) {
+            let wanted = usize::try_from(to - start + 1).unwrap_or(LOAD_PAGE);
+            let (page, after) = self.load_page(stream, &all, start, wanted).await?;
+            events.extend(page.into_iter().filter(|e| e.meta.stream_sequence <= to));
+            next = after;
+        }
+        Ok(events)
+    }
+
+    /// Reads up to `limit` messages on `subject` (a filter) starting at
+    /// `from`. Returns the events and, when the server stopped early, where
+    /// to continue.
     async fn load_page(
         &self,
         stream: &StreamRef,
         subject: &str,
         from: u64,
+        limit: usize,
     ) -> Result<(Vec<StoredEvent>, Option<u64>), StoreError> {
         let inbox = self.client.new_inbox();
         let mut replies = self
@@ -94,7 +117,7 @@ impl JetStreamEventStore {
         let request = serde_json::json!({
             "seq": from,
             "next_by_subj": subject,
-            "batch": LOAD_PAGE,
+            "batch": limit.clamp(1, LOAD_PAGE),
         });
         self.client
             .publish_with_reply(
@@ -210,9 +233,11 @@ impl EventStore for JetStreamEventStore {
         subject: &str,
         after_sequence: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let (mut events, mut next) = self.load_page(stream, subject, after_sequence + 1).await?;
+        let (mut events, mut next) = self
+            .load_page(stream, subject, after_sequence + 1, LOAD_PAGE)
+            .await?;
         while let Some(from) = next {
-            let (more, after) = self.load_page(stream, subject, from).await?;
+            let (more, after) = self.load_page(stream, subject, from, LOAD_PAGE).await?;
             events.extend(more);
             next = after;
         }

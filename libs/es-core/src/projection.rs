@@ -9,11 +9,15 @@
 //! every event is applied exactly once.
 //!
 //! - When it is behind, it applies up to `batch_size` events per transaction.
-//! - `max_ack_pending` equals the batch size, so across every instance that
-//!   shares the durable consumer only one batch is in flight: events are
-//!   applied in stream order even when a service runs several instances. The
-//!   checkpoint row is locked for the transaction, so an instance that lost
-//!   its batch to a redelivery cannot apply it twice.
+//! - Events are applied in stream order, always. A durable consumer does not
+//!   promise that order after a redelivery: a crashed instance's unacked
+//!   messages come back later than newer ones. So a batch that starts past
+//!   `checkpoint + 1` first reads the missing range straight from the stream
+//!   (a batch direct get) and applies it, in the same transaction. The
+//!   projection consumes its whole stream, so "missing" is well defined.
+//! - The checkpoint row is locked for the transaction, so instances that
+//!   share the durable consumer serialise their batches, and one that got a
+//!   batch the other already applied skips it.
 //! - A failure to reach PostgreSQL is retried forever with backoff. Any other
 //!   failure is retried a few times, then the batch is applied event by
 //!   event and the one event that keeps failing goes to the dead-letter
@@ -36,7 +40,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deadletter;
 use crate::event::DecodeError;
-use crate::store::{StoredEvent, StreamRef, decode_message};
+use crate::jetstream::JetStreamEventStore;
+use crate::store::{StoreError, StoredEvent, StreamRef, decode_message};
 
 /// A read model built from one stream.
 pub trait Projection: Send + Sync + 'static {
@@ -69,9 +74,15 @@ pub enum ProjectionError {
     /// NATS failed.
     #[error("nats: {0}")]
     Nats(String),
+    /// Reading a gap from the stream failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The event contradicts the read model (a bug or a poison event).
     #[error("invalid event: {0}")]
     Invalid(String),
+    /// A test asked the runner to die right after a commit, before the ack.
+    #[error("injected crash after committing up to sequence {0}")]
+    InjectedCrash(u64),
 }
 
 impl ProjectionError {
@@ -86,7 +97,8 @@ impl ProjectionError {
                     | sqlx::Error::WorkerCrashed
             ),
             Self::Nats(_) => true,
-            Self::Decode(_) | Self::Invalid(_) => false,
+            Self::Store(error) => !matches!(error, StoreError::Decode(_)),
+            Self::Decode(_) | Self::Invalid(_) | Self::InjectedCrash(_) => false,
         }
     }
 }
@@ -136,10 +148,12 @@ impl ProjectionPosition {
 pub struct ProjectionRunner<P> {
     projection: Arc<P>,
     pool: PgPool,
+    store: JetStreamEventStore,
     context: jetstream::Context,
     stream: StreamRef,
     config: ProjectionConfig,
     position: watch::Sender<u64>,
+    crash_after_commit: Option<u64>,
 }
 
 const CREATE_CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS es_checkpoints (
@@ -153,18 +167,30 @@ impl<P: Projection> ProjectionRunner<P> {
     pub fn new(
         projection: P,
         pool: PgPool,
-        context: jetstream::Context,
+        store: JetStreamEventStore,
         stream: StreamRef,
         config: ProjectionConfig,
     ) -> Self {
         Self {
             projection: Arc::new(projection),
             pool,
-            context,
+            context: store.context().clone(),
+            store,
             stream,
             config,
             position: watch::Sender::new(0),
+            crash_after_commit: None,
         }
+    }
+
+    /// Fault injection for crash-safety tests: once a batch reaching
+    /// `sequence` has committed, the runner stops with
+    /// [`ProjectionError::InjectedCrash`] before acking it, as a process
+    /// killed at that instant would.
+    #[doc(hidden)]
+    pub fn crash_after_commit(mut self, sequence: u64) -> Self {
+        self.crash_after_commit = Some(sequence);
+        self
     }
 
     /// The projection's position, for read-your-writes waits.
@@ -407,6 +433,7 @@ impl<P: Projection> ProjectionRunner<P> {
         loop {
             match self.apply_batch(batch).await {
                 Ok(checkpoint) => return Ok(checkpoint),
+                Err(error @ ProjectionError::InjectedCrash(_)) => return Err(error),
                 Err(error) if error.is_transient() => {
                     attempt = attempt.saturating_add(1);
                     tracing::warn!(projection = self.projection.name(), %error, attempt, "transient failure; retrying the batch");
@@ -474,10 +501,16 @@ impl<P: Projection> ProjectionRunner<P> {
     /// move the checkpoint, commit, then ack the last message (which acks
     /// the whole batch).
     async fn apply_batch(&self, batch: &[Message]) -> Result<u64, ProjectionError> {
-        let Some(last) = batch.last() else {
+        let mut last = None;
+        for message in batch {
+            let sequence = stream_sequence(message)?;
+            if last.is_none_or(|(at, _)| sequence > at) {
+                last = Some((sequence, message));
+            }
+        }
+        let Some((_, last)) = last else {
             return self.checkpoint().await;
         };
-        let last_sequence = stream_sequence(last)?;
         let mut tx = self.pool.begin().await?;
         let (checkpoint,): (i64,) = sqlx::query_as(
             "SELECT stream_sequence FROM es_checkpoints WHERE projection = $1 FOR UPDATE",
@@ -486,17 +519,40 @@ impl<P: Projection> ProjectionRunner<P> {
         .fetch_one(&mut *tx)
         .await?;
         let checkpoint = checkpoint.unsigned_abs();
-        let mut events = Vec::with_capacity(batch.len());
+        let mut in_order = Vec::with_capacity(batch.len());
         for message in batch {
-            let sequence = stream_sequence(message)?;
-            if sequence > checkpoint {
-                events.extend(decode(message, sequence)?);
+            in_order.push((stream_sequence(message)?, message));
+        }
+        in_order.sort_by_key(|(sequence, _)| *sequence);
+        let mut next = checkpoint + 1;
+        let mut events = Vec::with_capacity(batch.len());
+        for (sequence, message) in in_order {
+            if sequence < next {
+                continue; // applied before: a redelivery
             }
+            if sequence > next {
+                // Older messages are still out (a redelivery will bring them
+                // later): read them from the stream now, in order.
+                let gap = self
+                    .store
+                    .read_range(&self.stream, next, sequence - 1)
+                    .await?;
+                tracing::debug!(
+                    projection = self.projection.name(),
+                    from = next,
+                    to = sequence - 1,
+                    events = gap.len(),
+                    "filled a gap from the stream"
+                );
+                events.extend(gap);
+            }
+            events.extend(decode(message, sequence)?);
+            next = sequence + 1;
         }
         if !events.is_empty() {
             self.projection.apply(&mut tx, &events).await?;
         }
-        let new_checkpoint = checkpoint.max(last_sequence);
+        let new_checkpoint = next - 1;
         if new_checkpoint > checkpoint {
             sqlx::query(
                 "UPDATE es_checkpoints SET stream_sequence = $2, updated_at = now() WHERE projection = $1",
@@ -508,7 +564,14 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         tx.commit().await?;
         self.advance(new_checkpoint);
-        // If this ack is lost the batch is redelivered and skipped above.
+        if self
+            .crash_after_commit
+            .is_some_and(|at| new_checkpoint >= at)
+        {
+            return Err(ProjectionError::InjectedCrash(new_checkpoint));
+        }
+        // The highest sequence acks the whole batch (AckPolicy::All). If this
+        // ack is lost the batch is redelivered and skipped above.
         last.ack()
             .await
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;

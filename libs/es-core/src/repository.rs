@@ -30,7 +30,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 10,
+            max_attempts: 20,
             max_publish_retries: 3,
         }
     }
@@ -164,15 +164,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// Loads an aggregate by folding its whole history.
     pub async fn load(&self, id: &AggregateId) -> Result<Loaded<A>, StoreError> {
-        let subject = self.subject(id);
-        let stored = self.store.load(&self.stream, &subject, 0).await?;
-        let mut loaded = Loaded {
+        let empty = Loaded {
             id: id.clone(),
             state: A::default(),
             version: 0,
-            history: Vec::with_capacity(stored.len()),
+            history: Vec::new(),
         };
-        for stored_event in stored {
+        self.refresh(empty).await
+    }
+
+    /// Brings a loaded aggregate up to date by folding only the events
+    /// appended since it was loaded: a lost race costs one small read.
+    pub async fn refresh(&self, mut loaded: Loaded<A>) -> Result<Loaded<A>, StoreError> {
+        let subject = self.subject(&loaded.id);
+        let newer = self
+            .store
+            .load(&self.stream, &subject, loaded.version)
+            .await?;
+        for stored_event in newer {
             let raw = self.upcasters.apply(stored_event.raw)?;
             let event = A::Event::decode(&raw)?;
             loaded.state.apply(&event);
@@ -194,8 +203,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        let mut loaded = self.load(id).await?;
         for attempt in 1..=self.policy.max_attempts {
-            let loaded = self.load(id).await?;
             if let Some(key) = &context.dedupe_key
                 && let Some(original) = loaded.replay(key)
             {
@@ -219,7 +228,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     duplicate: false,
                     sequence,
                 }) => {
-                    let mut state = loaded.state;
+                    let mut state = loaded.state.clone();
                     for event in &events {
                         state.apply(event);
                     }
@@ -237,7 +246,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     duplicate: true, ..
                 })
                 | Err(StoreError::Conflict { .. }) => {
-                    if let Some(original) = self.find_commit(id, &commit).await? {
+                    loaded = self.refresh(loaded).await?;
+                    if let Some(original) = find_commit(&loaded, &commit) {
                         return Ok(original);
                     }
                     tracing::debug!(subject = %commit.subject, attempt, "lost a race, deciding again");
@@ -266,39 +276,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// After a conflict or a duplicate ack: has this commit (or an earlier
-    /// command with its dedupe key) been stored after all?
-    async fn find_commit(
-        &self,
-        id: &AggregateId,
-        commit: &Commit,
-    ) -> Result<Option<Executed<A>>, StoreError> {
-        let loaded = self.load(id).await?;
-        if let Some(key) = &commit.context.dedupe_key {
-            return Ok(loaded.replay(key));
-        }
-        let commit_id = commit.commit_id();
-        let Some(first) = loaded
-            .history
-            .iter()
-            .position(|r| r.meta.event_id == commit_id)
-        else {
-            return Ok(None);
-        };
-        let sequence = loaded.history[first].meta.stream_sequence;
-        let events = loaded.history[first..]
-            .iter()
-            .take_while(|r| r.meta.stream_sequence == sequence)
-            .map(|r| r.event.clone())
-            .collect();
-        Ok(Some(Executed {
-            events,
-            position: sequence,
-            state: loaded.state,
-            replayed: false,
-        }))
-    }
-
     /// Builds the commit for `events` decided on version `expected`.
     pub fn commit(
         &self,
@@ -325,16 +302,41 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 }
 
+/// After a conflict or a duplicate ack: was this commit (or an earlier
+/// command with its dedupe key) stored after all? `loaded` must be fresh.
+fn find_commit<A: Aggregate>(loaded: &Loaded<A>, commit: &Commit) -> Option<Executed<A>> {
+    if let Some(key) = &commit.context.dedupe_key {
+        return loaded.replay(key);
+    }
+    let commit_id = commit.commit_id();
+    let first = loaded
+        .history
+        .iter()
+        .position(|r| r.meta.event_id == commit_id)?;
+    let sequence = loaded.history[first].meta.stream_sequence;
+    let events = loaded.history[first..]
+        .iter()
+        .take_while(|r| r.meta.stream_sequence == sequence)
+        .map(|r| r.event.clone())
+        .collect();
+    Some(Executed {
+        events,
+        position: sequence,
+        state: loaded.state.clone(),
+        replayed: false,
+    })
+}
+
 /// A short, growing, jittered pause between attempts, so racing writers on a
 /// hot aggregate spread out instead of colliding again.
 async fn backoff(attempt: u32) {
+    let spread = 500 * u64::from(attempt.min(8));
     let jitter = u64::from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
-            .subsec_nanos()
-            % 1000,
-    );
-    let micros = 200 * u64::from(attempt.min(10)) + jitter;
+            .subsec_nanos(),
+    ) % spread.max(1);
+    let micros = 100 + jitter;
     tokio::time::sleep(Duration::from_micros(micros)).await;
 }

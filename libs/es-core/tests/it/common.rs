@@ -1,0 +1,203 @@
+//! A small bank account domain used by the tests: real protobuf events, a
+//! real invariant (no overdraft) and a multi-event command.
+
+use std::time::Duration;
+
+use es_core::streams::{StreamDefinition, definitions};
+use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
+use stocklet_test_support::NatsServer;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Opened {
+    #[prost(string, tag = "1")]
+    pub owner: String,
+}
+
+/// Current schema (v2): the amount in cents.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Deposited {
+    #[prost(int64, tag = "1")]
+    pub amount_cents: i64,
+}
+
+/// The v1 schema of `Deposited`: whole currency units, in another field.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DepositedV1 {
+    #[prost(int64, tag = "2")]
+    pub amount_whole: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Withdrawn {
+    #[prost(int64, tag = "1")]
+    pub amount_cents: i64,
+}
+
+macro_rules! test_names {
+    ($($ty:ident => $name:literal),+) => {
+        $(impl prost::Name for $ty {
+            const NAME: &'static str = $name;
+            const PACKAGE: &'static str = "test.v1";
+        })+
+    };
+}
+test_names!(Opened => "Opened", Deposited => "Deposited", DepositedV1 => "Deposited", Withdrawn => "Withdrawn");
+
+es_core::domain_events! {
+    pub enum AccountEvent {
+        Opened(Opened),
+        Deposited(Deposited) @ 2,
+        Withdrawn(Withdrawn),
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Account {
+    pub open: bool,
+    pub balance_cents: i64,
+}
+
+#[derive(Clone, Debug)]
+pub enum AccountCommand {
+    Open { owner: String },
+    OpenWithDeposit { owner: String, amount_cents: i64 },
+    Deposit { amount_cents: i64 },
+    Withdraw { amount_cents: i64 },
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AccountError {
+    #[error("account already open")]
+    AlreadyOpen,
+    #[error("account not open")]
+    NotOpen,
+    #[error("amount must be positive")]
+    NonPositiveAmount,
+    #[error("insufficient funds: balance {balance_cents}, requested {requested_cents}")]
+    InsufficientFunds {
+        balance_cents: i64,
+        requested_cents: i64,
+    },
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+
+    fn decide(&self, command: &AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+        let positive = |amount: i64| {
+            if amount > 0 {
+                Ok(amount)
+            } else {
+                Err(AccountError::NonPositiveAmount)
+            }
+        };
+        match command {
+            AccountCommand::Open { owner } if !self.open => Ok(vec![
+                Opened {
+                    owner: owner.clone(),
+                }
+                .into(),
+            ]),
+            AccountCommand::OpenWithDeposit {
+                owner,
+                amount_cents,
+            } if !self.open => Ok(vec![
+                Opened {
+                    owner: owner.clone(),
+                }
+                .into(),
+                Deposited {
+                    amount_cents: positive(*amount_cents)?,
+                }
+                .into(),
+            ]),
+            AccountCommand::Open { .. } | AccountCommand::OpenWithDeposit { .. } => {
+                Err(AccountError::AlreadyOpen)
+            }
+            _ if !self.open => Err(AccountError::NotOpen),
+            AccountCommand::Deposit { amount_cents } => Ok(vec![
+                Deposited {
+                    amount_cents: positive(*amount_cents)?,
+                }
+                .into(),
+            ]),
+            AccountCommand::Withdraw { amount_cents } => {
+                let amount_cents = positive(*amount_cents)?;
+                if amount_cents > self.balance_cents {
+                    return Err(AccountError::InsufficientFunds {
+                        balance_cents: self.balance_cents,
+                        requested_cents: amount_cents,
+                    });
+                }
+                Ok(vec![Withdrawn { amount_cents }.into()])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::Opened(_) => self.open = true,
+            AccountEvent::Deposited(e) => self.balance_cents += e.amount_cents,
+            AccountEvent::Withdrawn(e) => self.balance_cents -= e.amount_cents,
+        }
+    }
+}
+
+/// The shipped `PAYMENT` stream definition, as the tests' bank stream.
+pub fn bank_definition() -> StreamDefinition {
+    StreamDefinition::from_json(definitions::PAYMENT).unwrap()
+}
+
+/// A server with the bank stream (and the dead-letter stream) provisioned.
+pub struct Bank {
+    pub server: NatsServer,
+    pub store: JetStreamEventStore,
+    pub stream: StreamRef,
+}
+
+impl Bank {
+    pub async fn start() -> Bank {
+        Self::start_with(bank_definition(), Duration::from_secs(5)).await
+    }
+
+    pub async fn start_with(definition: StreamDefinition, timeout: Duration) -> Bank {
+        let server = NatsServer::start().await;
+        let store = JetStreamEventStore::with_timeout(server.client().await, timeout);
+        let stream = definition.ensure(store.context()).await.unwrap();
+        StreamDefinition::from_json(definitions::DEADLETTER)
+            .unwrap()
+            .ensure(store.context())
+            .await
+            .unwrap();
+        Bank {
+            server,
+            store,
+            stream,
+        }
+    }
+
+    pub fn accounts(&self) -> Repository<Account, JetStreamEventStore> {
+        Repository::new(self.store.clone(), self.stream.clone())
+    }
+
+    /// Number of messages in the bank stream.
+    pub async fn message_count(&self) -> u64 {
+        self.store
+            .context()
+            .get_stream(&self.stream.name)
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap()
+            .state
+            .messages
+    }
+}
+
+pub fn id(name: &str) -> es_core::AggregateId {
+    es_core::AggregateId::parse(name).unwrap()
+}

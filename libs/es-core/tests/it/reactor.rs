@@ -1,0 +1,248 @@
+//! Reactors: at-least-once delivery, exactly-once effect, and dead letters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use es_core::reactor::{Reaction, ReactionError, Reactor, ReactorConfig};
+use es_core::streams::{StreamDefinition, definitions};
+use es_core::{
+    CommandContext, DomainEvent, JetStreamEventStore, Repository, StoredEvent, StreamRef,
+};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
+
+/// Mirrors every deposit into an account of the same id in another stream,
+/// the way a saga step turns one service's event into another's command.
+#[derive(Clone)]
+struct MirrorDeposits {
+    mirror: Repository<Account, JetStreamEventStore>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    /// Fails after its append on the first delivery, like a crash between
+    /// the append and the ack.
+    fail_after_append_once: bool,
+    /// Amount that always fails: a poison event.
+    poison_amount: Option<i64>,
+}
+
+impl Reaction for MirrorDeposits {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(stored.meta.event_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let event = AccountEvent::decode(&stored.raw)
+            .map_err(|e| ReactionError::Permanent(e.to_string()))?;
+        let AccountEvent::Deposited(deposit) = event else {
+            return Ok(());
+        };
+        if Some(deposit.amount_cents) == self.poison_amount {
+            return Err(ReactionError::Transient("the mirror refuses 13".into()));
+        }
+        let target = id(&stored.meta.aggregate_id);
+        let ctx = CommandContext::caused_by(&stored.meta, "mirror");
+        let command = AccountCommand::OpenWithDeposit {
+            owner: "mirror".into(),
+            amount_cents: deposit.amount_cents,
+        };
+        let result = self.mirror.execute(&target, &command, &ctx).await;
+        let result = match result {
+            Err(es_core::ExecuteError::Rejected(AccountError::AlreadyOpen)) => self
+                .mirror
+                .execute(
+                    &target,
+                    &AccountCommand::Deposit {
+                        amount_cents: deposit.amount_cents,
+                    },
+                    &ctx,
+                )
+                .await
+                .map(|_| ()),
+            other => other.map(|_| ()),
+        };
+        result.map_err(|e| ReactionError::Transient(e.to_string()))?;
+        if self.fail_after_append_once && attempt == 1 {
+            return Err(ReactionError::Transient("crashed before the ack".into()));
+        }
+        Ok(())
+    }
+}
+
+struct Setup {
+    bank: Bank,
+    mirror: Repository<Account, JetStreamEventStore>,
+    reaction: MirrorDeposits,
+}
+
+async fn setup(fail_after_append_once: bool, poison_amount: Option<i64>) -> Setup {
+    let bank = Bank::start().await;
+    let mirror_stream: StreamRef = StreamDefinition::from_json(definitions::SHIPPING)
+        .unwrap()
+        .ensure(bank.store.context())
+        .await
+        .unwrap();
+    let mirror = Repository::new(bank.store.clone(), mirror_stream);
+    let reaction = MirrorDeposits {
+        mirror: mirror.clone(),
+        attempts: Arc::default(),
+        fail_after_append_once,
+        poison_amount,
+    };
+    Setup {
+        bank,
+        mirror,
+        reaction,
+    }
+}
+
+fn config() -> ReactorConfig {
+    ReactorConfig {
+        max_deliveries: 3,
+        backoff: vec![Duration::from_millis(50)],
+        concurrency: 4,
+        ..ReactorConfig::new("mirror-from-bank")
+    }
+}
+
+async fn deposit(bank: &Bank, account: &str, cents: i64) {
+    let accounts = bank.accounts();
+    let ctx = CommandContext::default();
+    if !accounts.load(&id(account)).await.unwrap().exists() {
+        accounts
+            .execute(
+                &id(account),
+                &AccountCommand::Open { owner: "o".into() },
+                &ctx,
+            )
+            .await
+            .unwrap();
+    }
+    accounts
+        .execute(
+            &id(account),
+            &AccountCommand::Deposit {
+                amount_cents: cents,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+}
+
+/// Polls until `check` holds, for at most ten seconds.
+async fn eventually<F: Fn() -> Fut, Fut: Future<Output = bool>>(what: &str, check: F) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test]
+async fn a_redelivered_event_causes_one_effect() {
+    let s = setup(true, None).await;
+    for (account, cents) in [("x", 5), ("y", 7), ("x", 11)] {
+        deposit(&s.bank, account, cents).await;
+    }
+    let reactor = Reactor::new(
+        s.reaction.clone(),
+        s.bank.store.context().clone(),
+        s.bank.stream.clone(),
+        config(),
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+
+    // Every deposit's first attempt "crashes" after its append, so each is
+    // delivered twice; openings are delivered once.
+    eventually("every deposit is redelivered and acked", || async {
+        let attempts = s.reaction.attempts.lock().unwrap();
+        attempts.values().filter(|n| **n == 2).count() == 3
+    })
+    .await;
+    eventually("both mirrors complete", || async {
+        s.mirror.load(&id("x")).await.unwrap().state.balance_cents == 16
+            && s.mirror.load(&id("y")).await.unwrap().state.balance_cents == 7
+    })
+    .await;
+    let x = s.mirror.load(&id("x")).await.unwrap();
+    assert_eq!(
+        x.history.len(),
+        3,
+        "open + deposit from the first, deposit from the second"
+    );
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        s.mirror.load(&id("x")).await.unwrap().state.balance_cents,
+        16
+    );
+}
+
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_after_n_attempts_while_later_events_flow() {
+    let s = setup(false, Some(13)).await;
+    deposit(&s.bank, "p", 13).await;
+    for cents in 1..=5 {
+        deposit(&s.bank, "q", cents).await;
+    }
+    let reactor = Reactor::new(
+        s.reaction.clone(),
+        s.bank.store.context().clone(),
+        s.bank.stream.clone(),
+        config(),
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    eventually("later events are mirrored", || async {
+        s.mirror.load(&id("q")).await.unwrap().state.balance_cents == 15
+    })
+    .await;
+
+    let context = s.bank.store.context();
+    let dead = context.get_stream("DEADLETTER").await.unwrap();
+    eventually(
+        "the poison event reaches the dead-letter stream",
+        || async { dead.get_info().await.unwrap().state.messages == 1 },
+    )
+    .await;
+    let letter = dead
+        .get_last_raw_message_by_subject("deadletter.mirror-from-bank")
+        .await
+        .unwrap();
+    let header = |name: &str| letter.headers.get(name).map(|v| v.to_string());
+    assert_eq!(header("Stocklet-Dlq-Deliveries").as_deref(), Some("3"));
+    assert!(header("Stocklet-Dlq-Error").unwrap().contains("refuses 13"));
+    assert_eq!(header("Stocklet-Dlq-Stream").as_deref(), Some("PAYMENT"));
+    assert_eq!(
+        header("Stocklet-Event-Type").as_deref(),
+        Some("test.v1.Deposited")
+    );
+    let attempts = s.reaction.attempts.lock().unwrap().values().copied().max();
+    assert_eq!(attempts, Some(3), "tried exactly max_deliveries times");
+    assert!(!s.mirror.load(&id("p")).await.unwrap().exists());
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+
+    // And nothing is redelivered afterwards: the consumer has nothing pending.
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = context
+        .get_consumer_from_stream("mirror-from-bank", "PAYMENT")
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    let mut leftovers = consumer.fetch().max_messages(10).messages().await.unwrap();
+    assert!(leftovers.next().await.is_none());
+}
