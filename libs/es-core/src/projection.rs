@@ -198,6 +198,36 @@ impl<P: Projection> ProjectionRunner<P> {
         ProjectionPosition(self.position.subscribe())
     }
 
+    /// Waits until the read model holds `sequence`, at most `timeout`, and
+    /// says whether it got there. Watches this instance's progress and, since
+    /// another instance sharing the durable consumer may have applied it,
+    /// the shared checkpoint too. Commands call it with their position so
+    /// that queries read their writes.
+    pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut position = self.position.subscribe();
+        loop {
+            if *position.borrow_and_update() >= sequence {
+                return true;
+            }
+            if let Ok(checkpoint) = self.checkpoint().await
+                && checkpoint >= sequence
+            {
+                self.advance(checkpoint);
+                return true;
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return false;
+            }
+            let _ = tokio::time::timeout(
+                remaining.min(Duration::from_millis(100)),
+                position.changed(),
+            )
+            .await;
+        }
+    }
+
     /// The projection itself.
     pub fn projection(&self) -> &P {
         &self.projection

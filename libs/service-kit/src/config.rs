@@ -1,0 +1,135 @@
+//! Typed configuration from environment variables (12-factor).
+//!
+//! Every setting has a sane default, so `make run` works with none set. A
+//! value that is set but malformed is an error at start-up, never a silent
+//! fallback. Secrets are wrapped in [`Secret`], whose `Debug` and `Display`
+//! print `***`, so configuration can be logged whole.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A setting that is set but cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: String,
+    /// Its value (never a secret's).
+    pub value: String,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+/// Reads `name`, or `default` when unset or empty.
+pub fn env_or(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => default.to_owned(),
+    }
+}
+
+/// Reads and parses `name`, or `default` when unset or empty.
+pub fn env_parse<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value.parse().map_err(|e: T::Err| ConfigError {
+            name: name.to_owned(),
+            value,
+            reason: e.to_string(),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// A value that must never appear in logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Settings every service has, with the variable names used in `make run`,
+/// `compose.yaml` and the README.
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// `NATS_URL`.
+    pub nats_url: String,
+    /// `DATABASE_URL`: the server; each service uses its own schema in it.
+    pub database_url: Secret,
+    /// `STOCKLET_INTERNAL_TOKEN`: shared by the gateway and the services;
+    /// identity metadata is trusted only next to it.
+    pub internal_token: Secret,
+    /// `STOCKLET_STREAM_REPLICAS`: 1 on one server, 3 on a cluster.
+    pub stream_replicas: usize,
+}
+
+/// Default `NATS_URL`: the nats-server `make run` starts.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:14222";
+/// Default `DATABASE_URL`: the local PostgreSQL with trust auth.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Default `STOCKLET_INTERNAL_TOKEN`, for local development only.
+pub const DEFAULT_INTERNAL_TOKEN: &str = "stocklet-dev-internal-token";
+
+impl CommonConfig {
+    /// Reads the common settings from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            nats_url: env_or("NATS_URL", DEFAULT_NATS_URL),
+            database_url: Secret::new(env_or("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
+            stream_replicas: env_parse("STOCKLET_STREAM_REPLICAS", 1)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret}"), "***");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn malformed_settings_are_errors_not_defaults() {
+        let parsed: Result<usize, _> = "three".parse::<usize>().map_err(|e| e.to_string());
+        assert!(parsed.is_err());
+        assert_eq!(
+            env_parse("STOCKLET_TEST_UNSET_VARIABLE", 7usize).unwrap(),
+            7
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! What every Stocklet service shares, so that each service crate holds only
+//! its domain, its API handlers and its read models.
+//!
+//! - [`identity`]: the gRPC metadata contract that carries the caller's user
+//!   id and role, and the internal token that makes it trustworthy.
+//! - [`error`]: one API error enum, mapped to gRPC status (with
+//!   `google.rpc.BadRequest` field violations) in one place.
+//! - [`pagination`]: page sizes and opaque page tokens.
+//! - [`config`]: typed settings from environment variables, with secrets
+//!   that never print.
+//! - [`grpc`]: serving a tonic service with health and reflection, and
+//!   graceful shutdown.
+//! - [`db`]: a PostgreSQL pool whose connections live in the service's own
+//!   schema.
+//! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
+//! - [`telemetry`]: tracing setup.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod identity;
+pub mod lifecycle;
+pub mod pagination;
+pub mod telemetry;
+
+pub use config::{ConfigError, Secret};
+pub use error::{ApiError, FieldViolation, Validation};
+pub use identity::{Identity, Role};
+pub use pagination::PageRequest;

@@ -1,0 +1,110 @@
+//! Starting and stopping a service: the steps every `run` shares.
+//!
+//! A service's `run(config, listener, shutdown)` connects to NATS,
+//! provisions its streams ([`provision`]), prepares its database, starts its
+//! consumers, and serves gRPC until `shutdown`. It then stops taking calls,
+//! lets in-flight calls finish, and only then stops its consumers, which
+//! finish and ack the events in hand. [`shutdown_on_signal`] turns Ctrl-C
+//! and SIGTERM into that token for binaries.
+
+use es_core::JetStreamEventStore;
+use es_core::streams::{ProvisionError, StreamDefinition};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::DbError;
+use crate::grpc::ServeError;
+
+/// Why a service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// NATS could not be reached.
+    #[error("connecting to NATS at {url}: {reason}")]
+    Nats {
+        /// The URL tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A stream could not be provisioned.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// PostgreSQL could not be prepared.
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    /// A migration failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// A consumer failed for good.
+    #[error("consumer: {0}")]
+    Consumer(String),
+    /// Something the service needs is misconfigured.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Connects to NATS and returns the event store on it.
+pub async fn connect_event_store(nats_url: &str) -> Result<JetStreamEventStore, RunError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("stocklet")
+        .retry_on_initial_connect()
+        .connect(nats_url)
+        .await
+        .map_err(|e| RunError::Nats {
+            url: nats_url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(JetStreamEventStore::new(client))
+}
+
+/// Creates or updates the streams a service writes to or reads from, plus
+/// the dead-letter stream, with `replicas` copies each. Idempotent.
+pub async fn provision(
+    store: &JetStreamEventStore,
+    definitions: &[&str],
+    replicas: usize,
+) -> Result<Vec<es_core::StreamRef>, RunError> {
+    let mut streams = Vec::with_capacity(definitions.len());
+    for json in definitions
+        .iter()
+        .chain(std::iter::once(&es_core::streams::definitions::DEADLETTER))
+    {
+        let definition = StreamDefinition::from_json(json)?.with_replicas(replicas);
+        streams.push(definition.ensure(store.context()).await?);
+    }
+    streams.pop(); // the dead-letter stream is nobody's to write to
+    Ok(streams)
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(term) => term,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C only");
+                        let _ = ctrl_c.await;
+                        cancel.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}

@@ -1,0 +1,9 @@
+//! The catalogue's pure domain: the [`Product`] aggregate and the values it
+//! is made of. No I/O here; the API layer loads and stores through the
+//! es-core repository.
+
+mod product;
+mod values;
+
+pub use product::{Product, ProductCommand, ProductError, ProductEvent};
+pub use values::{Cents, Description, InvalidValue, ProductName};

@@ -1,0 +1,114 @@
+//! The product service: Stocklet's catalogue.
+//!
+//! It owns products and their prices. Admins create products, change their
+//! price or details, and delete them; anyone can browse the catalogue.
+//!
+//! | events | |
+//! | --- | --- |
+//! | produces (stream `PRODUCT`) | `ProductCreated`, `ProductPriceUpdated`, `ProductDetailsUpdated`, `ProductDeleted` |
+//! | consumes | none yet (the saga's price quote comes with the saga) |
+//!
+//! Read model: `product.products`, built by the [`projections::Catalogue`]
+//! projection. A command answers once the catalogue shows its effect, so
+//! queries read their writes.
+
+pub mod api;
+pub mod domain;
+pub mod projections;
+
+use std::sync::Arc;
+
+use es_core::Repository;
+use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::streams::definitions;
+use stocklet_proto::stocklet::product::v1::product_service_server::ProductServiceServer;
+use stocklet_service_kit::config::{CommonConfig, env_or};
+use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::{ConfigError, db, grpc};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ProductApi;
+use crate::projections::Catalogue;
+
+/// The gRPC service name, for health checks.
+pub const SERVICE_NAME: &str = "stocklet.product.v1.ProductService";
+/// The PostgreSQL schema of the read models.
+pub const SCHEMA: &str = "product";
+
+/// The product service's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Settings every service shares.
+    pub common: CommonConfig,
+    /// `STOCKLET_PRODUCT_ADDR`: where the gRPC server listens.
+    pub listen_addr: String,
+}
+
+impl Config {
+    /// Reads the settings from the environment, with defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or("STOCKLET_PRODUCT_ADDR", "127.0.0.1:50053"),
+        })
+    }
+}
+
+/// Runs the service on `listener` until `shutdown`, then stops gracefully.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
+    let streams = lifecycle::provision(
+        &store,
+        &[definitions::PRODUCT],
+        config.common.stream_replicas,
+    )
+    .await?;
+    let stream = streams
+        .into_iter()
+        .next()
+        .ok_or_else(|| RunError::Config("PRODUCT stream missing".into()))?;
+    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+
+    let catalogue = Arc::new(ProjectionRunner::new(
+        Catalogue,
+        pool.clone(),
+        store.clone(),
+        stream.clone(),
+        ProjectionConfig::default(),
+    ));
+    let consumers = CancellationToken::new();
+    let projection = tokio::spawn({
+        let (catalogue, consumers) = (Arc::clone(&catalogue), consumers.clone());
+        async move { catalogue.run(consumers).await }
+    });
+
+    let api = ProductApi::new(
+        Repository::new(store, stream),
+        catalogue,
+        pool,
+        config.common.internal_token.clone(),
+    );
+    tracing::info!(addr = ?listener.local_addr().ok(), "product service listening");
+    let served = grpc::serve(
+        listener,
+        tonic::service::Routes::new(ProductServiceServer::new(api)),
+        &[SERVICE_NAME],
+        shutdown,
+    )
+    .await;
+
+    // gRPC has drained; now let the consumers finish what they hold.
+    consumers.cancel();
+    let consumed = projection
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?
+        .map_err(|e| RunError::Consumer(e.to_string()));
+    served?;
+    consumed
+}
