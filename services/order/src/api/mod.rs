@@ -1,0 +1,306 @@
+//! The order service's gRPC API: placing, reading and cancelling orders.
+//!
+//! Commands load the order aggregate, decide and append through the
+//! repository, then wait (bounded) for the orders projection to reach the
+//! new position, so that a query right after a command sees it. Queries read
+//! the read model. The caller comes from the identity metadata only: the
+//! customer of a new order is the caller, and customers see only their own
+//! orders (another customer's order is NotFound, so ids cannot be probed).
+//! Every failure becomes an [`ApiError`] and, through it, a gRPC status in
+//! one place.
+
+mod convert;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::ProjectionRunner;
+use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use sqlx::PgPool;
+use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
+use stocklet_service_kit::{ApiError, FieldViolation, Identity, PageRequest, Secret, Validation};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{
+    CancellationReason, Cart, CustomerId, InvalidCart, Order, OrderCommand, OrderError, OrderId,
+};
+use crate::projections::{self, Orders};
+
+/// How long a command waits for its effect to reach the read model.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// Longest product id echoed back in a field path.
+const MAX_ECHOED_KEY: usize = 64;
+
+/// Handles `stocklet.order.v1.OrderService`.
+#[derive(Clone)]
+pub struct OrderApi {
+    orders: Repository<Order, JetStreamEventStore>,
+    read_model: Arc<ProjectionRunner<Orders>>,
+    pool: PgPool,
+    internal_token: Secret,
+}
+
+impl OrderApi {
+    /// The API over its repository and read model.
+    pub fn new(
+        orders: Repository<Order, JetStreamEventStore>,
+        read_model: Arc<ProjectionRunner<Orders>>,
+        pool: PgPool,
+        internal_token: Secret,
+    ) -> Self {
+        Self {
+            orders,
+            read_model,
+            pool,
+            internal_token,
+        }
+    }
+
+    fn identity<T>(&self, request: &Request<T>) -> Identity {
+        Identity::from_metadata(request.metadata(), &self.internal_token)
+    }
+
+    /// Runs a command and waits until the read model shows its effect.
+    async fn execute(&self, id: &OrderId, command: OrderCommand) -> Result<Order, ApiError> {
+        let id = aggregate_id(id)?;
+        let executed: Executed<Order> = self
+            .orders
+            .execute(&id, &command, &CommandContext::default())
+            .await
+            .map_err(|e| ApiError::from_execute(e, rejected))?;
+        if !self
+            .read_model
+            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(
+                position = executed.position,
+                "orders read model is lagging; answering before it caught up"
+            );
+        }
+        Ok(executed.state)
+    }
+}
+
+/// An order id is a UUID, hence always a valid subject token.
+fn aggregate_id(id: &OrderId) -> Result<AggregateId, ApiError> {
+    AggregateId::parse(id.as_str()).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// How the order's business rules surface to clients.
+fn rejected(error: OrderError) -> ApiError {
+    match error {
+        OrderError::NotPlaced => ApiError::NotFound("order".into()),
+        OrderError::AlreadyPlaced => ApiError::AlreadyExists("order".into()),
+        OrderError::SagaRunning { .. } | OrderError::Final { .. } => {
+            ApiError::FailedPrecondition(error.to_string())
+        }
+        // Saga inputs do not come through this API; reaching one is a bug.
+        OrderError::TooEarly { .. }
+        | OrderError::Contradicts { .. }
+        | OrderError::QuoteMismatch
+        | OrderError::ItemsPriceMismatch { .. }
+        | OrderError::TotalTooLarge
+        | OrderError::AmountMismatch { .. }
+        | OrderError::ShipmentMismatch { .. } => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// Every problem of a cart as a field violation on `cart.items[<id>]` (or
+/// `cart.items` for the cart as a whole).
+fn cart_violations(error: InvalidCart) -> Vec<FieldViolation> {
+    error
+        .problems
+        .into_iter()
+        .map(|(key, problem)| FieldViolation {
+            field: match key {
+                Some(key) => {
+                    let shown: String = key.chars().take(MAX_ECHOED_KEY).collect();
+                    format!("cart.items[{shown}]")
+                }
+                None => "cart.items".to_owned(),
+            },
+            description: problem.to_string(),
+        })
+        .collect()
+}
+
+fn missing() -> Status {
+    ApiError::Internal("validated fields missing".into()).into()
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderApi {
+    async fn get_service_info(
+        &self,
+        _request: Request<pb::GetServiceInfoRequest>,
+    ) -> Result<Response<pb::GetServiceInfoResponse>, Status> {
+        Ok(Response::new(pb::GetServiceInfoResponse {
+            name: "order".into(),
+            source: "https://github.com/stocklet/stocklet/tree/main/services/order".into(),
+            license: "MIT".into(),
+        }))
+    }
+
+    async fn view_order(
+        &self,
+        request: Request<pb::ViewOrderRequest>,
+    ) -> Result<Response<pb::ViewOrderResponse>, Status> {
+        let identity = self.identity(&request);
+        identity.require_user()?;
+        let mut validation = Validation::new();
+        let id = validation.parse("order_id", OrderId::parse(&request.get_ref().order_id));
+        validation.finish()?;
+        let id = id.ok_or_else(missing)?;
+        let view = projections::find(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("order".into()))?;
+        identity.require_owner_or_admin(&view.order.customer_id, "order")?;
+        Ok(Response::new(pb::ViewOrderResponse {
+            order: Some(convert::view_to_pb(view)),
+        }))
+    }
+
+    async fn view_orders(
+        &self,
+        request: Request<pb::ViewOrdersRequest>,
+    ) -> Result<Response<pb::ViewOrdersResponse>, Status> {
+        let identity = self.identity(&request);
+        let caller = identity.require_user()?.to_owned();
+        let body = request.get_ref();
+        // Naming a customer is an admin's privilege, whoever is named.
+        if !body.customer_id.is_empty() {
+            identity.require_admin()?;
+        }
+        let mut validation = Validation::new();
+        let customer = if body.customer_id.is_empty() {
+            Some(caller)
+        } else {
+            validation
+                .parse("customer_id", CustomerId::parse(&body.customer_id))
+                .map(|id| id.to_string())
+        };
+        let page = match PageRequest::parse(body.page_size, &body.page_token) {
+            Ok(page) => Some(page),
+            Err(ApiError::InvalidArgument(violations)) => {
+                for violation in violations {
+                    validation.check(false, &violation.field, violation.description);
+                }
+                None
+            }
+            Err(other) => return Err(other.into()),
+        };
+        validation.finish()?;
+        let (Some(customer), Some(page)) = (customer, page) else {
+            return Err(missing());
+        };
+        let views = projections::page_of_customer(
+            &self.pool,
+            &customer,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let (views, next_page_token) = page.finish(views, |view| view.order.id.clone());
+        Ok(Response::new(pb::ViewOrdersResponse {
+            orders: views.into_iter().map(convert::view_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn place_order(
+        &self,
+        request: Request<pb::PlaceOrderRequest>,
+    ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
+        let identity = self.identity(&request);
+        // The customer is the caller: an identity that cannot name a
+        // customer is no usable identity.
+        let customer_id =
+            CustomerId::parse(identity.require_user()?).map_err(|_| ApiError::Unauthenticated)?;
+        let items = request.get_ref().cart.as_ref().map(|cart| &cart.items);
+        let cart = Cart::parse(
+            items
+                .into_iter()
+                .flatten()
+                .map(|(id, quantity)| (id.as_str(), *quantity)),
+        )
+        .map_err(|e| ApiError::InvalidArgument(cart_violations(e)))?;
+        let order_id = OrderId::generate();
+        let order = self
+            .execute(
+                &order_id,
+                OrderCommand::Place {
+                    order_id: order_id.clone(),
+                    customer_id,
+                    cart,
+                    at_ms: es_core::envelope::now_ms(),
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::PlaceOrderResponse {
+            order: Some(convert::order_to_pb(&order)),
+        }))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
+        let identity = self.identity(&request);
+        identity.require_user()?;
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let id = validation.parse("order_id", OrderId::parse(&body.order_id));
+        let reason = validation.parse("reason", CancellationReason::parse(&body.reason));
+        validation.finish()?;
+        let (Some(id), Some(reason)) = (id, reason) else {
+            return Err(missing());
+        };
+        // Ownership first, so a stranger learns nothing about the order.
+        let loaded = self
+            .orders
+            .load(&aggregate_id(&id)?)
+            .await
+            .map_err(ApiError::from)?;
+        if !loaded.exists() {
+            return Err(ApiError::NotFound("order".into()).into());
+        }
+        identity.require_owner_or_admin(loaded.state.customer_id(), "order")?;
+        let order = self
+            .execute(
+                &id,
+                OrderCommand::Cancel {
+                    reason,
+                    at_ms: es_core::envelope::now_ms(),
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CancelOrderResponse {
+            order: Some(convert::order_to_pb(&order)),
+        }))
+    }
+
+    /// Part of the saga issue: the timeline needs the other services'
+    /// events, which this service does not consume yet.
+    async fn view_order_timeline(
+        &self,
+        _request: Request<pb::ViewOrderTimelineRequest>,
+    ) -> Result<Response<pb::ViewOrderTimelineResponse>, Status> {
+        Err(Status::unimplemented(
+            "ViewOrderTimeline is not available yet: it arrives with the place-order saga",
+        ))
+    }
+
+    /// Part of the saga issue: stuck sagas need the saga's reactions.
+    async fn list_stuck_sagas(
+        &self,
+        _request: Request<pb::ListStuckSagasRequest>,
+    ) -> Result<Response<pb::ListStuckSagasResponse>, Status> {
+        Err(Status::unimplemented(
+            "ListStuckSagas is not available yet: it arrives with the place-order saga",
+        ))
+    }
+}
