@@ -58,13 +58,11 @@ $(tail -n 20 "$NATS_LOG")"
 done
 port_open "$NATS_PORT" || die "nats-server did not listen on $NATS_PORT within 10s; see $NATS_LOG"
 
-# ---------------------------------------------------------------------------
-# SERVICES GO HERE (once the `stocklet` binary exists):
-#   "$CARGO" build --release --bin stocklet
-#   target/release/stocklet &      # reads DATABASE_URL and NATS_URL
-#   PIDS+=("$!")
-# ---------------------------------------------------------------------------
-: "$CARGO" # used by the block above once enabled
+log "building the all-in-one stocklet binary (release)"
+"$CARGO" build --release --bin stocklet
+STOCKLET_LOG="$REPO_ROOT/.data/stocklet.log"
+target/release/stocklet >>"$STOCKLET_LOG" 2>&1 &
+PIDS+=("$!")
 
 cat <<EOF
 Stocklet local environment is up:

@@ -1,0 +1,114 @@
+//! `stocklet`: every service in one process, each on its own gRPC port.
+//!
+//! It runs exactly the `run` functions the per-service binaries run, with
+//! the same environment variables, so what `make run` starts is what the
+//! containers start. If one service fails, the others are stopped too and
+//! the process exits non-zero; Ctrl-C or SIGTERM stops them all gracefully.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::{ConfigError, telemetry};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Why a service could not be started.
+#[derive(Debug)]
+enum StartError {
+    Config(&'static str, ConfigError),
+    Listen(&'static str, String, std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(service, error) => write!(f, "{service}: {error}"),
+            Self::Listen(service, addr, error) => {
+                write!(f, "{service}: cannot listen on {addr}: {error}")
+            }
+        }
+    }
+}
+
+/// Starts one service as a task named `name`.
+async fn start<C, F, Fut>(
+    tasks: &mut JoinSet<(&'static str, Result<(), RunError>)>,
+    name: &'static str,
+    config: Result<C, ConfigError>,
+    listen_addr: impl Fn(&C) -> String,
+    run: F,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError>
+where
+    F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), RunError>> + Send + 'static,
+{
+    let config = config.map_err(|e| StartError::Config(name, e))?;
+    let addr = listen_addr(&config);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| StartError::Listen(name, addr.clone(), e))?;
+    tracing::info!(service = name, %addr, "starting");
+    let running = run(config, listener, shutdown.clone());
+    tasks.spawn(async move { (name, running.await) });
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let shutdown = lifecycle::shutdown_on_signal();
+    let mut tasks = JoinSet::new();
+    let started = async {
+        start(
+            &mut tasks,
+            "product",
+            stocklet_product::Config::from_env(),
+            |c| c.listen_addr.clone(),
+            stocklet_product::run,
+            &shutdown,
+        )
+        .await?;
+        start(
+            &mut tasks,
+            "order",
+            stocklet_order::Config::from_env(),
+            |c| c.listen_addr.clone(),
+            stocklet_order::run,
+            &shutdown,
+        )
+        .await?;
+        Ok::<(), StartError>(())
+    }
+    .await;
+    if let Err(error) = started {
+        tracing::error!(%error, "cannot start");
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        return ExitCode::FAILURE;
+    }
+
+    let mut failed = false;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((name, Ok(()))) => tracing::info!(service = name, "stopped"),
+            Ok((name, Err(error))) => {
+                tracing::error!(service = name, %error, "failed; stopping every service");
+                failed = true;
+                shutdown.cancel();
+            }
+            Err(error) => {
+                tracing::error!(%error, "a service task panicked; stopping every service");
+                failed = true;
+                shutdown.cancel();
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
