@@ -61,25 +61,27 @@ async fn main() -> ExitCode {
     telemetry::init();
     let shutdown = lifecycle::shutdown_on_signal();
     let mut tasks = JoinSet::new();
+    // Each service is started by its own crate's `run`, from its own
+    // environment variables.
+    macro_rules! start_service {
+        ($name:literal, $service:ident) => {
+            start(
+                &mut tasks,
+                $name,
+                $service::Config::from_env(),
+                |c| c.listen_addr.clone(),
+                $service::run,
+                &shutdown,
+            )
+            .await
+        };
+    }
     let started = async {
-        start(
-            &mut tasks,
-            "product",
-            stocklet_product::Config::from_env(),
-            |c| c.listen_addr.clone(),
-            stocklet_product::run,
-            &shutdown,
-        )
-        .await?;
-        start(
-            &mut tasks,
-            "order",
-            stocklet_order::Config::from_env(),
-            |c| c.listen_addr.clone(),
-            stocklet_order::run,
-            &shutdown,
-        )
-        .await?;
+        start_service!("product", stocklet_product)?;
+        start_service!("warehouse", stocklet_warehouse)?;
+        start_service!("order", stocklet_order)?;
+        start_service!("payment", stocklet_payment)?;
+        start_service!("shipping", stocklet_shipping)?;
         Ok::<(), StartError>(())
     }
     .await;

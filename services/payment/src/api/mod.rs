@@ -1,0 +1,272 @@
+//! The payment service's gRPC API: balances and transactions for their
+//! customers and for admins, top-ups for admins.
+//!
+//! Commands load the customer's balance, decide and append through the
+//! repository, then wait (bounded) for the ledger projection to reach the
+//! new position, so that a query right after a command sees it. Queries
+//! read the ledger. A customer asking for another customer's balance or
+//! transaction is told it does not exist. Every failure becomes an
+//! [`ApiError`] and, through it, a gRPC status in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::ProjectionRunner;
+use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use sqlx::PgPool;
+use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
+use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
+use crate::projections::{BalanceRow, Ledger, TransactionRow};
+
+/// How long a command waits for its effect to reach the ledger.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// Handles `stocklet.payment.v1.PaymentService`.
+#[derive(Clone)]
+pub struct PaymentApi {
+    balances: Repository<Balance, JetStreamEventStore>,
+    ledger: Arc<ProjectionRunner<Ledger>>,
+    pool: PgPool,
+    internal_token: Secret,
+}
+
+impl PaymentApi {
+    /// The API over its repository and read model.
+    pub fn new(
+        balances: Repository<Balance, JetStreamEventStore>,
+        ledger: Arc<ProjectionRunner<Ledger>>,
+        pool: PgPool,
+        internal_token: Secret,
+    ) -> Self {
+        Self {
+            balances,
+            ledger,
+            pool,
+            internal_token,
+        }
+    }
+
+    fn identity<T>(&self, request: &Request<T>) -> Identity {
+        Identity::from_metadata(request.metadata(), &self.internal_token)
+    }
+
+    /// Runs a command and waits until the ledger shows its effect.
+    async fn execute(
+        &self,
+        id: &AggregateId,
+        command: BalanceCommand,
+    ) -> Result<Balance, ApiError> {
+        let executed: Executed<Balance> = self
+            .balances
+            .execute(id, &command, &CommandContext::default())
+            .await
+            .map_err(|e| ApiError::from_execute(e, rejected))?;
+        if !self
+            .ledger
+            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(
+                position = executed.position,
+                "ledger is lagging; answering before it caught up"
+            );
+        }
+        Ok(executed.state)
+    }
+}
+
+/// How the balance's business rules surface to clients.
+fn rejected(error: BalanceError) -> ApiError {
+    match error {
+        BalanceError::NotFound | BalanceError::Closed => ApiError::NotFound("balance".into()),
+        BalanceError::ZeroAmount => ApiError::invalid("amount_cents", error.to_string()),
+        BalanceError::PaymentNotFound { .. } => ApiError::NotFound("payment".into()),
+        error @ (BalanceError::Overflow { .. } | BalanceError::PaymentNotCaptured { .. }) => {
+            ApiError::FailedPrecondition(error.to_string())
+        }
+    }
+}
+
+fn balance_row_to_pb(row: BalanceRow) -> pb::Balance {
+    pb::Balance {
+        customer_id: row.customer_id,
+        balance_cents: row.balance_cents,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+    }
+}
+
+fn kind_to_pb(kind: &str) -> pb::TransactionKind {
+    match kind {
+        "payment" => pb::TransactionKind::Payment,
+        "credit" => pb::TransactionKind::Credit,
+        _ => pb::TransactionKind::Unspecified,
+    }
+}
+
+fn transaction_row_to_pb(row: TransactionRow) -> pb::Transaction {
+    pb::Transaction {
+        id: row.id,
+        kind: kind_to_pb(&row.kind).into(),
+        customer_id: row.customer_id,
+        order_id: row.order_id,
+        amount_cents: row.amount_cents,
+        processed_at_ms: row.processed_at_ms,
+        reversed_at_ms: row.reversed_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn get_service_info(
+        &self,
+        _request: Request<pb::GetServiceInfoRequest>,
+    ) -> Result<Response<pb::GetServiceInfoResponse>, Status> {
+        Ok(Response::new(pb::GetServiceInfoResponse {
+            name: "payment".into(),
+            source: "https://github.com/stocklet/stocklet/tree/main/services/payment".into(),
+            license: "MIT".into(),
+        }))
+    }
+
+    async fn view_balance(
+        &self,
+        request: Request<pb::ViewBalanceRequest>,
+    ) -> Result<Response<pb::ViewBalanceResponse>, Status> {
+        let identity = self.identity(&request);
+        identity.require_user()?;
+        let mut validation = Validation::new();
+        let id = validation.parse(
+            "customer_id",
+            AggregateId::parse(request.get_ref().customer_id.as_str()),
+        );
+        validation.finish()?;
+        let id = id.ok_or_else(|| ApiError::invalid("customer_id", "is required"))?;
+        identity.require_owner_or_admin(id.as_str(), "balance")?;
+        let row = BalanceRow::find(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("balance".into()))?;
+        Ok(Response::new(pb::ViewBalanceResponse {
+            balance: Some(balance_row_to_pb(row)),
+        }))
+    }
+
+    async fn credit_balance(
+        &self,
+        request: Request<pb::CreditBalanceRequest>,
+    ) -> Result<Response<pb::CreditBalanceResponse>, Status> {
+        self.identity(&request).require_admin()?;
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let id = validation.parse("customer_id", AggregateId::parse(body.customer_id.as_str()));
+        let amount = validation.parse("amount_cents", Cents::parse_positive(body.amount_cents));
+        validation.finish()?;
+        let (Some(id), Some(amount)) = (id, amount) else {
+            return Err(ApiError::Internal("validated fields missing".into()).into());
+        };
+        let transaction_id = uuid::Uuid::now_v7().to_string();
+        let at_ms = es_core::envelope::now_ms();
+        let balance = self
+            .execute(
+                &id,
+                BalanceCommand::Credit {
+                    transaction_id: transaction_id.clone(),
+                    amount,
+                    at_ms,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CreditBalanceResponse {
+            balance: Some(pb::Balance {
+                customer_id: id.to_string(),
+                balance_cents: balance.balance_cents(),
+                created_at_ms: balance.opened_at_ms(),
+                updated_at_ms: at_ms,
+            }),
+            transaction: Some(pb::Transaction {
+                id: transaction_id,
+                kind: pb::TransactionKind::Credit.into(),
+                customer_id: id.to_string(),
+                order_id: String::new(),
+                amount_cents: amount.get(),
+                processed_at_ms: at_ms,
+                reversed_at_ms: 0,
+            }),
+        }))
+    }
+
+    async fn view_transaction(
+        &self,
+        request: Request<pb::ViewTransactionRequest>,
+    ) -> Result<Response<pb::ViewTransactionResponse>, Status> {
+        let identity = self.identity(&request);
+        identity.require_user()?;
+        let mut validation = Validation::new();
+        let id = validation.parse(
+            "transaction_id",
+            AggregateId::parse(request.get_ref().transaction_id.as_str()),
+        );
+        validation.finish()?;
+        let id = id.ok_or_else(|| ApiError::invalid("transaction_id", "is required"))?;
+        let row = TransactionRow::find(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("transaction".into()))?;
+        identity.require_owner_or_admin(&row.customer_id, "transaction")?;
+        Ok(Response::new(pb::ViewTransactionResponse {
+            transaction: Some(transaction_row_to_pb(row)),
+        }))
+    }
+
+    async fn view_transactions(
+        &self,
+        request: Request<pb::ViewTransactionsRequest>,
+    ) -> Result<Response<pb::ViewTransactionsResponse>, Status> {
+        let identity = self.identity(&request);
+        let caller = identity.require_user()?.to_owned();
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let named = if body.customer_id.is_empty() {
+            None
+        } else {
+            validation.parse("customer_id", AggregateId::parse(body.customer_id.as_str()))
+        };
+        let page = match PageRequest::parse(body.page_size, &body.page_token) {
+            Ok(page) => Some(page),
+            Err(ApiError::InvalidArgument(violations)) => {
+                for violation in violations {
+                    validation.check(false, &violation.field, violation.description);
+                }
+                None
+            }
+            Err(other) => return Err(other.into()),
+        };
+        validation.finish()?;
+        // Whose: the caller's own, unless an admin names someone.
+        let customer_id = match named {
+            Some(named) if named.as_str() != caller => {
+                identity.require_admin()?;
+                named.to_string()
+            }
+            _ => caller,
+        };
+        let page = page.ok_or_else(|| ApiError::Internal("validated page missing".into()))?;
+        let rows = TransactionRow::page(
+            &self.pool,
+            &customer_id,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let (rows, next_page_token) = page.finish(rows, |row| row.id.clone());
+        Ok(Response::new(pb::ViewTransactionsResponse {
+            transactions: rows.into_iter().map(transaction_row_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+}

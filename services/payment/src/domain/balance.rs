@@ -1,0 +1,743 @@
+//! The `Balance` aggregate: one customer's prepaid money and the payments
+//! taken from it, keyed by order.
+//!
+//! Why payments live inside the balance: "the balance never goes negative"
+//! and "an order is paid at most once" are both decided against the money
+//! on this one balance, so one aggregate keeps both under concurrency.
+//!
+//! Every saga-facing transition is idempotent per order id: a second debit
+//! for an order that was already captured (or already failed) decides
+//! nothing, and so does a second reversal. A failed payment is an event too
+//! (`PaymentFailed`), because the saga must hear about it.
+//!
+//! Opening and closing tolerate arriving out of order: closing a balance
+//! that was never opened records it closed, and opening a closed balance
+//! does nothing.
+
+use std::collections::BTreeMap;
+
+use stocklet_proto::stocklet::events::v1 as pb;
+
+use super::cents::Cents;
+
+es_core::domain_events! {
+    /// Everything that happens to a customer's balance.
+    pub enum BalanceEvent {
+        Opened(pb::BalanceOpened),
+        Credited(pb::BalanceCredited),
+        Debited(pb::BalanceDebited),
+        Closed(pb::BalanceClosed),
+        Captured(pb::PaymentCaptured),
+        Failed(pb::PaymentFailed),
+        Reversed(pb::TransactionReversed),
+    }
+}
+
+/// What can be asked of a balance. `at_ms` is the time the caller stamps on
+/// the events, and new transaction ids come from the caller too, so
+/// deciding stays pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BalanceCommand {
+    /// Opens the balance at zero (reacting to `UserRegistered`).
+    Open {
+        /// The customer (user id).
+        customer_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Closes the balance for good (reacting to `UserDeleted`).
+    Close {
+        /// The customer (user id).
+        customer_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Tops the balance up (an admin).
+    Credit {
+        /// The credit's new transaction id.
+        transaction_id: String,
+        /// The amount, more than zero.
+        amount: Cents,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Pays for an order, once per order.
+    Debit {
+        /// The payment's new transaction id, used only if it is captured.
+        transaction_id: String,
+        /// The customer (user id).
+        customer_id: String,
+        /// The order paid for: the payment's key.
+        order_id: String,
+        /// The order's total.
+        amount: Cents,
+        /// The order's shipment, carried to the saga's next step.
+        shipment_id: String,
+        /// The order's stock reservation, carried to the saga's next step.
+        reservation_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Refunds an order's captured payment, once.
+    Reverse {
+        /// The order whose payment is reversed.
+        order_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+}
+
+/// Why a balance command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BalanceError {
+    /// The customer has no balance.
+    #[error("no balance for this customer")]
+    NotFound,
+    /// The balance was closed.
+    #[error("the balance is closed")]
+    Closed,
+    /// A top-up of nothing.
+    #[error("the amount must be more than zero")]
+    ZeroAmount,
+    /// The balance cannot hold that much.
+    #[error("the balance cannot grow by {amount}")]
+    Overflow {
+        /// The amount asked for.
+        amount: Cents,
+    },
+    /// The order was never paid from this balance.
+    #[error("order {order_id} has no payment")]
+    PaymentNotFound {
+        /// The order's id.
+        order_id: String,
+    },
+    /// The order's payment failed, so there is nothing to reverse.
+    #[error("the payment of order {order_id} was not captured")]
+    PaymentNotCaptured {
+        /// The order's id.
+        order_id: String,
+    },
+}
+
+/// Where a balance is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BalanceStatus {
+    /// Never opened.
+    #[default]
+    Unopened,
+    /// Open: it can be credited and debited.
+    Open,
+    /// Closed for good.
+    Closed,
+}
+
+/// How an order's payment went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Debited, under this transaction.
+    Captured {
+        /// The payment's transaction.
+        transaction_id: String,
+        /// The amount debited.
+        amount_cents: i64,
+        /// Whether it was refunded.
+        reversed: bool,
+    },
+    /// Not debited.
+    Failed,
+}
+
+/// A customer's balance: the fold of its events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    status: BalanceStatus,
+    customer_id: String,
+    balance_cents: i64,
+    opened_at_ms: i64,
+    payments: BTreeMap<String, PaymentOutcome>,
+}
+
+impl Balance {
+    /// Where the balance is in its life.
+    pub fn status(&self) -> BalanceStatus {
+        self.status
+    }
+
+    /// When the balance was opened, Unix milliseconds; zero if never.
+    pub fn opened_at_ms(&self) -> i64 {
+        self.opened_at_ms
+    }
+
+    /// The money available, in cents.
+    pub fn balance_cents(&self) -> i64 {
+        self.balance_cents
+    }
+
+    /// How an order's payment went, if it was attempted.
+    pub fn payment(&self, order_id: &str) -> Option<&PaymentOutcome> {
+        self.payments.get(order_id)
+    }
+
+    fn open(&self) -> Result<(), BalanceError> {
+        match self.status {
+            BalanceStatus::Open => Ok(()),
+            BalanceStatus::Unopened => Err(BalanceError::NotFound),
+            BalanceStatus::Closed => Err(BalanceError::Closed),
+        }
+    }
+
+    fn debit(&self, command: &BalanceCommand) -> Vec<BalanceEvent> {
+        let BalanceCommand::Debit {
+            transaction_id,
+            customer_id,
+            order_id,
+            amount,
+            shipment_id,
+            reservation_id,
+            at_ms,
+        } = command
+        else {
+            return Vec::new();
+        };
+        let failure = match self.status {
+            BalanceStatus::Open if amount.get() <= self.balance_cents => None,
+            BalanceStatus::Open => Some(pb::PaymentFailureReason::InsufficientBalance),
+            BalanceStatus::Unopened | BalanceStatus::Closed => {
+                Some(pb::PaymentFailureReason::NoBalance)
+            }
+        };
+        if let Some(reason) = failure {
+            let balance_cents = if self.status == BalanceStatus::Open {
+                self.balance_cents
+            } else {
+                0
+            };
+            return vec![
+                pb::PaymentFailed {
+                    order_id: order_id.clone(),
+                    customer_id: customer_id.clone(),
+                    amount_cents: amount.get(),
+                    reason: reason.into(),
+                    balance_cents,
+                    shipment_id: shipment_id.clone(),
+                    reservation_id: reservation_id.clone(),
+                    occurred_at_ms: *at_ms,
+                }
+                .into(),
+            ];
+        }
+        vec![
+            pb::BalanceDebited {
+                customer_id: customer_id.clone(),
+                amount_cents: amount.get(),
+                balance_cents: self.balance_cents - amount.get(),
+                transaction_id: transaction_id.clone(),
+                order_id: order_id.clone(),
+                occurred_at_ms: *at_ms,
+            }
+            .into(),
+            pb::PaymentCaptured {
+                transaction_id: transaction_id.clone(),
+                order_id: order_id.clone(),
+                customer_id: customer_id.clone(),
+                amount_cents: amount.get(),
+                shipment_id: shipment_id.clone(),
+                reservation_id: reservation_id.clone(),
+                occurred_at_ms: *at_ms,
+            }
+            .into(),
+        ]
+    }
+
+    fn reverse(&self, order_id: &str, at_ms: i64) -> Result<Vec<BalanceEvent>, BalanceError> {
+        let not_found = || BalanceError::PaymentNotFound {
+            order_id: order_id.to_owned(),
+        };
+        match self.payments.get(order_id).ok_or_else(not_found)? {
+            PaymentOutcome::Failed => Err(BalanceError::PaymentNotCaptured {
+                order_id: order_id.to_owned(),
+            }),
+            PaymentOutcome::Captured { reversed: true, .. } => Ok(Vec::new()),
+            PaymentOutcome::Captured {
+                transaction_id,
+                amount_cents,
+                reversed: false,
+            } => {
+                // The money was taken from this balance, so giving it back
+                // cannot overflow past what it held before.
+                let balance_cents = self.balance_cents.saturating_add(*amount_cents);
+                Ok(vec![
+                    pb::TransactionReversed {
+                        transaction_id: transaction_id.clone(),
+                        order_id: order_id.to_owned(),
+                        customer_id: self.customer_id.clone(),
+                        amount_cents: *amount_cents,
+                        occurred_at_ms: at_ms,
+                    }
+                    .into(),
+                    pb::BalanceCredited {
+                        customer_id: self.customer_id.clone(),
+                        amount_cents: *amount_cents,
+                        balance_cents,
+                        reason: pb::BalanceCreditReason::Refund.into(),
+                        transaction_id: transaction_id.clone(),
+                        occurred_at_ms: at_ms,
+                    }
+                    .into(),
+                ])
+            }
+        }
+    }
+}
+
+impl es_core::Aggregate for Balance {
+    const TYPE: &'static str = "balance";
+    type Command = BalanceCommand;
+    type Event = BalanceEvent;
+    type Error = BalanceError;
+
+    fn decide(&self, command: &BalanceCommand) -> Result<Vec<BalanceEvent>, BalanceError> {
+        match command {
+            BalanceCommand::Open { customer_id, at_ms } => match self.status {
+                BalanceStatus::Unopened => Ok(vec![
+                    pb::BalanceOpened {
+                        customer_id: customer_id.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ]),
+                BalanceStatus::Open | BalanceStatus::Closed => Ok(Vec::new()),
+            },
+            BalanceCommand::Close { customer_id, at_ms } => match self.status {
+                BalanceStatus::Closed => Ok(Vec::new()),
+                BalanceStatus::Unopened | BalanceStatus::Open => Ok(vec![
+                    pb::BalanceClosed {
+                        customer_id: customer_id.clone(),
+                        balance_cents: self.balance_cents,
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ]),
+            },
+            BalanceCommand::Credit {
+                transaction_id,
+                amount,
+                at_ms,
+            } => {
+                self.open()?;
+                if amount.is_zero() {
+                    return Err(BalanceError::ZeroAmount);
+                }
+                let balance_cents = self
+                    .balance_cents
+                    .checked_add(amount.get())
+                    .ok_or(BalanceError::Overflow { amount: *amount })?;
+                Ok(vec![
+                    pb::BalanceCredited {
+                        customer_id: self.customer_id.clone(),
+                        amount_cents: amount.get(),
+                        balance_cents,
+                        reason: pb::BalanceCreditReason::TopUp.into(),
+                        transaction_id: transaction_id.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            BalanceCommand::Debit { order_id, .. } => {
+                if self.payments.contains_key(order_id) {
+                    return Ok(Vec::new());
+                }
+                Ok(self.debit(command))
+            }
+            BalanceCommand::Reverse { order_id, at_ms } => self.reverse(order_id, *at_ms),
+        }
+    }
+
+    fn apply(&mut self, event: &BalanceEvent) {
+        match event {
+            BalanceEvent::Opened(e) => {
+                self.status = BalanceStatus::Open;
+                self.customer_id = e.customer_id.clone();
+                self.opened_at_ms = e.occurred_at_ms;
+            }
+            BalanceEvent::Credited(e) => self.balance_cents = e.balance_cents,
+            BalanceEvent::Debited(e) => self.balance_cents = e.balance_cents,
+            BalanceEvent::Closed(e) => {
+                self.status = BalanceStatus::Closed;
+                self.customer_id = e.customer_id.clone();
+            }
+            BalanceEvent::Captured(e) => {
+                self.payments.insert(
+                    e.order_id.clone(),
+                    PaymentOutcome::Captured {
+                        transaction_id: e.transaction_id.clone(),
+                        amount_cents: e.amount_cents,
+                        reversed: false,
+                    },
+                );
+            }
+            BalanceEvent::Failed(e) => {
+                self.payments
+                    .insert(e.order_id.clone(), PaymentOutcome::Failed);
+            }
+            BalanceEvent::Reversed(e) => {
+                if let Some(PaymentOutcome::Captured { reversed, .. }) =
+                    self.payments.get_mut(&e.order_id)
+                {
+                    *reversed = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use es_core::Aggregate;
+    use es_core::testing::{given, given_no_events};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const C: &str = "c1";
+    const AT: i64 = 1_700_000_000_000;
+
+    fn cents(n: i64) -> Cents {
+        Cents::parse(n).unwrap()
+    }
+
+    fn opened() -> BalanceEvent {
+        pb::BalanceOpened {
+            customer_id: C.into(),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn credited(amount: i64, balance: i64, tx: &str) -> BalanceEvent {
+        pb::BalanceCredited {
+            customer_id: C.into(),
+            amount_cents: amount,
+            balance_cents: balance,
+            reason: pb::BalanceCreditReason::TopUp.into(),
+            transaction_id: tx.into(),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn refunded(amount: i64, balance: i64, tx: &str) -> BalanceEvent {
+        pb::BalanceCredited {
+            reason: pb::BalanceCreditReason::Refund.into(),
+            ..match credited(amount, balance, tx) {
+                BalanceEvent::Credited(e) => e,
+                _ => unreachable!(),
+            }
+        }
+        .into()
+    }
+
+    fn credit(amount: i64, tx: &str) -> BalanceCommand {
+        BalanceCommand::Credit {
+            transaction_id: tx.into(),
+            amount: cents(amount),
+            at_ms: AT,
+        }
+    }
+
+    fn debit(order: &str, amount: i64) -> BalanceCommand {
+        BalanceCommand::Debit {
+            transaction_id: format!("t-{order}"),
+            customer_id: C.into(),
+            order_id: order.into(),
+            amount: cents(amount),
+            shipment_id: format!("s-{order}"),
+            reservation_id: format!("r-{order}"),
+            at_ms: AT,
+        }
+    }
+
+    fn debited(order: &str, amount: i64, balance: i64) -> [BalanceEvent; 2] {
+        [
+            pb::BalanceDebited {
+                customer_id: C.into(),
+                amount_cents: amount,
+                balance_cents: balance,
+                transaction_id: format!("t-{order}"),
+                order_id: order.into(),
+                occurred_at_ms: AT,
+            }
+            .into(),
+            pb::PaymentCaptured {
+                transaction_id: format!("t-{order}"),
+                order_id: order.into(),
+                customer_id: C.into(),
+                amount_cents: amount,
+                shipment_id: format!("s-{order}"),
+                reservation_id: format!("r-{order}"),
+                occurred_at_ms: AT,
+            }
+            .into(),
+        ]
+    }
+
+    fn failed(
+        order: &str,
+        amount: i64,
+        reason: pb::PaymentFailureReason,
+        balance: i64,
+    ) -> BalanceEvent {
+        pb::PaymentFailed {
+            order_id: order.into(),
+            customer_id: C.into(),
+            amount_cents: amount,
+            reason: reason.into(),
+            balance_cents: balance,
+            shipment_id: format!("s-{order}"),
+            reservation_id: format!("r-{order}"),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn reverse(order: &str) -> BalanceCommand {
+        BalanceCommand::Reverse {
+            order_id: order.into(),
+            at_ms: AT,
+        }
+    }
+
+    #[test]
+    fn opening_starts_at_zero_and_happens_once() {
+        let balance = given_no_events::<Balance>()
+            .when(BalanceCommand::Open {
+                customer_id: C.into(),
+                at_ms: AT,
+            })
+            .then_expect_events([opened()]);
+        assert_eq!(
+            (balance.status(), balance.balance_cents()),
+            (BalanceStatus::Open, 0)
+        );
+        given::<Balance>([opened()])
+            .when(BalanceCommand::Open {
+                customer_id: C.into(),
+                at_ms: AT,
+            })
+            .then_expect_events([]);
+    }
+
+    #[test]
+    fn closing_is_final_even_before_opening() {
+        let closed = |balance| -> BalanceEvent {
+            pb::BalanceClosed {
+                customer_id: C.into(),
+                balance_cents: balance,
+                occurred_at_ms: AT,
+            }
+            .into()
+        };
+        let close = || BalanceCommand::Close {
+            customer_id: C.into(),
+            at_ms: AT,
+        };
+        given::<Balance>([opened(), credited(500, 500, "t0")])
+            .when(close())
+            .then_expect_events([closed(500)]);
+        // UserDeleted overtook UserRegistered: close anyway, then ignore the open.
+        given_no_events::<Balance>()
+            .when(close())
+            .then_expect_events([closed(0)]);
+        given::<Balance>([closed(0)])
+            .when(BalanceCommand::Open {
+                customer_id: C.into(),
+                at_ms: AT,
+            })
+            .then_expect_events([]);
+        given::<Balance>([closed(0)])
+            .when(close())
+            .then_expect_events([]);
+        given::<Balance>([opened(), closed(0)])
+            .when(credit(100, "t1"))
+            .then_expect_error(|e| *e == BalanceError::Closed);
+    }
+
+    #[test]
+    fn crediting_tops_up_an_open_balance() {
+        let balance = given::<Balance>([opened(), credited(500, 500, "t0")])
+            .when(credit(250, "t1"))
+            .then_expect_events([credited(250, 750, "t1")]);
+        assert_eq!(balance.balance_cents(), 750);
+        given_no_events::<Balance>()
+            .when(credit(250, "t1"))
+            .then_expect_error(|e| *e == BalanceError::NotFound);
+        given::<Balance>([opened()])
+            .when(BalanceCommand::Credit {
+                transaction_id: "t1".into(),
+                amount: Cents::ZERO,
+                at_ms: AT,
+            })
+            .then_expect_error(|e| *e == BalanceError::ZeroAmount);
+    }
+
+    #[test]
+    fn crediting_cannot_overflow() {
+        given::<Balance>([opened(), credited(1, i64::MAX - 10, "t0")])
+            .when(credit(11, "t1"))
+            .then_expect_error(|e| matches!(e, BalanceError::Overflow { .. }));
+    }
+
+    #[test]
+    fn debiting_captures_a_payment_once_per_order() {
+        let balance = given::<Balance>([opened(), credited(1000, 1000, "t0")])
+            .when(debit("o1", 600))
+            .then_expect_events(debited("o1", 600, 400));
+        assert_eq!(balance.balance_cents(), 400);
+        let mut history = vec![opened(), credited(1000, 1000, "t0")];
+        history.extend(debited("o1", 600, 400));
+        given::<Balance>(history)
+            .when(debit("o1", 600))
+            .then_expect_events([]);
+    }
+
+    #[test]
+    fn debiting_more_than_the_balance_fails_the_payment() {
+        use pb::PaymentFailureReason::{InsufficientBalance, NoBalance};
+        let balance = given::<Balance>([opened(), credited(500, 500, "t0")])
+            .when(debit("o1", 600))
+            .then_expect_events([failed("o1", 600, InsufficientBalance, 500)]);
+        assert_eq!(balance.balance_cents(), 500);
+        assert_eq!(balance.payment("o1"), Some(&PaymentOutcome::Failed));
+        // Failed once, failed for good: topping up does not retry it.
+        given::<Balance>([
+            opened(),
+            failed("o1", 600, InsufficientBalance, 0),
+            credited(1000, 1000, "t0"),
+        ])
+        .when(debit("o1", 600))
+        .then_expect_events([]);
+        given_no_events::<Balance>()
+            .when(debit("o1", 600))
+            .then_expect_events([failed("o1", 600, NoBalance, 0)]);
+    }
+
+    #[test]
+    fn a_free_order_is_captured_for_zero() {
+        given::<Balance>([opened()])
+            .when(debit("o1", 0))
+            .then_expect_events(debited("o1", 0, 0));
+    }
+
+    #[test]
+    fn reversing_refunds_a_captured_payment_once() {
+        let mut history = vec![opened(), credited(1000, 1000, "t0")];
+        history.extend(debited("o1", 600, 400));
+        let balance = given::<Balance>(history.clone())
+            .when(reverse("o1"))
+            .then_expect_events([
+                pb::TransactionReversed {
+                    transaction_id: "t-o1".into(),
+                    order_id: "o1".into(),
+                    customer_id: C.into(),
+                    amount_cents: 600,
+                    occurred_at_ms: AT,
+                }
+                .into(),
+                refunded(600, 1000, "t-o1"),
+            ]);
+        assert_eq!(balance.balance_cents(), 1000);
+        assert!(matches!(
+            balance.payment("o1"),
+            Some(PaymentOutcome::Captured { reversed: true, .. })
+        ));
+        let mut reversed = history;
+        reversed.extend(balance_events_of_reverse());
+        given::<Balance>(reversed)
+            .when(reverse("o1"))
+            .then_expect_events([]);
+    }
+
+    fn balance_events_of_reverse() -> Vec<BalanceEvent> {
+        let mut history = vec![opened(), credited(1000, 1000, "t0")];
+        history.extend(debited("o1", 600, 400));
+        Balance::from_events(&history)
+            .decide(&reverse("o1"))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_captured_payments_can_be_reversed() {
+        given::<Balance>([opened()])
+            .when(reverse("o1"))
+            .then_expect_error(|e| matches!(e, BalanceError::PaymentNotFound { .. }));
+        given::<Balance>([
+            opened(),
+            failed("o1", 600, pb::PaymentFailureReason::InsufficientBalance, 0),
+        ])
+        .when(reverse("o1"))
+        .then_expect_error(|e| matches!(e, BalanceError::PaymentNotCaptured { .. }));
+    }
+
+    #[test]
+    fn events_round_trip_through_protobuf() {
+        use es_core::DomainEvent;
+        let mut events = vec![opened(), credited(1, 1, "t")];
+        events.extend(debited("o1", 1, 0));
+        events.push(failed("o2", 5, pb::PaymentFailureReason::NoBalance, 0));
+        events.extend(balance_events_of_reverse());
+        for event in events {
+            assert_eq!(BalanceEvent::decode(&event.to_raw()).unwrap(), event);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Credit(i64),
+        Debit(u8, i64),
+        Reverse(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1i64..1_000).prop_map(Op::Credit),
+            (0u8..6, 0i64..1_500).prop_map(|(o, n)| Op::Debit(o, n)),
+            (0u8..6).prop_map(Op::Reverse),
+        ]
+    }
+
+    proptest! {
+        /// Whatever runs, the balance never goes negative, each order is
+        /// debited at most once and refunded at most once, and the balance
+        /// is exactly credits minus net payments.
+        #[test]
+        fn balance_never_goes_negative(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut balance = Balance::from_events(&[opened()]);
+            let mut credits = 0i64;
+            for (i, op) in ops.into_iter().enumerate() {
+                let command = match op {
+                    Op::Credit(n) => { credit(n, &format!("t{i}")) }
+                    Op::Debit(o, n) => debit(&format!("o{o}"), n),
+                    Op::Reverse(o) => reverse(&format!("o{o}")),
+                };
+                if let Ok(events) = balance.decide(&command) {
+                    for event in &events {
+                        balance.apply(event);
+                    }
+                    if let Op::Credit(n) = op { credits += n; }
+                    if !matches!(command, BalanceCommand::Credit { .. }) {
+                        prop_assert_eq!(balance.decide(&command), Ok(Vec::new()));
+                    }
+                }
+                prop_assert!(balance.balance_cents() >= 0);
+                let paid: i64 = balance.payments.values().map(|p| match p {
+                    PaymentOutcome::Captured { amount_cents, reversed: false, .. } => *amount_cents,
+                    _ => 0,
+                }).sum();
+                prop_assert_eq!(balance.balance_cents(), credits - paid);
+            }
+        }
+    }
+}

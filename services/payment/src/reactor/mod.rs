@@ -1,0 +1,91 @@
+//! Reactions to other services' events: balances follow the users.
+//!
+//! One durable consumer per source stream. Each reaction runs a command
+//! whose dedupe key comes from the source event
+//! ([`CommandContext::caused_by`]), so a redelivered event changes nothing.
+//!
+//! - `USER`: `UserRegistered` opens the user's balance at zero;
+//!   `UserDeleted` closes it. The two may be handled out of order, which
+//!   the [`Balance`] aggregate tolerates.
+//!
+//! The saga's reactions (debit on `ShipmentAllocated`, reverse on
+//! `OrderCancelled`) come with the saga.
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+};
+use prost::{Message, Name};
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{Balance, BalanceCommand};
+
+/// The handler name in the dedupe key of a balance opened for a new user.
+pub const OPEN_BALANCE: &str = "payment.open-balance";
+/// The handler name in the dedupe key of a deleted user's balance closing.
+pub const CLOSE_BALANCE: &str = "payment.close-balance";
+
+/// Opens and closes balances as users come and go.
+#[derive(Clone)]
+pub struct UserReaction {
+    balances: Repository<Balance, JetStreamEventStore>,
+}
+
+impl UserReaction {
+    /// A reaction writing through `balances`.
+    pub fn new(balances: Repository<Balance, JetStreamEventStore>) -> Self {
+        Self { balances }
+    }
+
+    async fn run(
+        &self,
+        stored: &StoredEvent,
+        user_id: String,
+        handler: &str,
+        command: impl FnOnce(String) -> BalanceCommand,
+    ) -> Result<(), ReactionError> {
+        let id = AggregateId::parse(user_id.clone())
+            .map_err(|e| ReactionError::Permanent(format!("bad user id: {e}")))?;
+        let context = CommandContext::caused_by(&stored.meta, handler);
+        match self
+            .balances
+            .execute(&id, &command(user_id), &context)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}
+
+fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Option<Result<T, ReactionError>> {
+    (stored.raw.event_type == T::full_name()).then(|| {
+        T::decode(stored.raw.payload.clone()).map_err(|e| {
+            ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type))
+        })
+    })
+}
+
+impl Reaction for UserReaction {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        let at_ms = es_core::envelope::now_ms();
+        if let Some(registered) = decode::<events::UserRegistered>(stored) {
+            let user_id = registered?.user_id;
+            return self
+                .run(stored, user_id, OPEN_BALANCE, |customer_id| {
+                    BalanceCommand::Open { customer_id, at_ms }
+                })
+                .await;
+        }
+        if let Some(deleted) = decode::<events::UserDeleted>(stored) {
+            let user_id = deleted?.user_id;
+            return self
+                .run(stored, user_id, CLOSE_BALANCE, |customer_id| {
+                    BalanceCommand::Close { customer_id, at_ms }
+                })
+                .await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,266 @@
+//! The shipping service's gRPC API: shipments and manifests for their
+//! customers and for admins, dispatch for admins.
+//!
+//! DispatchShipment looks the shipment's order up in the read model (the
+//! aggregate is keyed by order), decides and appends through the
+//! repository, then waits (bounded) for the projection to reach the new
+//! position, so that a query right after it sees it. Queries read the
+//! shipments table. A customer asking for another customer's shipment is
+//! told it does not exist. Every failure becomes an [`ApiError`] and,
+//! through it, a gRPC status in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::ProjectionRunner;
+use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use sqlx::PgPool;
+use stocklet_proto::stocklet::shipping::v1::{
+    self as pb, shipping_service_server::ShippingService,
+};
+use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Shipment, ShipmentCommand, ShipmentError};
+use crate::projections::{ShipmentRow, Shipments};
+
+/// How long a command waits for its effect to reach the read model.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// Handles `stocklet.shipping.v1.ShippingService`.
+#[derive(Clone)]
+pub struct ShippingApi {
+    shipments: Repository<Shipment, JetStreamEventStore>,
+    projection: Arc<ProjectionRunner<Shipments>>,
+    pool: PgPool,
+    internal_token: Secret,
+}
+
+impl ShippingApi {
+    /// The API over its repository and read model.
+    pub fn new(
+        shipments: Repository<Shipment, JetStreamEventStore>,
+        projection: Arc<ProjectionRunner<Shipments>>,
+        pool: PgPool,
+        internal_token: Secret,
+    ) -> Self {
+        Self {
+            shipments,
+            projection,
+            pool,
+            internal_token,
+        }
+    }
+
+    fn identity<T>(&self, request: &Request<T>) -> Identity {
+        Identity::from_metadata(request.metadata(), &self.internal_token)
+    }
+
+    /// Runs a command and waits until the read model shows its effect.
+    async fn execute(
+        &self,
+        order_id: &AggregateId,
+        command: ShipmentCommand,
+    ) -> Result<Shipment, ApiError> {
+        let executed: Executed<Shipment> = self
+            .shipments
+            .execute(order_id, &command, &CommandContext::default())
+            .await
+            .map_err(|e| ApiError::from_execute(e, rejected))?;
+        if !self
+            .projection
+            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(
+                position = executed.position,
+                "shipments are lagging; answering before they caught up"
+            );
+        }
+        Ok(executed.state)
+    }
+
+    /// A shipment the caller may see, by a validated id.
+    async fn visible(&self, identity: &Identity, raw_id: &str) -> Result<ShipmentRow, ApiError> {
+        identity.require_user()?;
+        let mut validation = Validation::new();
+        let id = validation.parse("shipment_id", AggregateId::parse(raw_id));
+        validation.finish()?;
+        let id = id.ok_or_else(|| ApiError::invalid("shipment_id", "is required"))?;
+        let row = ShipmentRow::find(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("shipment".into()))?;
+        identity.require_owner_or_admin(&row.customer_id, "shipment")?;
+        Ok(row)
+    }
+}
+
+/// How the shipment's business rules surface to clients.
+fn rejected(error: ShipmentError) -> ApiError {
+    match error {
+        ShipmentError::NotFound => ApiError::NotFound("shipment".into()),
+        error @ (ShipmentError::EmptyManifest
+        | ShipmentError::Released
+        | ShipmentError::AlreadyDispatched) => ApiError::FailedPrecondition(error.to_string()),
+    }
+}
+
+fn status_to_pb(status: &str) -> pb::ShipmentStatus {
+    match status {
+        "allocated" => pb::ShipmentStatus::Allocated,
+        "released" => pb::ShipmentStatus::Released,
+        "dispatched" => pb::ShipmentStatus::Dispatched,
+        _ => pb::ShipmentStatus::Unspecified,
+    }
+}
+
+fn status_filter(status: pb::ShipmentStatus) -> Option<&'static str> {
+    match status {
+        pb::ShipmentStatus::Unspecified => None,
+        pb::ShipmentStatus::Allocated => Some("allocated"),
+        pb::ShipmentStatus::Released => Some("released"),
+        pb::ShipmentStatus::Dispatched => Some("dispatched"),
+    }
+}
+
+fn row_to_pb(row: ShipmentRow) -> pb::Shipment {
+    pb::Shipment {
+        status: status_to_pb(&row.status).into(),
+        id: row.id,
+        order_id: row.order_id,
+        customer_id: row.customer_id,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+        dispatched_at_ms: row.dispatched_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl ShippingService for ShippingApi {
+    async fn get_service_info(
+        &self,
+        _request: Request<pb::GetServiceInfoRequest>,
+    ) -> Result<Response<pb::GetServiceInfoResponse>, Status> {
+        Ok(Response::new(pb::GetServiceInfoResponse {
+            name: "shipping".into(),
+            source: "https://github.com/stocklet/stocklet/tree/main/services/shipping".into(),
+            license: "MIT".into(),
+        }))
+    }
+
+    async fn view_shipment(
+        &self,
+        request: Request<pb::ViewShipmentRequest>,
+    ) -> Result<Response<pb::ViewShipmentResponse>, Status> {
+        let identity = self.identity(&request);
+        let row = self
+            .visible(&identity, &request.get_ref().shipment_id)
+            .await?;
+        Ok(Response::new(pb::ViewShipmentResponse {
+            shipment: Some(row_to_pb(row)),
+        }))
+    }
+
+    async fn view_shipment_manifest(
+        &self,
+        request: Request<pb::ViewShipmentManifestRequest>,
+    ) -> Result<Response<pb::ViewShipmentManifestResponse>, Status> {
+        let identity = self.identity(&request);
+        let row = self
+            .visible(&identity, &request.get_ref().shipment_id)
+            .await?;
+        let items = ShipmentRow::manifest(&self.pool, &row.id)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|line| pb::ManifestItem {
+                product_id: line.product_id,
+                quantity: line.quantity,
+            })
+            .collect();
+        Ok(Response::new(pb::ViewShipmentManifestResponse {
+            shipment_id: row.id,
+            items,
+        }))
+    }
+
+    async fn view_shipments(
+        &self,
+        request: Request<pb::ViewShipmentsRequest>,
+    ) -> Result<Response<pb::ViewShipmentsResponse>, Status> {
+        let identity = self.identity(&request);
+        let caller = identity.require_user()?.to_owned();
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let page = match PageRequest::parse(body.page_size, &body.page_token) {
+            Ok(page) => Some(page),
+            Err(ApiError::InvalidArgument(violations)) => {
+                for violation in violations {
+                    validation.check(false, &violation.field, violation.description);
+                }
+                None
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let status = validation.parse(
+            "status",
+            pb::ShipmentStatus::try_from(body.status).map_err(|_| "is not a shipment status"),
+        );
+        // A customer sees their own shipments whatever they name; an admin
+        // sees everyone's, or the named customer's.
+        let customer_id = if identity.is_admin() {
+            if body.customer_id.is_empty() {
+                None
+            } else {
+                validation
+                    .parse("customer_id", AggregateId::parse(body.customer_id.as_str()))
+                    .map(|id| id.to_string())
+            }
+        } else {
+            Some(caller)
+        };
+        validation.finish()?;
+        let (Some(page), Some(status)) = (page, status) else {
+            return Err(ApiError::Internal("validated fields missing".into()).into());
+        };
+        let rows = ShipmentRow::page(
+            &self.pool,
+            customer_id.as_deref(),
+            status_filter(status),
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let (rows, next_page_token) = page.finish(rows, |row| row.id.clone());
+        Ok(Response::new(pb::ViewShipmentsResponse {
+            shipments: rows.into_iter().map(row_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn dispatch_shipment(
+        &self,
+        request: Request<pb::DispatchShipmentRequest>,
+    ) -> Result<Response<pb::DispatchShipmentResponse>, Status> {
+        let identity = self.identity(&request);
+        identity.require_admin()?;
+        let row = self
+            .visible(&identity, &request.get_ref().shipment_id)
+            .await?;
+        let order_id = AggregateId::parse(row.order_id.as_str())
+            .map_err(|e| ApiError::Internal(format!("stored order id: {e}")))?;
+        let at_ms = es_core::envelope::now_ms();
+        self.execute(&order_id, ShipmentCommand::Dispatch { at_ms })
+            .await?;
+        Ok(Response::new(pb::DispatchShipmentResponse {
+            shipment: Some(pb::Shipment {
+                status: pb::ShipmentStatus::Dispatched.into(),
+                updated_at_ms: at_ms,
+                dispatched_at_ms: at_ms,
+                ..row_to_pb(row)
+            }),
+        }))
+    }
+}

@@ -1,0 +1,12 @@
+//! The warehouse's pure domain: the [`Stock`] aggregate and the
+//! [`Quantity`] it counts in.
+//!
+//! No I/O here: the API and the reactors parse their input into these types,
+//! run commands through the es-core repository, and map [`StockError`] to
+//! gRPC status in one place.
+
+pub mod quantity;
+pub mod stock;
+
+pub use quantity::{InvalidQuantity, MAX_QUANTITY, Quantity};
+pub use stock::{Held, ReservationState, Stock, StockCommand, StockError, StockEvent};

@@ -1,0 +1,867 @@
+//! The `Stock` aggregate: one product's units on hand and the per-order
+//! reservations that hold some of them.
+//!
+//! Why reservations live inside the product's stock: the invariant
+//! "never reserve or remove more than is available" (`available = on_hand -
+//! reserved`) spans the units on hand and every open reservation of that
+//! product, so one aggregate must see both to keep it under concurrency. An
+//! order that spans several products reserves on each product's `Stock`;
+//! all-or-nothing across products is the saga's job (one atomic batch over
+//! several aggregates), not this type's.
+//!
+//! Reservations are keyed by order id, and every transition is idempotent:
+//! reserving, releasing, consuming or returning twice for the same order
+//! decides nothing the second time, so a redelivered saga event is harmless
+//! even without its dedupe key.
+//!
+//! The saga events (`StockReserved`, `StockReleased`, `StockConsumed`,
+//! `StockReturned`) are order-level messages; on a `Stock` subject
+//! (`warehouse.stock.<product id>`) they carry exactly one line, this
+//! product's, and a `StockReserved` there prices that line only (no shipping
+//! fee). The order-level outcome for the other services belongs on an
+//! order-keyed subject written in the same atomic batch, so that consumers
+//! can filter on it.
+
+use std::collections::BTreeMap;
+
+use stocklet_proto::stocklet::events::v1 as pb;
+
+use super::quantity::Quantity;
+
+es_core::domain_events! {
+    /// Everything that happens to a product's stock.
+    pub enum StockEvent {
+        // The stock was opened when its product was created.
+        Created(pb::StockCreated),
+        // An admin added units on hand.
+        Added(pb::StockAdded),
+        // An admin removed available units.
+        Removed(pb::StockRemoved),
+        // Units were reserved for an order.
+        Reserved(pb::StockReserved),
+        // An order's reserved units were freed.
+        Released(pb::StockReleased),
+        // An order's reserved units left the stock on hand.
+        Consumed(pb::StockConsumed),
+        // A cancelled order's consumed units came back on hand.
+        Returned(pb::StockReturned),
+    }
+}
+
+/// What can be asked of a product's stock. `at_ms` is the time the caller
+/// stamps on the events, so deciding stays pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StockCommand {
+    /// Opens the stock at zero units (reacting to `ProductCreated`).
+    Create {
+        /// The product's id.
+        product_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Adds units on hand.
+    Add {
+        /// Units to add.
+        quantity: Quantity,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Removes available (unreserved) units on hand.
+    Remove {
+        /// Units to remove.
+        quantity: Quantity,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Holds units for an order.
+    Reserve {
+        /// The reservation's id, shared by every product of the order.
+        reservation_id: String,
+        /// The order's id: the reservation's key.
+        order_id: String,
+        /// The order's customer.
+        customer_id: String,
+        /// Units to hold.
+        quantity: Quantity,
+        /// The order's quoted unit price for this product, in cents.
+        unit_price_cents: i64,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Frees an order's held units (shipping or payment failed).
+    Release {
+        /// The order's id.
+        order_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Takes an order's held units out of the stock on hand (it was paid).
+    Consume {
+        /// The order's id.
+        order_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Puts a cancelled order's consumed units back on hand.
+    Return {
+        /// The order's id.
+        order_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+}
+
+/// Why a stock command was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StockError {
+    /// The product's stock was never opened (unknown product).
+    #[error("no stock for this product")]
+    NotFound,
+    /// Fewer units are available than asked for.
+    #[error("only {available} units available, {requested} requested")]
+    Insufficient {
+        /// Units asked for.
+        requested: i64,
+        /// Units on hand and not reserved.
+        available: i64,
+    },
+    /// Adding would overflow the units on hand.
+    #[error("the stock on hand cannot grow by {requested} units")]
+    Overflow {
+        /// Units asked for.
+        requested: i64,
+    },
+    /// The order holds no reservation of this product.
+    #[error("order {order_id} has no reservation of this product")]
+    ReservationNotFound {
+        /// The order's id.
+        order_id: String,
+    },
+    /// The reservation is not in a state that allows this transition.
+    #[error("the reservation of order {order_id} is {state:?}")]
+    ReservationState {
+        /// The order's id.
+        order_id: String,
+        /// Where the reservation is.
+        state: ReservationState,
+    },
+}
+
+/// Where one order's reservation of this product stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationState {
+    /// The units are held.
+    Reserved,
+    /// The hold was given up; the units are available again.
+    Released,
+    /// The units left the stock on hand.
+    Consumed,
+    /// The consumed units came back on hand.
+    Returned,
+}
+
+/// One order's reservation of this product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The reservation's id.
+    pub reservation_id: String,
+    /// Units held.
+    pub quantity: i64,
+    /// Where it stands.
+    pub state: ReservationState,
+}
+
+/// A product's stock: the fold of its events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stock {
+    product_id: Option<String>,
+    on_hand: i64,
+    reserved: i64,
+    reservations: BTreeMap<String, Held>,
+}
+
+impl Stock {
+    /// Whether the stock was opened.
+    pub fn exists(&self) -> bool {
+        self.product_id.is_some()
+    }
+
+    /// The product's id, once opened.
+    pub fn product_id(&self) -> Option<&str> {
+        self.product_id.as_deref()
+    }
+
+    /// Units in the warehouse, reserved or not.
+    pub fn on_hand(&self) -> i64 {
+        self.on_hand
+    }
+
+    /// Units held by open reservations.
+    pub fn reserved(&self) -> i64 {
+        self.reserved
+    }
+
+    /// Units that can be reserved or removed.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+
+    /// The reservation of one order, if it has one.
+    pub fn reservation(&self, order_id: &str) -> Option<&Held> {
+        self.reservations.get(order_id)
+    }
+
+    fn opened(&self) -> Result<&str, StockError> {
+        self.product_id.as_deref().ok_or(StockError::NotFound)
+    }
+
+    fn ensure_available(&self, quantity: Quantity) -> Result<(), StockError> {
+        if quantity.get() > self.available() {
+            return Err(StockError::Insufficient {
+                requested: quantity.get(),
+                available: self.available(),
+            });
+        }
+        Ok(())
+    }
+
+    fn held(&self, order_id: &str) -> Result<&Held, StockError> {
+        self.reservations
+            .get(order_id)
+            .ok_or_else(|| StockError::ReservationNotFound {
+                order_id: order_id.to_owned(),
+            })
+    }
+
+    fn line(&self, quantity: i64) -> Vec<pb::OrderLine> {
+        vec![pb::OrderLine {
+            product_id: self.product_id.clone().unwrap_or_default(),
+            quantity,
+        }]
+    }
+
+    /// The units of this product in an event's lines.
+    fn units_in<'a>(&self, lines: impl IntoIterator<Item = (&'a str, i64)>) -> i64 {
+        let Some(me) = self.product_id.as_deref() else {
+            return 0;
+        };
+        lines
+            .into_iter()
+            .filter(|(product, _)| *product == me)
+            .map(|(_, quantity)| quantity)
+            .fold(0i64, i64::saturating_add)
+    }
+
+    fn transition(&mut self, order_id: &str, state: ReservationState) -> i64 {
+        match self.reservations.get_mut(order_id) {
+            Some(held) => {
+                held.state = state;
+                held.quantity
+            }
+            None => 0,
+        }
+    }
+
+    fn state_error(order_id: &str, held: &Held) -> StockError {
+        StockError::ReservationState {
+            order_id: order_id.to_owned(),
+            state: held.state,
+        }
+    }
+}
+
+impl es_core::Aggregate for Stock {
+    const TYPE: &'static str = "stock";
+    type Command = StockCommand;
+    type Event = StockEvent;
+    type Error = StockError;
+
+    fn decide(&self, command: &StockCommand) -> Result<Vec<StockEvent>, StockError> {
+        use ReservationState as S;
+        match command {
+            StockCommand::Create { product_id, at_ms } => {
+                if self.exists() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![
+                    pb::StockCreated {
+                        product_id: product_id.clone(),
+                        on_hand: 0,
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            StockCommand::Add { quantity, at_ms } => {
+                let product_id = self.opened()?;
+                let on_hand =
+                    self.on_hand
+                        .checked_add(quantity.get())
+                        .ok_or(StockError::Overflow {
+                            requested: quantity.get(),
+                        })?;
+                Ok(vec![
+                    pb::StockAdded {
+                        product_id: product_id.to_owned(),
+                        quantity: quantity.get(),
+                        on_hand,
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            StockCommand::Remove { quantity, at_ms } => {
+                let product_id = self.opened()?;
+                self.ensure_available(*quantity)?;
+                Ok(vec![
+                    pb::StockRemoved {
+                        product_id: product_id.to_owned(),
+                        quantity: quantity.get(),
+                        on_hand: self.on_hand - quantity.get(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            StockCommand::Reserve {
+                reservation_id,
+                order_id,
+                customer_id,
+                quantity,
+                unit_price_cents,
+                at_ms,
+            } => {
+                let product_id = self.opened()?;
+                if self.reservations.contains_key(order_id) {
+                    return Ok(Vec::new());
+                }
+                self.ensure_available(*quantity)?;
+                let items_price_cents = quantity.get().saturating_mul(*unit_price_cents);
+                Ok(vec![
+                    pb::StockReserved {
+                        reservation_id: reservation_id.clone(),
+                        order_id: order_id.clone(),
+                        customer_id: customer_id.clone(),
+                        lines: vec![pb::PricedOrderLine {
+                            product_id: product_id.to_owned(),
+                            quantity: quantity.get(),
+                            unit_price_cents: *unit_price_cents,
+                        }],
+                        items_price_cents,
+                        shipping_fee_cents: 0,
+                        total_cents: items_price_cents,
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            StockCommand::Release { order_id, at_ms } => {
+                self.opened()?;
+                let Some(held) = self.reservations.get(order_id) else {
+                    // Nothing was held for this order here: nothing to free.
+                    return Ok(Vec::new());
+                };
+                match held.state {
+                    S::Released => Ok(Vec::new()),
+                    S::Consumed | S::Returned => Err(Self::state_error(order_id, held)),
+                    S::Reserved => Ok(vec![
+                        pb::StockReleased {
+                            reservation_id: held.reservation_id.clone(),
+                            order_id: order_id.clone(),
+                            lines: self.line(held.quantity),
+                            occurred_at_ms: *at_ms,
+                        }
+                        .into(),
+                    ]),
+                }
+            }
+            StockCommand::Consume { order_id, at_ms } => {
+                self.opened()?;
+                let held = self.held(order_id)?;
+                match held.state {
+                    S::Consumed | S::Returned => Ok(Vec::new()),
+                    S::Released => Err(Self::state_error(order_id, held)),
+                    S::Reserved => Ok(vec![
+                        pb::StockConsumed {
+                            reservation_id: held.reservation_id.clone(),
+                            order_id: order_id.clone(),
+                            lines: self.line(held.quantity),
+                            occurred_at_ms: *at_ms,
+                        }
+                        .into(),
+                    ]),
+                }
+            }
+            StockCommand::Return { order_id, at_ms } => {
+                self.opened()?;
+                let held = self.held(order_id)?;
+                match held.state {
+                    S::Returned => Ok(Vec::new()),
+                    S::Reserved | S::Released => Err(Self::state_error(order_id, held)),
+                    S::Consumed => Ok(vec![
+                        pb::StockReturned {
+                            reservation_id: held.reservation_id.clone(),
+                            order_id: order_id.clone(),
+                            lines: self.line(held.quantity),
+                            occurred_at_ms: *at_ms,
+                        }
+                        .into(),
+                    ]),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &StockEvent) {
+        match event {
+            StockEvent::Created(e) => {
+                self.product_id = Some(e.product_id.clone());
+                self.on_hand = e.on_hand;
+            }
+            StockEvent::Added(e) => self.on_hand = e.on_hand,
+            StockEvent::Removed(e) => self.on_hand = e.on_hand,
+            StockEvent::Reserved(e) => {
+                let quantity =
+                    self.units_in(e.lines.iter().map(|l| (l.product_id.as_str(), l.quantity)));
+                self.reserved = self.reserved.saturating_add(quantity);
+                self.reservations.insert(
+                    e.order_id.clone(),
+                    Held {
+                        reservation_id: e.reservation_id.clone(),
+                        quantity,
+                        state: ReservationState::Reserved,
+                    },
+                );
+            }
+            StockEvent::Released(e) => {
+                let quantity = self.transition(&e.order_id, ReservationState::Released);
+                self.reserved = self.reserved.saturating_sub(quantity);
+            }
+            StockEvent::Consumed(e) => {
+                let quantity = self.transition(&e.order_id, ReservationState::Consumed);
+                self.reserved = self.reserved.saturating_sub(quantity);
+                self.on_hand = self.on_hand.saturating_sub(quantity);
+            }
+            StockEvent::Returned(e) => {
+                let quantity = self.transition(&e.order_id, ReservationState::Returned);
+                self.on_hand = self.on_hand.saturating_add(quantity);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use es_core::Aggregate;
+    use es_core::testing::{given, given_no_events};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const P: &str = "p1";
+    const AT: i64 = 1_700_000_000_000;
+
+    fn q(units: i64) -> Quantity {
+        Quantity::parse(units).unwrap()
+    }
+
+    fn created() -> StockEvent {
+        pb::StockCreated {
+            product_id: P.into(),
+            on_hand: 0,
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn added(quantity: i64, on_hand: i64) -> StockEvent {
+        pb::StockAdded {
+            product_id: P.into(),
+            quantity,
+            on_hand,
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn reserved(order: &str, quantity: i64) -> StockEvent {
+        pb::StockReserved {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            customer_id: "c1".into(),
+            lines: vec![pb::PricedOrderLine {
+                product_id: P.into(),
+                quantity,
+                unit_price_cents: 250,
+            }],
+            items_price_cents: quantity * 250,
+            shipping_fee_cents: 0,
+            total_cents: quantity * 250,
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn line(quantity: i64) -> Vec<pb::OrderLine> {
+        vec![pb::OrderLine {
+            product_id: P.into(),
+            quantity,
+        }]
+    }
+
+    fn released(order: &str, quantity: i64) -> StockEvent {
+        pb::StockReleased {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            lines: line(quantity),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn consumed(order: &str, quantity: i64) -> StockEvent {
+        pb::StockConsumed {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            lines: line(quantity),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn returned(order: &str, quantity: i64) -> StockEvent {
+        pb::StockReturned {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            lines: line(quantity),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn reserve(order: &str, quantity: i64) -> StockCommand {
+        StockCommand::Reserve {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            customer_id: "c1".into(),
+            quantity: q(quantity),
+            unit_price_cents: 250,
+            at_ms: AT,
+        }
+    }
+
+    fn release(order: &str) -> StockCommand {
+        StockCommand::Release {
+            order_id: order.into(),
+            at_ms: AT,
+        }
+    }
+
+    fn consume(order: &str) -> StockCommand {
+        StockCommand::Consume {
+            order_id: order.into(),
+            at_ms: AT,
+        }
+    }
+
+    fn give_back(order: &str) -> StockCommand {
+        StockCommand::Return {
+            order_id: order.into(),
+            at_ms: AT,
+        }
+    }
+
+    #[test]
+    fn creating_opens_the_stock_at_zero_once() {
+        let stock = given_no_events::<Stock>()
+            .when(StockCommand::Create {
+                product_id: P.into(),
+                at_ms: AT,
+            })
+            .then_expect_events([created()]);
+        assert_eq!((stock.on_hand(), stock.reserved()), (0, 0));
+        given::<Stock>([created()])
+            .when(StockCommand::Create {
+                product_id: P.into(),
+                at_ms: AT,
+            })
+            .then_expect_events([]);
+    }
+
+    #[test]
+    fn adding_needs_an_opened_stock() {
+        given_no_events::<Stock>()
+            .when(StockCommand::Add {
+                quantity: q(1),
+                at_ms: AT,
+            })
+            .then_expect_error(|e| *e == StockError::NotFound);
+        let stock = given::<Stock>([created(), added(5, 5)])
+            .when(StockCommand::Add {
+                quantity: q(3),
+                at_ms: AT,
+            })
+            .then_expect_events([added(3, 8)]);
+        assert_eq!(stock.on_hand(), 8);
+    }
+
+    #[test]
+    fn removing_cannot_take_reserved_units() {
+        given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(StockCommand::Remove {
+                quantity: q(7),
+                at_ms: AT,
+            })
+            .then_expect_error(|e| {
+                *e == StockError::Insufficient {
+                    requested: 7,
+                    available: 6,
+                }
+            });
+        let stock = given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(StockCommand::Remove {
+                quantity: q(6),
+                at_ms: AT,
+            })
+            .then_expect_events([pb::StockRemoved {
+                product_id: P.into(),
+                quantity: 6,
+                on_hand: 4,
+                occurred_at_ms: AT,
+            }
+            .into()]);
+        assert_eq!(
+            (stock.on_hand(), stock.reserved(), stock.available()),
+            (4, 4, 0)
+        );
+    }
+
+    #[test]
+    fn reserving_holds_available_units_once_per_order() {
+        let stock = given::<Stock>([created(), added(10, 10)])
+            .when(reserve("o1", 4))
+            .then_expect_events([reserved("o1", 4)]);
+        assert_eq!(
+            (stock.on_hand(), stock.reserved(), stock.available()),
+            (10, 4, 6)
+        );
+        assert_eq!(
+            stock.reservation("o1").map(|h| h.state),
+            Some(ReservationState::Reserved)
+        );
+        // The same order again: nothing new, whatever the quantity.
+        given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(reserve("o1", 4))
+            .then_expect_events([]);
+        given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(reserve("o2", 7))
+            .then_expect_error(|e| {
+                *e == StockError::Insufficient {
+                    requested: 7,
+                    available: 6,
+                }
+            });
+        given_no_events::<Stock>()
+            .when(reserve("o1", 1))
+            .then_expect_error(|e| *e == StockError::NotFound);
+    }
+
+    #[test]
+    fn releasing_frees_the_units_idempotently() {
+        let history = || [created(), added(10, 10), reserved("o1", 4)];
+        let stock = given::<Stock>(history())
+            .when(release("o1"))
+            .then_expect_events([released("o1", 4)]);
+        assert_eq!((stock.on_hand(), stock.reserved()), (10, 0));
+        given::<Stock>([
+            created(),
+            added(10, 10),
+            reserved("o1", 4),
+            released("o1", 4),
+        ])
+        .when(release("o1"))
+        .then_expect_events([]);
+        // An order that never held this product has nothing to release.
+        given::<Stock>(history())
+            .when(release("o9"))
+            .then_expect_events([]);
+        // A released order cannot be reserved again under the same key.
+        given::<Stock>([
+            created(),
+            added(10, 10),
+            reserved("o1", 4),
+            released("o1", 4),
+        ])
+        .when(reserve("o1", 4))
+        .then_expect_events([]);
+    }
+
+    #[test]
+    fn consuming_takes_the_units_off_hand_idempotently() {
+        let stock = given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(consume("o1"))
+            .then_expect_events([consumed("o1", 4)]);
+        assert_eq!(
+            (stock.on_hand(), stock.reserved(), stock.available()),
+            (6, 0, 6)
+        );
+        given::<Stock>([
+            created(),
+            added(10, 10),
+            reserved("o1", 4),
+            consumed("o1", 4),
+        ])
+        .when(consume("o1"))
+        .then_expect_events([]);
+        given::<Stock>([created(), added(10, 10)])
+            .when(consume("o1"))
+            .then_expect_error(|e| matches!(e, StockError::ReservationNotFound { .. }));
+        given::<Stock>([
+            created(),
+            added(10, 10),
+            reserved("o1", 4),
+            released("o1", 4),
+        ])
+        .when(consume("o1"))
+        .then_expect_error(|e| {
+            matches!(
+                e,
+                StockError::ReservationState {
+                    state: ReservationState::Released,
+                    ..
+                }
+            )
+        });
+        given::<Stock>([
+            created(),
+            added(10, 10),
+            reserved("o1", 4),
+            consumed("o1", 4),
+        ])
+        .when(release("o1"))
+        .then_expect_error(|e| {
+            matches!(
+                e,
+                StockError::ReservationState {
+                    state: ReservationState::Consumed,
+                    ..
+                }
+            )
+        });
+    }
+
+    #[test]
+    fn returning_puts_consumed_units_back_idempotently() {
+        let history = || {
+            [
+                created(),
+                added(10, 10),
+                reserved("o1", 4),
+                consumed("o1", 4),
+            ]
+        };
+        let stock = given::<Stock>(history())
+            .when(give_back("o1"))
+            .then_expect_events([returned("o1", 4)]);
+        assert_eq!((stock.on_hand(), stock.reserved()), (10, 0));
+        let mut again = history().to_vec();
+        again.push(returned("o1", 4));
+        given::<Stock>(again)
+            .when(give_back("o1"))
+            .then_expect_events([]);
+        given::<Stock>([created(), added(10, 10), reserved("o1", 4)])
+            .when(give_back("o1"))
+            .then_expect_error(|e| {
+                matches!(
+                    e,
+                    StockError::ReservationState {
+                        state: ReservationState::Reserved,
+                        ..
+                    }
+                )
+            });
+        given::<Stock>([created()])
+            .when(give_back("o1"))
+            .then_expect_error(|e| matches!(e, StockError::ReservationNotFound { .. }));
+    }
+
+    #[test]
+    fn events_round_trip_through_protobuf() {
+        use es_core::DomainEvent;
+        for event in [
+            created(),
+            added(1, 1),
+            reserved("o1", 1),
+            released("o1", 1),
+            consumed("o1", 1),
+            returned("o1", 1),
+        ] {
+            let raw = event.to_raw();
+            assert!(raw.event_type.starts_with("stocklet.events.v1.Stock"));
+            assert_eq!(StockEvent::decode(&raw).unwrap(), event);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(i64),
+        Remove(i64),
+        Reserve(u8, i64),
+        Release(u8),
+        Consume(u8),
+        Return(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1i64..50).prop_map(Op::Add),
+            (1i64..50).prop_map(Op::Remove),
+            (0u8..5, 1i64..30).prop_map(|(o, n)| Op::Reserve(o, n)),
+            (0u8..5).prop_map(Op::Release),
+            (0u8..5).prop_map(Op::Consume),
+            (0u8..5).prop_map(Op::Return),
+        ]
+    }
+
+    proptest! {
+        /// Whatever sequence of commands runs, accepted or refused, stock
+        /// never goes negative and never reserves more than it holds.
+        #[test]
+        fn stock_never_goes_negative(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut stock = Stock::from_events(&[created()]);
+            for op in ops {
+                let order = |o: u8| format!("o{o}");
+                let command = match op {
+                    Op::Add(n) => StockCommand::Add { quantity: q(n), at_ms: AT },
+                    Op::Remove(n) => StockCommand::Remove { quantity: q(n), at_ms: AT },
+                    Op::Reserve(o, n) => reserve(&order(o), n),
+                    Op::Release(o) => release(&order(o)),
+                    Op::Consume(o) => consume(&order(o)),
+                    Op::Return(o) => give_back(&order(o)),
+                };
+                if let Ok(events) = stock.decide(&command) {
+                    for event in &events {
+                        stock.apply(event);
+                    }
+                    // Deciding again right away is a no-op for the saga steps.
+                    if matches!(command, StockCommand::Reserve { .. } | StockCommand::Release { .. }
+                        | StockCommand::Consume { .. } | StockCommand::Return { .. }) {
+                        prop_assert_eq!(stock.decide(&command), Ok(Vec::new()));
+                    }
+                }
+                prop_assert!(stock.reserved() >= 0);
+                prop_assert!(stock.available() >= 0);
+                prop_assert!(stock.on_hand() >= stock.reserved());
+                let held: i64 = stock
+                    .reservations
+                    .values()
+                    .filter(|h| h.state == ReservationState::Reserved)
+                    .map(|h| h.quantity)
+                    .sum();
+                prop_assert_eq!(held, stock.reserved());
+            }
+        }
+    }
+}

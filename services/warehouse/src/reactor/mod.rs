@@ -1,0 +1,69 @@
+//! Reactions to other services' events: the warehouse follows the catalogue.
+//!
+//! One durable consumer per source stream. Each reaction runs a command
+//! whose dedupe key comes from the source event
+//! ([`CommandContext::caused_by`]), so a redelivered event changes nothing.
+//!
+//! - `PRODUCT`: `ProductCreated` opens the product's stock at zero.
+//!
+//! The saga's reactions (reserve on `OrderPriced`, release, consume and
+//! return) come with the saga.
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, RawEvent, Repository,
+    StoredEvent,
+};
+use prost::Message as _;
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{Stock, StockCommand, StockError};
+
+/// The handler name in the dedupe key of stock opened for a new product.
+pub const OPEN_STOCK: &str = "warehouse.open-stock";
+
+/// Opens a product's stock when the product is created.
+#[derive(Clone)]
+pub struct ProductReaction {
+    stocks: Repository<Stock, JetStreamEventStore>,
+}
+
+impl ProductReaction {
+    /// A reaction writing through `stocks`.
+    pub fn new(stocks: Repository<Stock, JetStreamEventStore>) -> Self {
+        Self { stocks }
+    }
+}
+
+fn is<T: prost::Name>(raw: &RawEvent) -> bool {
+    raw.event_type == T::full_name()
+}
+
+impl Reaction for ProductReaction {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        if !is::<events::ProductCreated>(&stored.raw) {
+            return Ok(());
+        }
+        let created = events::ProductCreated::decode(stored.raw.payload.clone())
+            .map_err(|e| ReactionError::Permanent(format!("malformed ProductCreated: {e}")))?;
+        let id = AggregateId::parse(created.product_id.clone())
+            .map_err(|e| ReactionError::Permanent(format!("bad product id: {e}")))?;
+        let command = StockCommand::Create {
+            product_id: created.product_id,
+            at_ms: es_core::envelope::now_ms(),
+        };
+        let context = CommandContext::caused_by(&stored.meta, OPEN_STOCK);
+        match self.stocks.execute(&id, &command, &context).await {
+            Ok(executed) => {
+                tracing::debug!(product_id = %id, events = executed.events.len(), "stock opened");
+                Ok(())
+            }
+            Err(ExecuteError::Rejected(error)) => Err(rejected(&error)),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}
+
+fn rejected(error: &StockError) -> ReactionError {
+    ReactionError::Permanent(error.to_string())
+}
