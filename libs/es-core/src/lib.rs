@@ -10,6 +10,7 @@ pub mod memory;
 pub mod projection;
 pub mod reactor;
 pub mod repository;
+pub mod snapshot;
 pub mod store;
 pub mod streams;
 pub mod testing;

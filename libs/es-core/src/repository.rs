@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::aggregate::Aggregate;
 use crate::envelope::{AggregateId, CommandContext, EventMeta, now_ms};
 use crate::event::{DomainEvent, Upcasters};
+use crate::snapshot::{DedupeEntry, RECENT_KEYS, SnapshotRecord, SnapshotState, SnapshotStore};
 use crate::store::{Appended, Commit, EventStore, NewEvent, StoreError, StreamRef};
 
 /// How hard [`Repository::execute`] tries before giving up.
@@ -54,8 +55,11 @@ pub struct Loaded<A: Aggregate> {
     pub state: A,
     /// Stream sequence of its last message; `0` when it has none.
     pub version: u64,
-    /// Its events, oldest first.
+    /// Its events, oldest first: all of them, or those after the snapshot
+    /// it was loaded from.
     pub history: Vec<Recorded<A::Event>>,
+    /// Recent dedupe keys remembered by that snapshot.
+    pub snapshot_keys: Vec<DedupeEntry>,
 }
 
 impl<A: Aggregate> Loaded<A> {
@@ -71,13 +75,49 @@ impl<A: Aggregate> Loaded<A> {
             .iter()
             .filter(|r| r.meta.dedupe_key.as_deref() == Some(dedupe_key))
             .collect();
-        let position = original.last()?.meta.stream_sequence;
+        if let Some(last) = original.last() {
+            return Some(Executed {
+                position: last.meta.stream_sequence,
+                events: original.into_iter().map(|r| r.event.clone()).collect(),
+                state: self.state.clone(),
+                replayed: true,
+            });
+        }
+        // Folded into a snapshot: the position is known, the events are not
+        // kept.
+        let entry = self.snapshot_keys.iter().find(|e| e.key == dedupe_key)?;
         Some(Executed {
-            events: original.into_iter().map(|r| r.event.clone()).collect(),
-            position,
+            events: Vec::new(),
+            position: entry.sequence,
             state: self.state.clone(),
             replayed: true,
         })
+    }
+
+    /// The dedupe keys a new snapshot should remember, newest last.
+    fn recent_keys(&self, new: Option<(&str, u64)>) -> Vec<DedupeEntry> {
+        let mut keys = self.snapshot_keys.clone();
+        let mut seen_in_history = None;
+        for recorded in &self.history {
+            if let Some(key) = &recorded.meta.dedupe_key
+                && seen_in_history != Some((key.as_str(), recorded.meta.stream_sequence))
+            {
+                keys.push(DedupeEntry {
+                    key: key.clone(),
+                    sequence: recorded.meta.stream_sequence,
+                });
+                seen_in_history = Some((key.as_str(), recorded.meta.stream_sequence));
+            }
+        }
+        if let Some((key, sequence)) = new {
+            keys.push(DedupeEntry {
+                key: key.to_owned(),
+                sequence,
+            });
+        }
+        let excess = keys.len().saturating_sub(RECENT_KEYS);
+        keys.drain(..excess);
+        keys
     }
 }
 
@@ -113,6 +153,33 @@ pub enum ExecuteError<E: std::error::Error + 'static> {
     Store(#[from] StoreError),
 }
 
+/// When and how to snapshot aggregates of type `A`.
+struct SnapshotPolicy<A> {
+    store: SnapshotStore,
+    every: usize,
+    format_version: u32,
+    encode: fn(&A) -> Vec<u8>,
+    decode: fn(&[u8]) -> Option<A>,
+}
+
+impl<A> Clone for SnapshotPolicy<A> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            every: self.every,
+            format_version: self.format_version,
+            encode: self.encode,
+            decode: self.decode,
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for SnapshotPolicy<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapshotPolicy(every {} events)", self.every)
+    }
+}
+
 /// Loads and changes aggregates of type `A` kept in `S`.
 #[derive(Clone, Debug)]
 pub struct Repository<A, S> {
@@ -120,7 +187,23 @@ pub struct Repository<A, S> {
     stream: StreamRef,
     upcasters: Upcasters,
     policy: RetryPolicy,
+    snapshots: Option<SnapshotPolicy<A>>,
     aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: SnapshotState, S: EventStore> Repository<A, S> {
+    /// Snapshots each aggregate once `every` events have followed its last
+    /// snapshot, and loads from the snapshot (see [`crate::snapshot`]).
+    pub fn with_snapshots(mut self, store: SnapshotStore, every: usize) -> Self {
+        self.snapshots = Some(SnapshotPolicy {
+            store,
+            every: every.max(1),
+            format_version: A::SNAPSHOT_VERSION,
+            encode: A::to_snapshot,
+            decode: A::from_snapshot,
+        });
+        self
+    }
 }
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
@@ -131,6 +214,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             stream,
             upcasters: Upcasters::default(),
             policy: RetryPolicy::default(),
+            snapshots: None,
             aggregate: PhantomData,
         }
     }
@@ -164,13 +248,76 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// Loads an aggregate by folding its whole history.
     pub async fn load(&self, id: &AggregateId) -> Result<Loaded<A>, StoreError> {
-        let empty = Loaded {
+        let start = match &self.snapshots {
+            Some(policy) => self.load_snapshot(policy, id).await,
+            None => None,
+        };
+        let start = start.unwrap_or_else(|| Loaded {
             id: id.clone(),
             state: A::default(),
             version: 0,
             history: Vec::new(),
+            snapshot_keys: Vec::new(),
+        });
+        self.refresh(start).await
+    }
+
+    /// The aggregate as its snapshot left it, if there is a usable one. A
+    /// snapshot is a cache: any problem with it means a full load.
+    async fn load_snapshot(
+        &self,
+        policy: &SnapshotPolicy<A>,
+        id: &AggregateId,
+    ) -> Option<Loaded<A>> {
+        let record = match policy.store.get(A::TYPE, id.as_str()).await {
+            Ok(record) => record?,
+            Err(error) => {
+                tracing::warn!(aggregate = A::TYPE, %id, %error, "snapshot unavailable; loading the full history");
+                return None;
+            }
         };
-        self.refresh(empty).await
+        if record.format_version != policy.format_version {
+            return None;
+        }
+        Some(Loaded {
+            id: id.clone(),
+            state: (policy.decode)(&record.state)?,
+            version: record.sequence,
+            history: Vec::new(),
+            snapshot_keys: record.recent_keys,
+        })
+    }
+
+    /// Stores a snapshot of the state after a commit, when enough events
+    /// have followed the last one. It runs in the background: a command
+    /// never waits for, or fails because of, its snapshot.
+    fn maybe_snapshot(
+        &self,
+        loaded: &Loaded<A>,
+        state: &A,
+        position: u64,
+        new_events: usize,
+        key: Option<&str>,
+    ) {
+        let Some(policy) = &self.snapshots else {
+            return;
+        };
+        if loaded.history.len() + new_events < policy.every {
+            return;
+        }
+        let record = SnapshotRecord {
+            format_version: policy.format_version,
+            sequence: position,
+            state: (policy.encode)(state).into(),
+            recent_keys: loaded.recent_keys(key.map(|k| (k, position))),
+        };
+        let store = policy.store.clone();
+        let id = loaded.id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.put(A::TYPE, id.as_str(), &record).await {
+                tracing::warn!(aggregate = A::TYPE, %id, %error, "could not store snapshot");
+            }
+        });
     }
 
     /// Brings a loaded aggregate up to date by folding only the events
@@ -232,6 +379,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     for event in &events {
                         state.apply(event);
                     }
+                    self.maybe_snapshot(
+                        &loaded,
+                        &state,
+                        sequence,
+                        events.len(),
+                        context.dedupe_key.as_deref(),
+                    );
                     return Ok(Executed {
                         events,
                         position: sequence,

@@ -226,8 +226,16 @@ impl NatsServer {
     /// # Panics
     /// If the server is not running.
     pub fn pause(&mut self) {
-        signal(self.pid(), "STOP");
+        let pid = self.pid();
+        signal(pid, "STOP");
         self.paused = true;
+        // SIGSTOP is delivered to each of the server's threads as it next
+        // enters the kernel; wait until all have stopped (state `T`), or a
+        // busy thread could still answer a request sent right after this.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !all_threads_stopped(pid) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Unfreezes a [`NatsServer::pause`]d server (SIGCONT).
@@ -436,6 +444,21 @@ async fn jetstream_ready(port: u16) -> bool {
 }
 
 /// Sends a signal with the `kill` command (the workspace forbids `unsafe`, so no libc).
+/// Whether every thread of `pid` is stopped, per `/proc` (true where
+/// `/proc` cannot tell).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        matches!(state, Some("T" | "t") | None)
+    })
+}
+
 fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .args(["-s", name, &pid.to_string()])

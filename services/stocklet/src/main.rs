@@ -77,6 +77,8 @@ async fn main() -> ExitCode {
         };
     }
     let started = async {
+        start_service!("auth", stocklet_auth)?;
+        start_service!("user", stocklet_user)?;
         start_service!("product", stocklet_product)?;
         start_service!("warehouse", stocklet_warehouse)?;
         start_service!("order", stocklet_order)?;

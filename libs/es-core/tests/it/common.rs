@@ -201,3 +201,21 @@ impl Bank {
 pub fn id(name: &str) -> es_core::AggregateId {
     es_core::AggregateId::parse(name).unwrap()
 }
+
+impl es_core::snapshot::SnapshotState for Account {
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    fn to_snapshot(&self) -> Vec<u8> {
+        let mut bytes = vec![u8::from(self.open)];
+        bytes.extend_from_slice(&self.balance_cents.to_le_bytes());
+        bytes
+    }
+
+    fn from_snapshot(bytes: &[u8]) -> Option<Self> {
+        let (open, balance) = bytes.split_first()?;
+        Some(Account {
+            open: *open == 1,
+            balance_cents: i64::from_le_bytes(balance.try_into().ok()?),
+        })
+    }
+}

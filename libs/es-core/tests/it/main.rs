@@ -10,3 +10,4 @@ mod event_store;
 mod memory;
 mod projection;
 mod reactor;
+mod snapshot;

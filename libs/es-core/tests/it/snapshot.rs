@@ -1,0 +1,118 @@
+//! Snapshots: long histories load from a snapshot plus the tail, and the
+//! stream stays the source of truth.
+
+use std::time::Duration;
+
+use es_core::CommandContext;
+use es_core::snapshot::{SnapshotRecord, SnapshotStore};
+
+use crate::common::*;
+
+async fn snapshot_at_least(store: &SnapshotStore, id: &str, sequence: u64) -> SnapshotRecord {
+    for _ in 0..100 {
+        if let Some(record) = store.get("account", id).await.unwrap()
+            && record.sequence >= sequence
+        {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no snapshot of {id} at {sequence} or later");
+}
+
+#[tokio::test]
+async fn long_histories_load_from_a_snapshot_and_the_events_after_it() {
+    let bank = Bank::start().await;
+    let snapshots = SnapshotStore::ensure(bank.server.client().await, 1)
+        .await
+        .unwrap();
+    let accounts = bank.accounts().with_snapshots(snapshots.clone(), 10);
+    let acc = id("busy");
+    accounts
+        .execute(
+            &acc,
+            &AccountCommand::Open { owner: "o".into() },
+            &CommandContext::default(),
+        )
+        .await
+        .unwrap();
+    let mut positions = Vec::new();
+    for i in 1..=25 {
+        let ctx = CommandContext::with_dedupe_key(format!("deposit-{i}"));
+        let done = accounts
+            .execute(&acc, &AccountCommand::Deposit { amount_cents: i }, &ctx)
+            .await
+            .unwrap();
+        positions.push(done.position);
+    }
+    let record = snapshot_at_least(&snapshots, "busy", 20).await;
+    assert!(record.recent_keys.iter().any(|k| k.key == "deposit-3"));
+
+    let loaded = accounts.load(&acc).await.unwrap();
+    assert_eq!(loaded.state.balance_cents, (1..=25).sum::<i64>());
+    assert_eq!(loaded.version, 26);
+    assert!(
+        loaded.history.len() < 10,
+        "only the tail is folded: {}",
+        loaded.history.len()
+    );
+    // The full load agrees.
+    let full = bank.accounts().load(&acc).await.unwrap();
+    assert_eq!(
+        (full.state, full.version, full.history.len()),
+        (loaded.state.clone(), 26, 26)
+    );
+
+    // A repeat of a command folded into the snapshot is still recognised.
+    let repeat = accounts
+        .execute(
+            &acc,
+            &AccountCommand::Deposit { amount_cents: 3 },
+            &CommandContext::with_dedupe_key("deposit-3"),
+        )
+        .await
+        .unwrap();
+    assert!(repeat.replayed);
+    assert_eq!(repeat.position, positions[2]);
+    assert_eq!(bank.accounts().load(&acc).await.unwrap().history.len(), 26);
+}
+
+#[tokio::test]
+async fn a_snapshot_is_only_a_cache() {
+    let bank = Bank::start().await;
+    let snapshots = SnapshotStore::ensure(bank.server.client().await, 1)
+        .await
+        .unwrap();
+    let accounts = bank.accounts().with_snapshots(snapshots.clone(), 5);
+    let acc = id("cached");
+    let ctx = CommandContext::default();
+    accounts
+        .execute(&acc, &AccountCommand::Open { owner: "o".into() }, &ctx)
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        accounts
+            .execute(&acc, &AccountCommand::Deposit { amount_cents: 10 }, &ctx)
+            .await
+            .unwrap();
+    }
+    let good = snapshot_at_least(&snapshots, "cached", 5).await;
+
+    // An unreadable snapshot, or one of another format version, is ignored.
+    for bad in [
+        SnapshotRecord {
+            state: vec![7u8].into(),
+            ..good.clone()
+        },
+        SnapshotRecord {
+            format_version: 99,
+            state: vec![1, 0, 0, 0, 0, 0, 0, 0, 0].into(),
+            ..good.clone()
+        },
+    ] {
+        snapshots.put("account", "cached", &bad).await.unwrap();
+        let loaded = accounts.load(&acc).await.unwrap();
+        assert_eq!(loaded.state.balance_cents, 60);
+        assert_eq!(loaded.history.len(), 7, "a full load");
+    }
+}

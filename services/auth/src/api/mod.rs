@@ -1,0 +1,260 @@
+//! The auth service's gRPC API: the JWKS and logins for everyone, password
+//! changes for the user themselves or an admin.
+//!
+//! A login finds the user id (directly, or by email through the logins read
+//! model), then checks the password against the credentials aggregate
+//! loaded from the event store, so a password change counts at once. Wrong
+//! passwords and unknown users get the same answer after the same work.
+//! SetPassword appends through the repository and waits (bounded) for the
+//! logins projection, like every command. Every failure becomes an
+//! [`ApiError`] and, through it, a gRPC status in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use es_core::projection::ProjectionRunner;
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use sqlx::PgPool;
+use stocklet_proto::stocklet::auth::v1::{
+    self as pb, auth_service_server::AuthService, login_password_request::Login,
+};
+use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
+use crate::password::Passwords;
+use crate::projections::{LoginRow, Logins};
+use crate::tokens::TokenSigner;
+
+/// How long a command waits for its effect to reach the read model.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// Handles `stocklet.auth.v1.AuthService`.
+#[derive(Clone)]
+pub struct AuthApi {
+    credentials: Repository<Credentials, JetStreamEventStore>,
+    logins: Arc<ProjectionRunner<Logins>>,
+    pool: PgPool,
+    passwords: Passwords,
+    signer: TokenSigner,
+    internal_token: Secret,
+}
+
+impl AuthApi {
+    /// The API over its repository, read model, hasher and signer.
+    pub fn new(
+        credentials: Repository<Credentials, JetStreamEventStore>,
+        logins: Arc<ProjectionRunner<Logins>>,
+        pool: PgPool,
+        passwords: Passwords,
+        signer: TokenSigner,
+        internal_token: Secret,
+    ) -> Self {
+        Self {
+            credentials,
+            logins,
+            pool,
+            passwords,
+            signer,
+            internal_token,
+        }
+    }
+
+    fn identity<T>(&self, request: &Request<T>) -> Identity {
+        Identity::from_metadata(request.metadata(), &self.internal_token)
+    }
+
+    /// The live credentials of `id`, if any.
+    async fn live(&self, id: &AggregateId) -> Result<Option<Credentials>, ApiError> {
+        let loaded = self.credentials.load(id).await?;
+        Ok(loaded.state.is_live().then_some(loaded.state))
+    }
+
+    async fn verify(
+        &self,
+        password: &Password,
+        credentials: &Credentials,
+    ) -> Result<bool, ApiError> {
+        self.passwords
+            .verify(password, &credentials.password_hash)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The credentials `login` names whose password is `password`.
+    async fn authenticate(
+        &self,
+        login: &Login,
+        password: &Password,
+    ) -> Result<Credentials, ApiError> {
+        let candidates = match login {
+            Login::UserId(user_id) => vec![user_id.clone()],
+            Login::Email(email) => LoginRow::by_email(&self.pool, email)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|row| row.user_id)
+                .collect(),
+        };
+        let mut verified = false;
+        for candidate in candidates {
+            let Ok(id) = AggregateId::parse(candidate) else {
+                continue;
+            };
+            if let Some(credentials) = self.live(&id).await? {
+                verified = true;
+                if self.verify(password, &credentials).await? {
+                    return Ok(credentials);
+                }
+            }
+        }
+        if !verified {
+            // Unknown users cost as much as wrong passwords.
+            self.passwords
+                .verify_nobody(password)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        Err(ApiError::Unauthenticated)
+    }
+}
+
+fn rejected(error: CredentialsError) -> ApiError {
+    match error {
+        CredentialsError::AlreadyExists => ApiError::AlreadyExists("credentials".into()),
+        CredentialsError::NotFound | CredentialsError::Removed => {
+            ApiError::NotFound("credentials".into())
+        }
+    }
+}
+
+fn now_s() -> i64 {
+    es_core::envelope::now_ms() / 1000
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn get_service_info(
+        &self,
+        _request: Request<pb::GetServiceInfoRequest>,
+    ) -> Result<Response<pb::GetServiceInfoResponse>, Status> {
+        Ok(Response::new(pb::GetServiceInfoResponse {
+            name: "auth".into(),
+            source: "https://github.com/stocklet/stocklet/tree/main/services/auth".into(),
+            license: "MIT".into(),
+        }))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            keys: vec![self.signer.jwk().clone()],
+        }))
+    }
+
+    async fn login_password(
+        &self,
+        request: Request<pb::LoginPasswordRequest>,
+    ) -> Result<Response<pb::LoginPasswordResponse>, Status> {
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let login = match &body.login {
+            None => {
+                validation.check(false, "user_id", "give user_id or email");
+                None
+            }
+            Some(Login::UserId(raw)) => validation
+                .parse("user_id", AggregateId::parse(raw.as_str()))
+                .map(|id| Login::UserId(id.to_string())),
+            Some(Login::Email(raw)) => {
+                validation.check(
+                    !raw.trim().is_empty() && raw.len() <= 254,
+                    "email",
+                    "must be an email address",
+                );
+                Some(Login::Email(raw.clone()))
+            }
+        };
+        let password = validation.parse("password", Password::parse(&body.password));
+        validation.finish()?;
+        let (Some(login), Some(password)) = (login, password) else {
+            return Err(ApiError::Internal("validated fields missing".into()).into());
+        };
+        let credentials = self.authenticate(&login, &password).await?;
+        let role = credentials.role.unwrap_or(Role::Customer);
+        let token = self.signer.issue(&credentials.user_id, role, now_s());
+        tracing::info!(user_id = %credentials.user_id, role = role.as_str(), "logged in");
+        Ok(Response::new(pb::LoginPasswordResponse {
+            token_type: "Bearer".into(),
+            access_token: token.token,
+            expires_in_s: token.expires_in_s,
+        }))
+    }
+
+    async fn set_password(
+        &self,
+        request: Request<pb::SetPasswordRequest>,
+    ) -> Result<Response<pb::SetPasswordResponse>, Status> {
+        let identity = self.identity(&request);
+        let caller = identity.require_user()?.to_owned();
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        let target = if body.user_id.is_empty() {
+            AggregateId::parse(caller.as_str()).ok()
+        } else {
+            validation.parse("user_id", AggregateId::parse(body.user_id.as_str()))
+        };
+        let password = validation.parse("password", Password::parse(&body.password));
+        let current = if identity.is_admin() {
+            None
+        } else {
+            validation.parse(
+                "current_password",
+                Password::parse(&body.current_password)
+                    .map_err(|_| "is required to change your own password"),
+            )
+        };
+        validation.finish()?;
+        let (Some(target), Some(password)) = (target, password) else {
+            return Err(ApiError::Internal("validated fields missing".into()).into());
+        };
+        identity.require_owner_or_admin(target.as_str(), "credentials")?;
+        let credentials = self
+            .live(&target)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("credentials".into()))?;
+        if let Some(current) = current
+            && !self.verify(&current, &credentials).await?
+        {
+            return Err(ApiError::PermissionDenied.into());
+        }
+        let password_hash = self
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let command = CredentialsCommand::ChangePassword {
+            password_hash,
+            at_ms: es_core::envelope::now_ms(),
+        };
+        let executed = self
+            .credentials
+            .execute(&target, &command, &CommandContext::default())
+            .await
+            .map_err(|e| ApiError::from_execute(e, rejected))?;
+        if !self
+            .logins
+            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(
+                position = executed.position,
+                "logins are lagging; answering before they caught up"
+            );
+        }
+        tracing::info!(user_id = %target, by = %caller, "password changed");
+        Ok(Response::new(pb::SetPasswordResponse {}))
+    }
+}

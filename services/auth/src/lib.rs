@@ -1,0 +1,331 @@
+//! The auth service: Stocklet's credentials, logins and access tokens.
+//!
+//! It keeps one credentials aggregate per user (email, Argon2id hash,
+//! role), exchanges a correct password for an ES256 JWT, and publishes the
+//! public key as a JWKS for the gateway. It never sees a user's profile:
+//! credentials are made by reacting to the user service's `UserRegistered`,
+//! which carries the hash the user service made. That event is durable
+//! before RegisterUser answers and the reactor retries until it is done, so
+//! credentials always follow a registration, even one made while auth was
+//! down; a login tried before auth has caught up fails, and succeeds
+//! moments later.
+//!
+//! The first admin account is created at start-up from
+//! `STOCKLET_ADMIN_EMAIL` and `STOCKLET_ADMIN_PASSWORD` when both are set,
+//! idempotently: its user id is derived from the address
+//! ([`admin_user_id`]), and an existing account is left as it is.
+//!
+//! | events | |
+//! | --- | --- |
+//! | produces (stream `AUTH`) | `CredentialsCreated`, `PasswordChanged`, `CredentialsEmailChanged`, `CredentialsRemoved` |
+//! | consumes (stream `USER`) | `UserRegistered`, `UserEmailUpdated`, `UserDeleted` |
+//!
+//! Read model: `auth.logins` (email to user id), built by the
+//! [`projections::Logins`] projection. Passwords and hashes never appear in
+//! logs: their types print `***`.
+
+pub mod api;
+pub mod domain;
+pub mod password;
+pub mod projections;
+pub mod reactor;
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::streams::definitions;
+use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository};
+use sha2::{Digest, Sha256};
+use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
+use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::{ConfigError, Secret, db, grpc};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AuthApi;
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
+use crate::password::Passwords;
+use crate::projections::Logins;
+use crate::reactor::{DURABLE_NAME, UserReactions};
+use crate::tokens::{KeySource, TokenSigner};
+
+/// The gRPC service name, for health checks.
+pub const SERVICE_NAME: &str = "stocklet.auth.v1.AuthService";
+/// The PostgreSQL schema of the read models.
+pub const SCHEMA: &str = "auth";
+
+/// The account created at start-up.
+#[derive(Clone, Debug)]
+pub struct AdminAccount {
+    /// `STOCKLET_ADMIN_EMAIL`.
+    pub email: String,
+    /// `STOCKLET_ADMIN_PASSWORD`.
+    pub password: Secret,
+}
+
+/// The auth service's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Settings every service shares.
+    pub common: CommonConfig,
+    /// `STOCKLET_AUTH_ADDR`: where the gRPC server listens.
+    pub listen_addr: String,
+    /// Where the signing key comes from: `STOCKLET_JWT_KEY_FILE`, else
+    /// `STOCKLET_JWT_KEY_PEM`, else a key generated once and kept in
+    /// `STOCKLET_DATA_DIR` (default `.data`) as `auth/jwt-signing-key.pem`.
+    pub signing_key: KeySource,
+    /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`): the `iss` claim.
+    pub issuer: String,
+    /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`): the `aud` claim.
+    pub audience: String,
+    /// `STOCKLET_JWT_TTL_S` (default 3600): token lifetime in seconds.
+    pub token_ttl_s: i64,
+    /// `STOCKLET_AUTH_HASH_CONCURRENCY` (default 2): Argon2 computations at
+    /// once (each takes 19 MiB).
+    pub hash_concurrency: usize,
+    /// The first admin account, when both its variables are set.
+    pub admin: Option<AdminAccount>,
+}
+
+impl Config {
+    /// Reads the settings from the environment, with defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let file = env_or("STOCKLET_JWT_KEY_FILE", "");
+        let pem = env_or("STOCKLET_JWT_KEY_PEM", "");
+        let signing_key = match (file.is_empty(), pem.is_empty()) {
+            (false, false) => {
+                return Err(ConfigError {
+                    name: "STOCKLET_JWT_KEY_PEM".into(),
+                    value: "***".into(),
+                    reason: "set STOCKLET_JWT_KEY_FILE or STOCKLET_JWT_KEY_PEM, not both".into(),
+                });
+            }
+            (false, true) => KeySource::File(PathBuf::from(file)),
+            (true, false) => KeySource::Pem(Secret::new(pem)),
+            (true, true) => KeySource::Generated(
+                PathBuf::from(env_or("STOCKLET_DATA_DIR", ".data"))
+                    .join("auth")
+                    .join("jwt-signing-key.pem"),
+            ),
+        };
+        let token_ttl_s = env_parse("STOCKLET_JWT_TTL_S", 3600i64)?;
+        if token_ttl_s <= 0 {
+            return Err(ConfigError {
+                name: "STOCKLET_JWT_TTL_S".into(),
+                value: token_ttl_s.to_string(),
+                reason: "must be positive".into(),
+            });
+        }
+        let email = env_or("STOCKLET_ADMIN_EMAIL", "");
+        let password = env_or("STOCKLET_ADMIN_PASSWORD", "");
+        let admin = (!email.is_empty() && !password.is_empty()).then(|| AdminAccount {
+            email,
+            password: Secret::new(password),
+        });
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or("STOCKLET_AUTH_ADDR", "127.0.0.1:50051"),
+            signing_key,
+            issuer: env_or("STOCKLET_JWT_ISSUER", "stocklet-auth"),
+            audience: env_or("STOCKLET_JWT_AUDIENCE", "stocklet"),
+            token_ttl_s,
+            hash_concurrency: env_parse("STOCKLET_AUTH_HASH_CONCURRENCY", 2)?,
+            admin,
+        })
+    }
+}
+
+/// The bootstrap admin's user id: a UUID (version 8, RFC 9562) derived from
+/// the normalised address, so every start and every instance agree on it.
+pub fn admin_user_id(email: &str) -> String {
+    let digest = Sha256::digest(format!("stocklet-admin:{}", domain::normalise_email(email)));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// Creates the admin account unless it exists.
+async fn bootstrap_admin(
+    admin: &AdminAccount,
+    credentials: &Repository<Credentials, JetStreamEventStore>,
+    passwords: &Passwords,
+) -> Result<(), RunError> {
+    let user_id = admin_user_id(&admin.email);
+    let id = AggregateId::parse(user_id.clone()).map_err(|e| RunError::Config(e.to_string()))?;
+    let existing = credentials
+        .load(&id)
+        .await
+        .map_err(|e| RunError::Config(format!("loading the admin account: {e}")))?;
+    if existing.exists() {
+        tracing::info!(%user_id, "admin account exists");
+        return Ok(());
+    }
+    let password = Password::parse(admin.password.expose())
+        .map_err(|e| RunError::Config(format!("STOCKLET_ADMIN_PASSWORD {e}")))?;
+    let password_hash = passwords
+        .hash(password)
+        .await
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    let command = CredentialsCommand::Create {
+        user_id: user_id.clone(),
+        email: admin.email.trim().to_owned(),
+        password_hash,
+        role: Role::Admin,
+        at_ms: es_core::envelope::now_ms(),
+    };
+    match credentials
+        .execute(
+            &id,
+            &command,
+            &CommandContext::with_dedupe_key("bootstrap-admin"),
+        )
+        .await
+    {
+        Ok(_) | Err(ExecuteError::Rejected(CredentialsError::AlreadyExists)) => {
+            tracing::info!(%user_id, "created the admin account");
+            Ok(())
+        }
+        Err(error) => Err(RunError::Config(format!(
+            "creating the admin account: {error}"
+        ))),
+    }
+}
+
+/// Runs the service on `listener` until `shutdown`, then stops gracefully.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let secret =
+        tokens::load_key(&config.signing_key).map_err(|e| RunError::Config(e.to_string()))?;
+    let signer = TokenSigner::new(
+        &secret,
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.token_ttl_s,
+    );
+    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
+    // USER is provisioned too, so the reactor does not depend on the user
+    // service having started first.
+    let mut streams = lifecycle::provision(
+        &store,
+        &[definitions::AUTH, definitions::USER],
+        config.common.stream_replicas,
+    )
+    .await?
+    .into_iter();
+    let (Some(stream), Some(user_stream)) = (streams.next(), streams.next()) else {
+        return Err(RunError::Config("AUTH or USER stream missing".into()));
+    };
+    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+
+    let credentials = Repository::new(store.clone(), stream.clone());
+    let passwords = Passwords::new(config.hash_concurrency)
+        .await
+        .map_err(|e| RunError::Config(e.to_string()))?;
+    if let Some(admin) = &config.admin {
+        bootstrap_admin(admin, &credentials, &passwords).await?;
+    }
+
+    let logins = Arc::new(ProjectionRunner::new(
+        Logins,
+        pool.clone(),
+        store.clone(),
+        stream,
+        ProjectionConfig::default(),
+    ));
+    let mut reactor_config = ReactorConfig::new(DURABLE_NAME);
+    reactor_config.filter_subjects = vec![user_stream.subject("user", "*")];
+    let reactor = Reactor::new(
+        UserReactions::new(credentials.clone()),
+        store.context().clone(),
+        user_stream,
+        reactor_config,
+    );
+    reactor
+        .ensure_consumer()
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?;
+
+    let consumers = CancellationToken::new();
+    let projection = tokio::spawn({
+        let (logins, consumers) = (Arc::clone(&logins), consumers.clone());
+        async move { logins.run(consumers).await }
+    });
+    let reactions = tokio::spawn({
+        let consumers = consumers.clone();
+        async move { reactor.run(consumers).await }
+    });
+
+    let api = AuthApi::new(
+        credentials,
+        logins,
+        pool,
+        passwords,
+        signer,
+        config.common.internal_token.clone(),
+    );
+    tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
+    let served = grpc::serve(
+        listener,
+        tonic::service::Routes::new(AuthServiceServer::new(api)),
+        &[SERVICE_NAME],
+        shutdown,
+    )
+    .await;
+
+    // gRPC has drained; now let the consumers finish what they hold.
+    consumers.cancel();
+    let projected = projection
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?
+        .map_err(|e| RunError::Consumer(e.to_string()));
+    let reacted = reactions
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?
+        .map_err(|e| RunError::Consumer(e.to_string()));
+    served?;
+    projected?;
+    reacted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_id_is_a_stable_uuid_of_the_normalised_address() {
+        let id = admin_user_id("Admin@Example.com ");
+        assert_eq!(id, admin_user_id("admin@example.com"));
+        assert_ne!(id, admin_user_id("root@example.com"));
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 8);
+    }
+
+    #[test]
+    fn configuration_never_prints_secrets() {
+        let config = Config {
+            common: CommonConfig::from_env().unwrap(),
+            listen_addr: String::new(),
+            signing_key: KeySource::Pem(Secret::new("-----BEGIN PRIVATE KEY-----")),
+            issuer: String::new(),
+            audience: String::new(),
+            token_ttl_s: 1,
+            hash_concurrency: 1,
+            admin: Some(AdminAccount {
+                email: "admin@example.com".into(),
+                password: Secret::new("hunter2"),
+            }),
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("BEGIN"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Credentials follow users: created on `UserRegistered` (with the hash the
+//! user service made), their login email changed on `UserEmailUpdated`,
+//! removed on `UserDeleted`.
+//!
+//! Each command's dedupe key is derived from the source event, so a
+//! redelivered event changes nothing twice. Events of one user may be
+//! handled out of order: a removal that comes first leaves a tombstone that
+//! refuses the late creation; an email change that comes before the
+//! creation fails transiently and is retried after it.
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, DomainEvent, ExecuteError, JetStreamEventStore, Repository,
+    StoredEvent,
+};
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, PasswordHash, Role};
+
+/// The durable consumer's name.
+pub const DURABLE_NAME: &str = "auth-from-user";
+/// The handler name in dedupe keys.
+const HANDLER: &str = "auth-credentials";
+
+es_core::domain_events! {
+    /// The user service's events this service reacts to.
+    pub enum UserEvent {
+        Registered(events::UserRegistered),
+        EmailUpdated(events::UserEmailUpdated),
+        Deleted(events::UserDeleted),
+    }
+}
+
+/// Keeps credentials in step with users.
+#[derive(Clone, Debug)]
+pub struct UserReactions {
+    credentials: Repository<Credentials, JetStreamEventStore>,
+}
+
+impl UserReactions {
+    /// Reactions writing through `credentials`.
+    pub fn new(credentials: Repository<Credentials, JetStreamEventStore>) -> Self {
+        Self { credentials }
+    }
+}
+
+impl Reaction for UserReactions {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        if !UserEvent::event_types().contains(&stored.raw.event_type.as_str()) {
+            return Ok(());
+        }
+        let event =
+            UserEvent::decode(&stored.raw).map_err(|e| ReactionError::Permanent(e.to_string()))?;
+        let (user_id, command) = match event {
+            UserEvent::Registered(e) => (
+                e.user_id.clone(),
+                CredentialsCommand::Create {
+                    user_id: e.user_id,
+                    email: e.email,
+                    password_hash: PasswordHash::from_phc(e.password_hash),
+                    role: Role::Customer,
+                    at_ms: e.occurred_at_ms,
+                },
+            ),
+            UserEvent::EmailUpdated(e) => (
+                e.user_id,
+                CredentialsCommand::ChangeEmail {
+                    email: e.email,
+                    at_ms: e.occurred_at_ms,
+                },
+            ),
+            UserEvent::Deleted(e) => (
+                e.user_id.clone(),
+                CredentialsCommand::Remove {
+                    user_id: e.user_id,
+                    at_ms: e.occurred_at_ms,
+                },
+            ),
+        };
+        let id =
+            AggregateId::parse(user_id).map_err(|e| ReactionError::Permanent(e.to_string()))?;
+        let context = CommandContext::caused_by(&stored.meta, HANDLER);
+        match self.credentials.execute(&id, &command, &context).await {
+            Ok(_) => Ok(()),
+            // Already done, or overtaken by the user's deletion: nothing to do.
+            Err(ExecuteError::Rejected(
+                CredentialsError::AlreadyExists | CredentialsError::Removed,
+            )) => Ok(()),
+            // The creation has not been handled yet; it will be.
+            Err(ExecuteError::Rejected(CredentialsError::NotFound)) => Err(
+                ReactionError::Transient("credentials not created yet".into()),
+            ),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The user aggregate: one user's profile, from registration to deletion.
+//!
+//! It does not know whether its email address is free: that is the
+//! [`EmailClaim`](super::EmailClaim) aggregate's job, and the API commits a
+//! user's change together with the claim's in one atomic batch.
+
+use es_core::Aggregate;
+use stocklet_proto::stocklet::events::v1 as events;
+
+use super::values::{Email, PasswordHash, PersonName};
+
+es_core::domain_events! {
+    /// What happens to a user.
+    pub enum UserEvent {
+        Registered(events::UserRegistered),
+        EmailUpdated(events::UserEmailUpdated),
+        Deleted(events::UserDeleted),
+    }
+}
+
+/// What is asked of a user. Times are given by the caller so that deciding
+/// stays pure.
+#[derive(Clone, Debug)]
+pub enum UserCommand {
+    /// Registers a new user.
+    Register {
+        /// Their id (the aggregate id).
+        id: String,
+        /// Their email address.
+        email: Email,
+        /// First name.
+        first_name: PersonName,
+        /// Last name.
+        last_name: PersonName,
+        /// Their password's Argon2id hash.
+        password_hash: PasswordHash,
+        /// Now, in Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Changes the email address.
+    ChangeEmail {
+        /// The new address.
+        email: Email,
+        /// Now, in Unix milliseconds.
+        at_ms: i64,
+    },
+    /// Deletes the user. Final.
+    Delete {
+        /// Now, in Unix milliseconds.
+        at_ms: i64,
+    },
+}
+
+/// Why a user command is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// Register on an id that exists.
+    #[error("user already exists")]
+    AlreadyExists,
+    /// Any other command on an id that was never registered.
+    #[error("user not found")]
+    NotFound,
+    /// Any command on a deleted user.
+    #[error("user was deleted")]
+    Deleted,
+}
+
+/// A user's state, folded from their events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct User {
+    /// Their id, once registered.
+    pub id: String,
+    /// Their email address, as typed.
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Whether they registered.
+    pub registered: bool,
+    /// Whether they were deleted.
+    pub deleted: bool,
+    /// Registration time.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+}
+
+impl User {
+    fn require_live(&self) -> Result<(), UserError> {
+        match (self.registered, self.deleted) {
+            (false, _) => Err(UserError::NotFound),
+            (true, true) => Err(UserError::Deleted),
+            (true, false) => Ok(()),
+        }
+    }
+
+    /// Whether the user exists and was not deleted.
+    pub fn is_live(&self) -> bool {
+        self.registered && !self.deleted
+    }
+}
+
+impl Aggregate for User {
+    const TYPE: &'static str = "user";
+    type Command = UserCommand;
+    type Event = UserEvent;
+    type Error = UserError;
+
+    fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {
+        match command {
+            UserCommand::Register {
+                id,
+                email,
+                first_name,
+                last_name,
+                password_hash,
+                at_ms,
+            } => {
+                if self.registered {
+                    // Ids are fresh per registration, so the same id means
+                    // our own earlier attempt landed: nothing more to do.
+                    return if self.id == *id && !self.deleted {
+                        Ok(Vec::new())
+                    } else {
+                        Err(UserError::AlreadyExists)
+                    };
+                }
+                Ok(vec![
+                    events::UserRegistered {
+                        user_id: id.clone(),
+                        email: email.as_str().to_owned(),
+                        first_name: first_name.as_str().to_owned(),
+                        last_name: last_name.as_str().to_owned(),
+                        password_hash: password_hash.expose().to_owned(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            UserCommand::ChangeEmail { email, at_ms } => {
+                self.require_live()?;
+                if email.as_str() == self.email {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![
+                    events::UserEmailUpdated {
+                        user_id: self.id.clone(),
+                        email: email.as_str().to_owned(),
+                        previous_email: self.email.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+            UserCommand::Delete { at_ms } => {
+                self.require_live()?;
+                Ok(vec![
+                    events::UserDeleted {
+                        user_id: self.id.clone(),
+                        email: self.email.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &UserEvent) {
+        match event {
+            UserEvent::Registered(e) => {
+                self.id.clone_from(&e.user_id);
+                self.email.clone_from(&e.email);
+                self.first_name.clone_from(&e.first_name);
+                self.last_name.clone_from(&e.last_name);
+                self.registered = true;
+                self.created_at_ms = e.occurred_at_ms;
+                self.updated_at_ms = e.occurred_at_ms;
+            }
+            UserEvent::EmailUpdated(e) => {
+                self.email.clone_from(&e.email);
+                self.updated_at_ms = e.occurred_at_ms;
+            }
+            UserEvent::Deleted(e) => {
+                self.deleted = true;
+                self.updated_at_ms = e.occurred_at_ms;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use es_core::testing::{given, given_no_events};
+
+    use super::*;
+
+    fn registered() -> UserEvent {
+        events::UserRegistered {
+            user_id: "u1".into(),
+            email: "Ann@example.com".into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            password_hash: "$argon2id$hash".into(),
+            occurred_at_ms: 1,
+        }
+        .into()
+    }
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn a_new_user_registers_with_their_hash() {
+        let state = given_no_events::<User>()
+            .when(UserCommand::Register {
+                id: "u1".into(),
+                email: email("Ann@example.com"),
+                first_name: PersonName::parse("Ann").unwrap(),
+                last_name: PersonName::parse("Lee").unwrap(),
+                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                at_ms: 1,
+            })
+            .then_expect_events([registered()]);
+        assert!(state.is_live());
+        assert_eq!(state.email, "Ann@example.com");
+    }
+
+    #[test]
+    fn registering_again_is_a_no_op_for_the_same_id_and_refused_otherwise() {
+        given::<User>([registered()])
+            .when(UserCommand::Register {
+                id: "u1".into(),
+                email: email("Ann@example.com"),
+                first_name: PersonName::parse("Ann").unwrap(),
+                last_name: PersonName::parse("Lee").unwrap(),
+                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                at_ms: 2,
+            })
+            .then_expect_events([]);
+        given::<User>([registered()])
+            .when(UserCommand::Register {
+                id: "u2".into(),
+                email: email("other@example.com"),
+                first_name: PersonName::parse("B").unwrap(),
+                last_name: PersonName::parse("C").unwrap(),
+                password_hash: PasswordHash::from_phc("x".into()),
+                at_ms: 2,
+            })
+            .then_expect_error(|e| *e == UserError::AlreadyExists);
+    }
+
+    #[test]
+    fn changing_the_email_records_the_previous_one() {
+        let state = given::<User>([registered()])
+            .when(UserCommand::ChangeEmail {
+                email: email("ann@new.example"),
+                at_ms: 5,
+            })
+            .then_expect_events([events::UserEmailUpdated {
+                user_id: "u1".into(),
+                email: "ann@new.example".into(),
+                previous_email: "Ann@example.com".into(),
+                occurred_at_ms: 5,
+            }
+            .into()]);
+        assert_eq!(state.updated_at_ms, 5);
+    }
+
+    #[test]
+    fn changing_to_the_same_email_does_nothing() {
+        given::<User>([registered()])
+            .when(UserCommand::ChangeEmail {
+                email: email("Ann@example.com"),
+                at_ms: 5,
+            })
+            .then_expect_events([]);
+    }
+
+    #[test]
+    fn deleting_releases_the_email_in_the_event_and_is_final() {
+        let deleted: UserEvent = events::UserDeleted {
+            user_id: "u1".into(),
+            email: "Ann@example.com".into(),
+            occurred_at_ms: 9,
+        }
+        .into();
+        given::<User>([registered()])
+            .when(UserCommand::Delete { at_ms: 9 })
+            .then_expect_events([deleted.clone()]);
+        given::<User>([registered(), deleted.clone()])
+            .when(UserCommand::Delete { at_ms: 10 })
+            .then_expect_error(|e| *e == UserError::Deleted);
+        given::<User>([registered(), deleted])
+            .when(UserCommand::ChangeEmail {
+                email: email("x@example.com"),
+                at_ms: 10,
+            })
+            .then_expect_error(|e| *e == UserError::Deleted);
+    }
+
+    #[test]
+    fn unknown_users_cannot_change() {
+        given_no_events::<User>()
+            .when(UserCommand::Delete { at_ms: 1 })
+            .then_expect_error(|e| *e == UserError::NotFound);
+    }
+}

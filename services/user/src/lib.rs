@@ -1,0 +1,130 @@
+//! The user service: Stocklet's user profiles and registration.
+//!
+//! It owns users' profiles and makes email addresses unique: each address
+//! has an email-claim aggregate keyed by a digest of its normalised form,
+//! and a user's change is committed together with the claims it needs in
+//! one atomic JetStream batch. So there is never a user without their claim,
+//! nor a claim left behind by a registration that died half-way.
+//!
+//! Registration and the auth service: the password is hashed here
+//! (Argon2id) and only its hash leaves, inside `UserRegistered`. The auth
+//! service reacts to that event and creates the credentials, with a dedupe
+//! key derived from the event. The event is durable before RegisterUser
+//! answers and the auth reactor retries until it is done, so credentials
+//! always follow a user, even if auth is down at the time; a login tried
+//! before auth has caught up fails and succeeds moments later.
+//!
+//! | events | |
+//! | --- | --- |
+//! | produces (stream `USER`) | `UserRegistered`, `UserEmailUpdated`, `UserDeleted` (aggregate `user`); `EmailClaimed`, `EmailReleased` (aggregate `email`) |
+//! | consumes | none |
+//! | reacted to by | auth (credentials), payment (balances) |
+//!
+//! Read model: `user.users`, built by the [`projections::Directory`]
+//! projection. A command answers once the directory shows its effect, so
+//! queries read their writes.
+
+pub mod api;
+pub mod domain;
+pub mod password;
+pub mod projections;
+
+use std::sync::Arc;
+
+use es_core::Repository;
+use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::streams::definitions;
+use stocklet_proto::stocklet::user::v1::user_service_server::UserServiceServer;
+use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::{ConfigError, db, grpc};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::UserApi;
+use crate::password::Hasher;
+use crate::projections::Directory;
+
+/// The gRPC service name, for health checks.
+pub const SERVICE_NAME: &str = "stocklet.user.v1.UserService";
+/// The PostgreSQL schema of the read models.
+pub const SCHEMA: &str = "user";
+
+/// The user service's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Settings every service shares.
+    pub common: CommonConfig,
+    /// `STOCKLET_USER_ADDR`: where the gRPC server listens.
+    pub listen_addr: String,
+    /// `STOCKLET_USER_HASH_CONCURRENCY`: password hashes computed at once
+    /// (each takes 19 MiB and tens of milliseconds of one core).
+    pub hash_concurrency: usize,
+}
+
+impl Config {
+    /// Reads the settings from the environment, with defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or("STOCKLET_USER_ADDR", "127.0.0.1:50052"),
+            hash_concurrency: env_parse("STOCKLET_USER_HASH_CONCURRENCY", 2)?,
+        })
+    }
+}
+
+/// Runs the service on `listener` until `shutdown`, then stops gracefully.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
+    let streams =
+        lifecycle::provision(&store, &[definitions::USER], config.common.stream_replicas).await?;
+    let stream = streams
+        .into_iter()
+        .next()
+        .ok_or_else(|| RunError::Config("USER stream missing".into()))?;
+    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+
+    let directory = Arc::new(ProjectionRunner::new(
+        Directory,
+        pool.clone(),
+        store.clone(),
+        stream.clone(),
+        ProjectionConfig::default(),
+    ));
+    let consumers = CancellationToken::new();
+    let projection = tokio::spawn({
+        let (directory, consumers) = (Arc::clone(&directory), consumers.clone());
+        async move { directory.run(consumers).await }
+    });
+
+    let api = UserApi::new(
+        Repository::new(store.clone(), stream.clone()),
+        Repository::new(store, stream),
+        directory,
+        pool,
+        Hasher::new(config.hash_concurrency),
+        config.common.internal_token.clone(),
+    );
+    tracing::info!(addr = ?listener.local_addr().ok(), "user service listening");
+    let served = grpc::serve(
+        listener,
+        tonic::service::Routes::new(UserServiceServer::new(api)),
+        &[SERVICE_NAME],
+        shutdown,
+    )
+    .await;
+
+    // gRPC has drained; now let the consumers finish what they hold.
+    consumers.cancel();
+    let consumed = projection
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?
+        .map_err(|e| RunError::Consumer(e.to_string()));
+    served?;
+    consumed
+}
