@@ -6,27 +6,34 @@
 //! write was fsynced) and a fresh PostgreSQL database, both from
 //! `stocklet-test-support`.
 //!
-//! Figures:
+//! Figures, each es-core figure next to the raw JetStream operation under it:
 //! - **Sequential append**: raw `publish(..).await?.await?` (same payload, no
 //!   headers) against [`JetStreamEventStore::append`] of one event with the
 //!   concurrency check (`expected_sequence` tracked from the previous ack),
 //!   and against [`Repository::execute`] (load + decide + append) on
-//!   aggregates of at most ten events.
+//!   aggregates of at most ten events. A fourth row, a raw publish carrying
+//!   only the two checks es-core asks the server for (`Nats-Msg-Id` and the
+//!   expected last subject sequence), separates the server's price for them
+//!   from es-core's own client-side cost.
 //! - **Pipelined append**: 64 publishes in flight over 256 subjects, against
 //!   64 concurrent es-core appends over 256 aggregates, each with its own
 //!   expected sequence.
 //! - **Load**: [`Repository::load`] (batch direct get, decode, fold) of
-//!   aggregates with 10, 100 and 1,000 events, p50 and p99.
+//!   aggregates with 10, 100 and 1,000 events, p50 and p99, against the same
+//!   batch direct get with the replies only counted.
 //! - **Projection catch-up**: a [`ProjectionRunner`] whose projection inserts
 //!   each batch with one `INSERT .. SELECT * FROM UNNEST(..)` in the runner's
-//!   transaction, timed over `catch_up` of a pre-published stream.
+//!   transaction, timed over `catch_up` of a pre-published stream (50,000
+//!   events, or what 45 s of writing gets in), against a pull consumer with
+//!   the runner's settings that does no database work.
 //!
 //! The machine is small and noisy (two cores shared by client, nats-server and
 //! PostgreSQL), so absolute numbers drift from run to run. What is meant to be
 //! stable is the *ratio* of es-core to raw JetStream: both are measured side by
-//! side in one run, in alternating rounds (raw/es-core, then es-core/raw, ...)
-//! against the same server and stream, and each figure is the median over the
-//! rounds, so noise hits both alike.
+//! side in one run, in short alternating rounds (raw/es-core, then
+//! es-core/raw, ...) against the same server and stream, so noise hits both
+//! alike. Each figure is the median over its rounds; `ratio` divides the two
+//! medians and `paired_ratio` is the median of the per-round ratios.
 //!
 //! Output: a table, PASS/FAIL per target (the exit code stays 0), then one JSON
 //! object per figure per line on stdout. Progress goes to stderr.
@@ -38,15 +45,18 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer};
+use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use es_core::projection::{Projection, ProjectionConfig, ProjectionError, ProjectionRunner};
+use es_core::snapshot::SnapshotStore;
 use es_core::store::StoredEvent;
 use es_core::streams::{StreamDefinition, definitions};
 use es_core::{
     Aggregate, AggregateId, CommandContext, DomainEvent, EventStore as _, JetStreamEventStore,
     Repository, StreamRef,
 };
+use futures::{FutureExt as _, StreamExt as _};
 use serde_json::json;
 use sqlx::PgConnection;
 use stocklet_test_support::{NatsServer, TestDb, workspace_root};
@@ -106,6 +116,24 @@ impl Aggregate for Ledger {
                 self.entries += 1;
             }
         }
+    }
+}
+
+impl es_core::snapshot::SnapshotState for Ledger {
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    fn to_snapshot(&self) -> Vec<u8> {
+        let mut bytes = self.balance_cents.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.entries.to_le_bytes());
+        bytes
+    }
+
+    fn from_snapshot(bytes: &[u8]) -> Option<Self> {
+        let (balance, entries) = bytes.split_at_checked(8)?;
+        Some(Ledger {
+            balance_cents: i64::from_le_bytes(balance.try_into().ok()?),
+            entries: u64::from_le_bytes(entries.try_into().ok()?),
+        })
     }
 }
 
@@ -177,6 +205,8 @@ struct Figure {
     unit: &'static str,
     baseline: Option<(String, f64)>,
     target: Option<Target>,
+    /// Median over rounds of (es-core / raw) measured back to back.
+    paired_ratio: Option<f64>,
     note: String,
 }
 
@@ -188,6 +218,7 @@ impl Figure {
             unit,
             baseline: None,
             target: None,
+            paired_ratio: None,
             note: String::new(),
         }
     }
@@ -199,6 +230,11 @@ impl Figure {
 
     fn target(mut self, target: Target) -> Self {
         self.target = Some(target);
+        self
+    }
+
+    fn paired(mut self, ratios: &[f64]) -> Self {
+        self.paired_ratio = Some(median(ratios));
         self
     }
 
@@ -227,22 +263,31 @@ impl Figure {
         })
     }
 
-    fn json(&self) -> serde_json::Value {
-        let mut object = json!({
-            "bench": self.bench,
-            "value": round(self.value),
-            "unit": self.unit,
-        });
+    /// One JSON object, keys in a fixed order (bench, value, unit, baseline..).
+    fn json(&self) -> String {
+        let mut fields = vec![
+            ("bench", json!(self.bench)),
+            ("value", json!(round(self.value))),
+            ("unit", json!(self.unit)),
+        ];
         if let Some((name, value)) = &self.baseline {
-            object["baseline"] = json!(name);
-            object["baseline_value"] = json!(round(*value));
-            object["ratio"] = json!((self.ratio().unwrap_or(f64::NAN) * 1000.0).round() / 1000.0);
+            fields.push(("baseline", json!(name)));
+            fields.push(("baseline_value", json!(round(*value))));
+            let ratio = self.ratio().unwrap_or(f64::NAN);
+            fields.push(("ratio", json!((ratio * 1000.0).round() / 1000.0)));
+        }
+        if let Some(paired) = self.paired_ratio {
+            fields.push(("paired_ratio", json!((paired * 1000.0).round() / 1000.0)));
         }
         if let (Some(target), Some(pass)) = (self.target_text(), self.pass()) {
-            object["target"] = json!(target);
-            object["pass"] = json!(pass);
+            fields.push(("target", json!(target)));
+            fields.push(("pass", json!(pass)));
         }
-        object
+        let body: Vec<String> = fields
+            .into_iter()
+            .map(|(key, value)| format!("{}:{value}", json!(key)))
+            .collect();
+        format!("{{{}}}", body.join(","))
     }
 }
 
@@ -289,6 +334,47 @@ async fn raw_sequential(
             .unwrap()
             .await
             .unwrap();
+        latencies.push(t.elapsed());
+    }
+    Run {
+        ops,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Raw JetStream with the two server-side checks es-core asks for: a
+/// `Nats-Msg-Id` (dedupe) and `Nats-Expected-Last-Subject-Sequence` taken
+/// from the previous ack; no envelope headers. Separates what the server
+/// charges for the checks from what es-core costs on the client.
+async fn raw_checked_sequential(
+    js: &jetstream::Context,
+    subjects: &[String],
+    payload: &Bytes,
+    ops: usize,
+) -> Run {
+    let mut last = vec![0u64; subjects.len()];
+    let mut latencies = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops {
+        let k = i % subjects.len();
+        let t = Instant::now();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::NATS_MESSAGE_ID,
+            uuid::Uuid::now_v7().to_string().as_str(),
+        );
+        headers.insert(
+            header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            last[k].to_string().as_str(),
+        );
+        let ack = js
+            .publish_with_headers(subjects[k].clone(), headers, payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        last[k] = ack.sequence;
         latencies.push(t.elapsed());
     }
     Run {
@@ -346,6 +432,9 @@ async fn execute_sequential(repo: &Repo, aggregates: &[AggregateId], ops: usize)
 
 /// Subjects (aggregates) each in-flight worker cycles through.
 const SUBJECTS_PER_WORKER: usize = 4;
+
+/// Events between snapshots in the snapshot load figures.
+const SNAPSHOT_EVERY: usize = 100;
 
 /// Raw JetStream: `inflight` workers, each publishing and awaiting acks one
 /// after another over its own subjects.
@@ -411,6 +500,123 @@ async fn append_pipelined(repo: &Repo, tag: &str, inflight: usize, ops: usize) -
     }
 }
 
+/// Raw JetStream: the batch direct get `Repository::load` sends, counting
+/// the replies without decoding them.
+async fn raw_direct_get(client: &async_nats::Client, stream: &str, subject: &str) -> usize {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    let request = json!({"seq": 1, "next_by_subj": subject, "batch": 10_000});
+    client
+        .publish_with_reply(
+            format!("$JS.API.DIRECT.GET.{stream}"),
+            inbox,
+            Bytes::from(request.to_string()),
+        )
+        .await
+        .unwrap();
+    let mut count = 0;
+    while let Some(reply) = replies.next().await {
+        match reply.status {
+            None => count += 1,
+            Some(_) => break,
+        }
+    }
+    count
+}
+
+/// Raw JetStream: what the projection runner's consumer delivers without
+/// PostgreSQL: a new durable pull consumer with the runner's settings (ack
+/// all, `max_ack_pending` = batch size), draining what has arrived into a
+/// batch and acking its last message, until `total` messages.
+async fn raw_consume(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    batch_size: usize,
+    total: usize,
+) -> Duration {
+    let stream = js.get_stream(stream).await.unwrap();
+    let start = Instant::now();
+    let consumer: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            ack_policy: consumer::AckPolicy::All,
+            max_ack_pending: i64::try_from(batch_size).unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(batch_size)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .unwrap();
+    let mut seen = 0;
+    while seen < total {
+        let mut batch = vec![messages.next().await.unwrap().unwrap()];
+        while batch.len() < batch_size {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                _ => break,
+            }
+        }
+        seen += batch.len();
+        batch.last().unwrap().ack().await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    stream.delete_consumer(name).await.unwrap();
+    elapsed
+}
+
+/// Like [`populate`], but stops early once `budget` has passed (the disk may
+/// be busy with other work). Returns the number of events written.
+async fn populate_within(
+    repo: &Repo,
+    aggregates: &[AggregateId],
+    events_each: usize,
+    inflight: usize,
+    budget: Duration,
+) -> usize {
+    let deadline = Instant::now() + budget;
+    let inflight = inflight.clamp(1, aggregates.len().max(1));
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..inflight {
+        let mine: Vec<AggregateId> = aggregates
+            .iter()
+            .skip(w)
+            .step_by(inflight)
+            .cloned()
+            .collect();
+        let repo = repo.clone();
+        set.spawn(async move {
+            let context = CommandContext::default();
+            let mut written = 0;
+            'aggregates: for id in mine {
+                let mut expected = 0;
+                for entry in 0..events_each {
+                    if Instant::now() > deadline {
+                        break 'aggregates;
+                    }
+                    let event = deposited(100, entry as u64);
+                    let commit = repo.commit(&id, expected, &[event], &context);
+                    expected = repo
+                        .store()
+                        .append(repo.stream(), &commit)
+                        .await
+                        .unwrap()
+                        .sequence;
+                    written += 1;
+                }
+            }
+            written
+        });
+    }
+    set.join_all().await.into_iter().sum()
+}
+
 /// Writes `events_each` one-event commits to each aggregate, `inflight`
 /// aggregates at a time. Returns the number of events written.
 async fn populate(
@@ -455,15 +661,25 @@ const INSERT_ENTRIES: &str = "INSERT INTO bench_ledger_entries
     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])";
 
 /// Ledger entries as rows; counts the batches it is handed.
-#[derive(Default)]
 struct LedgerEntries {
+    name: String,
     batches: AtomicU64,
     events: AtomicU64,
 }
 
+impl LedgerEntries {
+    fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            batches: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Projection for LedgerEntries {
     fn name(&self) -> &str {
-        "bench_ledger_entries"
+        &self.name
     }
 
     async fn apply(
@@ -526,170 +742,6 @@ fn progress(message: impl AsRef<str>) {
     eprintln!("[bench] {}", message.as_ref());
 }
 
-// EXPERIMENT-BEGIN (temporary)
-async fn raw_headers(
-    js: &jetstream::Context,
-    subjects: &[String],
-    payload: &Bytes,
-    ops: usize,
-    envelope: bool,
-    msg_id: bool,
-    expected: bool,
-) -> Run {
-    use async_nats::{HeaderMap, header};
-    let mut last = vec![0u64; subjects.len()];
-    let mut latencies = Vec::with_capacity(ops);
-    let start = Instant::now();
-    for i in 0..ops {
-        let k = i % subjects.len();
-        let t = Instant::now();
-        let mut headers = HeaderMap::new();
-        if envelope {
-            headers.insert(
-                "Stocklet-Event-Id",
-                uuid::Uuid::now_v7().to_string().as_str(),
-            );
-            headers.insert("Stocklet-Event-Type", "stocklet.bench.v1.Deposited");
-            headers.insert("Stocklet-Schema-Version", "1");
-            headers.insert("Stocklet-Aggregate-Type", "ledger");
-            headers.insert("Stocklet-Aggregate-Id", "exp-aggregate-0000");
-            headers.insert("Stocklet-Timestamp", "1764000000000");
-        }
-        if msg_id {
-            headers.insert(
-                header::NATS_MESSAGE_ID,
-                uuid::Uuid::now_v7().to_string().as_str(),
-            );
-        }
-        if expected {
-            headers.insert(
-                header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                last[k].to_string().as_str(),
-            );
-        }
-        let ack = js
-            .publish_with_headers(subjects[k].clone(), headers, payload.clone())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        last[k] = ack.sequence;
-        latencies.push(t.elapsed());
-    }
-    Run {
-        ops,
-        elapsed: start.elapsed(),
-        latencies,
-    }
-}
-
-async fn raw_direct_get(client: &async_nats::Client, stream: &str, subject: &str) -> usize {
-    use futures::StreamExt;
-    let inbox = client.new_inbox();
-    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
-    let request = json!({"seq": 1, "next_by_subj": subject, "batch": 10_000});
-    client
-        .publish_with_reply(
-            format!("$JS.API.DIRECT.GET.{stream}"),
-            inbox,
-            Bytes::from(request.to_string()),
-        )
-        .await
-        .unwrap();
-    let mut count = 0;
-    while let Some(reply) = replies.next().await {
-        match reply.status {
-            None => count += 1,
-            Some(_) => break,
-        }
-    }
-    count
-}
-
-async fn experiments(
-    client: &async_nats::Client,
-    js: &jetstream::Context,
-    repo: &Repo,
-    payload: &Bytes,
-) {
-    let prefix = repo.stream().subject_prefix.clone();
-    // Warm-up
-    let subjects: Vec<String> = (0..16).map(|k| format!("{prefix}.raw.xwarm-{k}")).collect();
-    raw_sequential(js, &subjects, payload, 300).await;
-    append_sequential(repo, &ids("xwarm", 16), 300).await;
-    let variants = [
-        "raw",
-        "raw+env",
-        "raw+msgid",
-        "raw+expected",
-        "raw+env+msgid+expected",
-        "es-core append",
-    ];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut lats: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
-    for round in 0..9 {
-        for step in 0..variants.len() {
-            let v = (step + round) % variants.len();
-            let subjects: Vec<String> = (0..16)
-                .map(|k| format!("{prefix}.raw.x{round}v{v}-{k}"))
-                .collect();
-            let run = match v {
-                0 => raw_sequential(js, &subjects, payload, 500).await,
-                1 => raw_headers(js, &subjects, payload, 500, true, false, false).await,
-                2 => raw_headers(js, &subjects, payload, 500, false, true, false).await,
-                3 => raw_headers(js, &subjects, payload, 500, false, false, true).await,
-                4 => raw_headers(js, &subjects, payload, 500, true, true, true).await,
-                _ => append_sequential(repo, &ids(&format!("x{round}"), 16), 500).await,
-            };
-            rates[v].push(run.rate());
-            lats[v].extend(run.latencies);
-        }
-    }
-    for (v, name) in variants.iter().enumerate() {
-        println!(
-            "EXP seq {name:<26} median {:>6.0}/s  p50 {:>5.0} us p99 {:>5.0} us  rounds {:?}",
-            median(&rates[v]),
-            percentile_us(&lats[v], 0.5),
-            percentile_us(&lats[v], 0.99),
-            rates[v]
-                .iter()
-                .map(|r| r.round() as i64)
-                .collect::<Vec<_>>()
-        );
-    }
-    // Loads: interleaved (20 aggregates written concurrently) vs contiguous (one at a time).
-    for (label, concurrent) in [("interleaved", 20usize), ("contiguous", 1)] {
-        for size in [10usize, 100, 1000] {
-            let n = if size == 1000 { 4 } else { 10 };
-            let agg = ids(&format!("xl{label}{size}"), n);
-            populate(repo, &agg, size, concurrent).await;
-            let mut raw = Vec::new();
-            let mut es = Vec::new();
-            let loads = if size == 1000 { 40 } else { 200 };
-            for i in 0..loads {
-                let id = &agg[i % n];
-                let subject = repo.subject(id);
-                let t = Instant::now();
-                let c = raw_direct_get(client, &repo.stream().name, &subject).await;
-                raw.push(t.elapsed());
-                assert_eq!(c, size);
-                let t = Instant::now();
-                let loaded = repo.load(id).await.unwrap();
-                es.push(t.elapsed());
-                assert_eq!(loaded.history.len(), size);
-            }
-            println!(
-                "EXP load {label:<12} {size:>5}: raw direct get p50 {:>7.0} us p99 {:>7.0} | es-core load p50 {:>7.0} us p99 {:>7.0}",
-                percentile_us(&raw, 0.5),
-                percentile_us(&raw, 0.99),
-                percentile_us(&es, 0.5),
-                percentile_us(&es, 0.99)
-            );
-        }
-    }
-}
-// EXPERIMENT-END
-
 #[tokio::main]
 async fn main() {
     let started = Instant::now();
@@ -741,10 +793,6 @@ async fn main() {
         payload.len()
     );
 
-    if std::env::var_os("STOCKLET_BENCH_EXPERIMENT").is_some() {
-        experiments(&client, &js, &repo, &payload).await;
-        return;
-    }
     let mut figures = Vec::new();
     let prefix = stream.subject_prefix.clone();
 
@@ -756,42 +804,56 @@ async fn main() {
         append_sequential(&repo, &ids("warm", 8), scaled(200, 20)).await;
     }
 
-    // 1. Sequential.
-    let rounds = scaled(7, 3) | 1;
-    let ops = scaled(500, 50);
+    // 1. Sequential: short rounds, the order of the three rotating each round.
+    let rounds = scaled(21, 5) | 1;
+    let ops = scaled(150, 30);
     let aggregates_per_round = 16;
     progress(format!(
         "sequential: {rounds} rounds x {ops} ops per variant"
     ));
-    let (mut raw_rates, mut append_rates, mut execute_rates, mut pairs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_rates, mut append_rates, mut execute_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let mut checked_rates = Vec::new();
+    let (mut append_pairs, mut execute_pairs, mut checked_pairs) =
+        (Vec::new(), Vec::new(), Vec::new());
     let (mut raw_lat, mut append_lat, mut execute_lat) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let subjects: Vec<String> = (0..aggregates_per_round)
             .map(|k| format!("{prefix}.raw.seq{round}-{k}"))
             .collect();
+        let checked_subjects: Vec<String> = (0..aggregates_per_round)
+            .map(|k| format!("{prefix}.raw.chk{round}-{k}"))
+            .collect();
         let append_ids = ids(&format!("seq{round}"), aggregates_per_round);
         // At most ten events per aggregate, so each execute loads a short history.
         let execute_ids = ids(&format!("exe{round}"), ops.div_ceil(10));
-        let (mut raw, mut append, mut execute) = (None, None, None);
-        for step in 0..3 {
-            match (step + round) % 3 {
+        let (mut raw, mut checked, mut append, mut execute) = (None, None, None, None);
+        for step in 0..4 {
+            match (step + round) % 4 {
                 0 => raw = Some(raw_sequential(&js, &subjects, &payload, ops).await),
                 1 => append = Some(append_sequential(&repo, &append_ids, ops).await),
+                2 => {
+                    checked =
+                        Some(raw_checked_sequential(&js, &checked_subjects, &payload, ops).await);
+                }
                 _ => execute = Some(execute_sequential(&repo, &execute_ids, ops).await),
             }
         }
-        let (raw, append, execute) = (raw.unwrap(), append.unwrap(), execute.unwrap());
+        let (raw, checked) = (raw.unwrap(), checked.unwrap());
+        let (append, execute) = (append.unwrap(), execute.unwrap());
         progress(format!(
-            "  round {round}: raw {:.0}/s, append {:.0}/s, execute {:.0}/s",
+            "  round {round}: raw {:.0}/s, raw checked {:.0}/s, append {:.0}/s, execute {:.0}/s",
             raw.rate(),
+            checked.rate(),
             append.rate(),
             execute.rate()
         ));
+        checked_rates.push(checked.rate());
+        checked_pairs.push(checked.rate() / raw.rate());
         raw_rates.push(raw.rate());
         append_rates.push(append.rate());
         execute_rates.push(execute.rate());
-        pairs.push(append.rate() / raw.rate());
+        append_pairs.push(append.rate() / raw.rate());
+        execute_pairs.push(execute.rate() / raw.rate());
         raw_lat.extend(raw.latencies);
         append_lat.extend(append.latencies);
         execute_lat.extend(execute.latencies);
@@ -805,26 +867,32 @@ async fn main() {
     };
     let raw_seq = Figure::new("raw_publish_seq", median(&raw_rates), "ops/s")
         .note(format!("publish + ack, {}", latency_note(&raw_lat)));
+    let checked_seq = Figure::new("raw_publish_checked_seq", median(&checked_rates), "ops/s")
+        .against(&raw_seq)
+        .paired(&checked_pairs)
+        .note("raw publish + Nats-Msg-Id + expected last subject sequence");
     let append_seq = Figure::new("append_seq", median(&append_rates), "ops/s")
         .against(&raw_seq)
+        .paired(&append_pairs)
         .target(Target::MinRatio(0.9))
         .note(format!(
-            "JetStreamEventStore::append, {}; median paired ratio {:.3}",
+            "JetStreamEventStore::append, {}; {:.3}x raw_publish_checked_seq",
             latency_note(&append_lat),
-            median(&pairs)
+            median(&append_rates) / checked_seq.value
         ));
     let execute_seq = Figure::new("execute_seq", median(&execute_rates), "ops/s")
         .against(&raw_seq)
+        .paired(&execute_pairs)
         .note(format!(
             "Repository::execute (load <=10 events + append), {}",
             latency_note(&execute_lat)
         ));
-    figures.extend([raw_seq, append_seq, execute_seq]);
+    figures.extend([raw_seq, checked_seq, append_seq, execute_seq]);
 
     // 2. Pipelined.
     let inflight = 64;
-    let rounds = scaled(5, 3) | 1;
-    let ops = scaled(4000, 256);
+    let rounds = scaled(7, 3) | 1;
+    let ops = scaled(1280, 256);
     progress(format!(
         "pipelined: {rounds} rounds x {ops} ops per variant, {inflight} in flight"
     ));
@@ -856,49 +924,135 @@ async fn main() {
     ));
     let append_pipe = Figure::new("append_pipelined", median(&append_rates), "ops/s")
         .against(&raw_pipe)
+        .paired(&pairs)
         .target(Target::MinRatio(0.8))
         .note(format!(
-            "{inflight} concurrent appends, {} aggregates; median paired ratio {:.3}",
-            inflight * SUBJECTS_PER_WORKER,
-            median(&pairs)
+            "{inflight} concurrent appends, {} aggregates",
+            inflight * SUBJECTS_PER_WORKER
         ));
     figures.extend([raw_pipe, append_pipe]);
 
-    // 3. Load.
+    // 3. Load, each es-core load next to a raw batch direct get of the same
+    // subject. The aggregates are written concurrently, so their events are
+    // interleaved in the stream as in production.
     for (size, aggregates, loads) in [
-        (10, scaled(20, 2), scaled(400, 20)),
-        (100, scaled(20, 2), scaled(300, 20)),
-        (1000, scaled(6, 1), scaled(60, 6)),
+        (10, scaled(20, 2), scaled(300, 20)),
+        (100, scaled(20, 2), scaled(200, 20)),
+        (1000, scaled(6, 1), scaled(30, 6)),
     ] {
         progress(format!(
             "load: writing {aggregates} aggregates x {size} events"
         ));
         let load_ids = ids(&format!("load{size}"), aggregates);
         populate(&repo, &load_ids, size, 64).await;
-        progress(format!("load: {loads} loads of {size} events"));
-        let mut latencies = Vec::with_capacity(loads);
+        progress(format!(
+            "load: {loads} loads of {size} events, each also raw"
+        ));
+        let (mut raw, mut es) = (Vec::with_capacity(loads), Vec::with_capacity(loads));
         for i in 0..loads {
-            let t = Instant::now();
-            let loaded = repo.load(&load_ids[i % aggregates]).await.unwrap();
-            latencies.push(t.elapsed());
-            assert_eq!(loaded.state.entries, size as u64);
-            assert_eq!(loaded.state.balance_cents, 100 * size as i64);
+            let id = &load_ids[i % aggregates];
+            let subject = repo.subject(id);
+            for step in 0..2 {
+                let t = Instant::now();
+                if (step + i) % 2 == 0 {
+                    let count = raw_direct_get(&client, &stream.name, &subject).await;
+                    raw.push(t.elapsed());
+                    assert_eq!(count, size);
+                } else {
+                    let loaded = repo.load(id).await.unwrap();
+                    es.push(t.elapsed());
+                    assert_eq!(loaded.state.entries, size as u64);
+                    assert_eq!(loaded.state.balance_cents, 100 * size as i64);
+                }
+            }
         }
-        let p50 = percentile_us(&latencies, 0.5);
-        let p99 = percentile_us(&latencies, 0.99);
-        let mut p50_figure = Figure::new(format!("load_{size}_p50"), p50, "us")
+        let raw_p50 = Figure::new(
+            format!("raw_direct_get_{size}_p50"),
+            percentile_us(&raw, 0.5),
+            "us",
+        )
+        .note("batch direct get, replies counted, not decoded");
+        let raw_p99 = Figure::new(
+            format!("raw_direct_get_{size}_p99"),
+            percentile_us(&raw, 0.99),
+            "us",
+        );
+        let mut load_p50 = Figure::new(format!("load_{size}_p50"), percentile_us(&es, 0.5), "us")
+            .against(&raw_p50)
             .note(format!("Repository::load of {size} events, {loads} loads"));
         if size == 100 {
-            p50_figure = p50_figure.target(Target::Below(2000.0));
+            load_p50 = load_p50.target(Target::Below(2000.0));
         }
-        figures.push(p50_figure);
-        figures.push(
-            Figure::new(format!("load_{size}_p99"), p99, "us")
-                .note(format!("Repository::load of {size} events")),
-        );
+        let load_p99 = Figure::new(format!("load_{size}_p99"), percentile_us(&es, 0.99), "us")
+            .against(&raw_p99);
+
+        // The same aggregates with snapshots every SNAPSHOT_EVERY events: a
+        // load is one snapshot get plus the tail since it (here half an
+        // interval, the average).
+        let mut snapshot_figures = Vec::new();
+        if size >= SNAPSHOT_EVERY {
+            let snapshots = SnapshotStore::ensure(client.clone(), 1).await.unwrap();
+            let snapshotting = repo
+                .clone()
+                .with_snapshots(snapshots.clone(), SNAPSHOT_EVERY);
+            let tail = SNAPSHOT_EVERY / 2;
+            for id in &load_ids {
+                let taken = snapshotting
+                    .execute(
+                        id,
+                        &Deposit { amount_cents: 100 },
+                        &CommandContext::default(),
+                    )
+                    .await
+                    .unwrap();
+                while snapshots
+                    .get(Ledger::TYPE, id.as_str())
+                    .await
+                    .unwrap()
+                    .is_none_or(|s| s.sequence < taken.position)
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                for _ in 0..tail {
+                    repo.execute(
+                        id,
+                        &Deposit { amount_cents: 100 },
+                        &CommandContext::default(),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            let mut snap = Vec::with_capacity(loads);
+            for i in 0..loads {
+                let t = Instant::now();
+                let loaded = snapshotting.load(&load_ids[i % aggregates]).await.unwrap();
+                snap.push(t.elapsed());
+                assert_eq!(loaded.state.entries, (size + 1 + tail) as u64);
+                assert_eq!(loaded.history.len(), tail);
+            }
+            let mut snap_p50 = Figure::new(
+                format!("load_{size}_snapshot_p50"),
+                percentile_us(&snap, 0.5),
+                "us",
+            )
+            .against(&load_p50)
+            .note(format!(
+                "snapshot every {SNAPSHOT_EVERY} events: snapshot + {tail}-event tail"
+            ));
+            if size == 100 {
+                snap_p50 = snap_p50.target(Target::Below(2000.0));
+            }
+            snapshot_figures.push(snap_p50);
+        }
+        figures.extend([raw_p50, raw_p99, load_p50, load_p99]);
+        figures.extend(snapshot_figures);
     }
 
-    // 4. Projection catch-up, on its own stream with the ORDER settings.
+    // 4. Projection catch-up, on its own stream with the ORDER settings. Each
+    // round a new projection (own checkpoint and durable consumer) catches up
+    // from sequence 1 into the truncated table, next to a raw consumer with
+    // the runner's settings that does no database work.
     let mut config = StreamDefinition::from_json(definitions::ORDER)
         .unwrap()
         .config()
@@ -915,56 +1069,98 @@ async fn main() {
         "projection: writing {aggregates} aggregates x {events_each} events"
     ));
     let write_start = Instant::now();
-    let events = populate(&projection_repo, &ids("proj", aggregates), events_each, 256).await;
+    let budget = Duration::from_secs(45);
+    let events = populate_within(
+        &projection_repo,
+        &ids("proj", aggregates),
+        events_each,
+        256,
+        budget,
+    )
+    .await;
+    if events < aggregates * events_each {
+        progress(format!(
+            "projection: the write budget of {budget:?} ran out after {events} events"
+        ));
+    }
     let write_rate = events as f64 / write_start.elapsed().as_secs_f64();
     sqlx::query(CREATE_ENTRIES).execute(&db.pool).await.unwrap();
-    let runner = ProjectionRunner::new(
-        LedgerEntries::default(),
-        db.pool.clone(),
-        store.clone(),
-        projection_stream,
-        ProjectionConfig::default(),
+    let batch_size = ProjectionConfig::default().batch_size;
+    let rounds = scaled(3, 1);
+    let (mut raw_rates, mut runner_rates, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut batches, mut applied) = (0, 0);
+    for round in 0..rounds {
+        let mut raw_rate = 0.0;
+        let mut runner_rate = 0.0;
+        for step in 0..2 {
+            if (step + round) % 2 == 0 {
+                let elapsed = raw_consume(
+                    &js,
+                    &projection_stream.name,
+                    &format!("bench_raw_{round}"),
+                    batch_size,
+                    events,
+                )
+                .await;
+                raw_rate = events as f64 / elapsed.as_secs_f64();
+            } else {
+                sqlx::query("TRUNCATE bench_ledger_entries")
+                    .execute(&db.pool)
+                    .await
+                    .unwrap();
+                let runner = ProjectionRunner::new(
+                    LedgerEntries::new(format!("bench_ledger_{round}")),
+                    db.pool.clone(),
+                    store.clone(),
+                    projection_stream.clone(),
+                    ProjectionConfig::default(),
+                );
+                let start = Instant::now();
+                let checkpoint = runner.catch_up(false).await.unwrap();
+                runner_rate = events as f64 / start.elapsed().as_secs_f64();
+                let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM bench_ledger_entries")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+                assert_eq!(rows, events as i64);
+                assert_eq!(checkpoint, events as u64);
+                batches += runner.projection().batches.load(Ordering::Relaxed);
+                applied += runner.projection().events.load(Ordering::Relaxed);
+            }
+        }
+        progress(format!(
+            "  round {round}: raw consume {raw_rate:.0}/s, catch-up {runner_rate:.0}/s"
+        ));
+        raw_rates.push(raw_rate);
+        runner_rates.push(runner_rate);
+        pairs.push(runner_rate / raw_rate);
+    }
+    let raw_consume_figure = Figure::new("raw_consume", median(&raw_rates), "events/s").note(
+        format!("pull consumer, ack all, max_ack_pending {batch_size}, no database"),
     );
-    progress(format!("projection: catching up on {events} events"));
-    let catch_up_start = Instant::now();
-    let checkpoint = runner.catch_up(false).await.unwrap();
-    let catch_up = catch_up_start.elapsed();
-    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM bench_ledger_entries")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, events as i64);
-    assert_eq!(checkpoint, events as u64);
-    let batches = runner.projection().batches.load(Ordering::Relaxed);
-    let applied = runner.projection().events.load(Ordering::Relaxed);
-    figures.push(
-        Figure::new(
-            "projection_catch_up",
-            events as f64 / catch_up.as_secs_f64(),
-            "events/s",
-        )
+    let catch_up_figure = Figure::new("projection_catch_up", median(&runner_rates), "events/s")
+        .against(&raw_consume_figure)
+        .paired(&pairs)
         .target(Target::Min(20_000.0))
         .note(format!(
-            "{events} events in {:.2} s, {batches} transactions (avg {:.0} events), batch_size {}",
-            catch_up.as_secs_f64(),
+            "ProjectionRunner::catch_up of {events} events; {:.0} events per transaction (batch_size {batch_size})",
             applied as f64 / batches.max(1) as f64,
-            ProjectionConfig::default().batch_size
-        )),
-    );
+        ));
+    figures.extend([raw_consume_figure, catch_up_figure]);
     figures.push(
         Figure::new("projection_prepublish", write_rate, "ops/s")
-            .note("es-core appends, 256 aggregates in flight (setup, for reference)"),
+            .note("setup: es-core appends, 256 aggregates in flight"),
     );
 
     // Report.
     println!(
-        "{:<24} {:>12} {:<9} {:<22} {:>7} {:<18} {:<6} notes",
-        "figure", "value", "unit", "baseline", "ratio", "target", "result"
+        "{:<24} {:>9} {:<8} {:<24} {:>6} {:>6} {:<19} {:<6} notes",
+        "figure", "value", "unit", "baseline", "ratio", "paired", "target", "result"
     );
-    println!("{}", "-".repeat(120));
+    println!("{}", "-".repeat(140));
     for figure in &figures {
         println!(
-            "{:<24} {:>12.0} {:<9} {:<22} {:>7} {:<18} {:<6} {}",
+            "{:<24} {:>9.0} {:<8} {:<24} {:>6} {:>6} {:<19} {:<6} {}",
             figure.bench,
             figure.value,
             figure.unit,
@@ -973,6 +1169,9 @@ async fn main() {
                 .as_ref()
                 .map_or("", |(name, _)| name.as_str()),
             figure.ratio().map_or(String::new(), |r| format!("{r:.3}")),
+            figure
+                .paired_ratio
+                .map_or(String::new(), |r| format!("{r:.3}")),
             figure.target_text().unwrap_or_default(),
             match figure.pass() {
                 Some(true) => "PASS",
@@ -985,16 +1184,16 @@ async fn main() {
     println!();
     for figure in &figures {
         if let (Some(target), Some(pass)) = (figure.target_text(), figure.pass()) {
+            let measured = match figure.target {
+                Some(Target::MinRatio(_)) => {
+                    format!("{:.3}x", figure.ratio().unwrap_or(f64::NAN))
+                }
+                _ => format!("{:.0} {}", figure.value, figure.unit),
+            };
             println!(
-                "{} {}: {:.3} {} (target {target})",
+                "{} {}: {measured} (target {target})",
                 if pass { "PASS" } else { "FAIL" },
                 figure.bench,
-                figure.ratio().unwrap_or(figure.value),
-                if figure.ratio().is_some() {
-                    "x"
-                } else {
-                    figure.unit
-                },
             );
         }
     }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, message::Message};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -155,6 +155,14 @@ pub struct ProjectionRunner<P> {
     position: watch::Sender<u64>,
     crash_after_commit: Option<u64>,
 }
+
+/// How long to wait for more events to fill a batch once one has arrived.
+const BATCH_GATHER: Duration = Duration::from_millis(2);
+
+/// Batches the server may deliver ahead of the one being applied, so it
+/// keeps sending while a transaction commits. Order does not depend on it:
+/// a batch that starts past the checkpoint reads the gap from the stream.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 const CREATE_CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS es_checkpoints (
     projection TEXT PRIMARY KEY,
@@ -314,7 +322,8 @@ impl<P: Projection> ProjectionRunner<P> {
                 start_sequence: checkpoint + 1,
             }
         };
-        let batch = i64::try_from(self.config.batch_size).unwrap_or(i64::MAX);
+        let in_flight = i64::try_from(self.config.batch_size.saturating_mul(BATCHES_IN_FLIGHT))
+            .unwrap_or(i64::MAX);
         stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(name.to_owned()),
@@ -325,7 +334,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 // Retries happen in-process; redelivery only follows a
                 // crash or a hang, and is still bounded.
                 max_deliver: 1000,
-                max_ack_pending: batch,
+                max_ack_pending: in_flight,
                 ..Default::default()
             })
             .await
@@ -425,10 +434,15 @@ impl<P: Projection> ProjectionRunner<P> {
                     }
                     None => continue 'connect,
                 };
+                // Gather a batch: whatever arrives within a couple of
+                // milliseconds of the first event, up to the batch size. When
+                // caught up this adds at most that to a read-your-writes wait;
+                // when behind it fills whole batches.
                 let mut batch = vec![first];
+                let gather_until = tokio::time::Instant::now() + BATCH_GATHER;
                 while batch.len() < self.config.batch_size {
-                    match messages.next().now_or_never() {
-                        Some(Some(Ok(message))) => batch.push(message),
+                    match tokio::time::timeout_at(gather_until, messages.next()).await {
+                        Ok(Some(Ok(message))) => batch.push(message),
                         _ => break,
                     }
                 }
