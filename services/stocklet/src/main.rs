@@ -1,4 +1,5 @@
-//! `stocklet`: every service in one process, each on its own gRPC port.
+//! `stocklet`: every service in one process, each on its own gRPC port, and
+//! the REST/JSON gateway in front of them.
 //!
 //! It runs exactly the `run` functions the per-service binaries run, with
 //! the same environment variables, so what `make run` starts is what the
@@ -8,7 +9,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::lifecycle;
 use stocklet_service_kit::{ConfigError, telemetry};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -33,8 +34,8 @@ impl std::fmt::Display for StartError {
 }
 
 /// Starts one service as a task named `name`.
-async fn start<C, F, Fut>(
-    tasks: &mut JoinSet<(&'static str, Result<(), RunError>)>,
+async fn start<C, F, Fut, E>(
+    tasks: &mut JoinSet<(&'static str, Result<(), String>)>,
     name: &'static str,
     config: Result<C, ConfigError>,
     listen_addr: impl Fn(&C) -> String,
@@ -43,7 +44,8 @@ async fn start<C, F, Fut>(
 ) -> Result<(), StartError>
 where
     F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), RunError>> + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
 {
     let config = config.map_err(|e| StartError::Config(name, e))?;
     let addr = listen_addr(&config);
@@ -52,7 +54,7 @@ where
         .map_err(|e| StartError::Listen(name, addr.clone(), e))?;
     tracing::info!(service = name, %addr, "starting");
     let running = run(config, listener, shutdown.clone());
-    tasks.spawn(async move { (name, running.await) });
+    tasks.spawn(async move { (name, running.await.map_err(|e| e.to_string())) });
     Ok(())
 }
 
@@ -84,6 +86,7 @@ async fn main() -> ExitCode {
         start_service!("order", stocklet_order)?;
         start_service!("payment", stocklet_payment)?;
         start_service!("shipping", stocklet_shipping)?;
+        start_service!("gateway", stocklet_gateway)?;
         Ok::<(), StartError>(())
     }
     .await;

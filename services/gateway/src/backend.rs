@@ -1,0 +1,150 @@
+//! Calling the services: one lazily connected gRPC channel per backend and
+//! a codec for `prost_reflect::DynamicMessage`, so one generic call serves
+//! every route with no generated client per method.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prost::Message as _;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::routes::Route;
+
+/// A backend URL that is not a valid endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("backend {name} has an invalid URL {url:?}: {reason}")]
+pub struct BackendError {
+    /// The backend, for example `product`.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Why it is invalid.
+    pub reason: String,
+}
+
+/// The gRPC channels to the services, by backend name.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    channels: BTreeMap<String, Channel>,
+}
+
+impl Backends {
+    /// Prepares a channel per backend; none connects until it is used.
+    pub fn new(
+        urls: &BTreeMap<String, String>,
+        connect_timeout: Duration,
+    ) -> Result<Self, BackendError> {
+        let mut channels = BTreeMap::new();
+        for (name, url) in urls {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| BackendError {
+                    name: name.clone(),
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?
+                .connect_timeout(connect_timeout);
+            channels.insert(name.clone(), endpoint.connect_lazy());
+        }
+        Ok(Self { channels })
+    }
+
+    /// The channel of `backend`, if configured.
+    pub fn channel(&self, backend: &str) -> Option<Channel> {
+        self.channels.get(backend).cloned()
+    }
+
+    /// Every backend's name and channel.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Channel)> {
+        self.channels
+            .iter()
+            .map(|(name, channel)| (name.as_str(), channel))
+    }
+
+    /// Calls `route`'s method with `message` and `metadata`, within
+    /// `timeout`.
+    pub async fn unary(
+        &self,
+        route: &Route,
+        message: DynamicMessage,
+        metadata: MetadataMap,
+        timeout: Duration,
+    ) -> Result<DynamicMessage, Status> {
+        let channel = self
+            .channel(&route.backend)
+            .ok_or_else(|| Status::unavailable(format!("no backend {}", route.backend)))?;
+        let path = format!(
+            "/{}/{}",
+            route.method.parent_service().full_name(),
+            route.method.name()
+        );
+        let path = path
+            .parse()
+            .map_err(|_| Status::internal(format!("bad gRPC path {path}")))?;
+        let mut request = Request::from_parts(metadata, tonic::Extensions::new(), message);
+        request.set_timeout(timeout);
+        let mut grpc = tonic::client::Grpc::new(channel);
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("backend not ready: {e}")))?;
+            grpc.unary(request, path, DynamicCodec(route.method.output()))
+                .await
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result.map(tonic::Response::into_inner),
+            Err(_) => Err(Status::deadline_exceeded(
+                "the backend did not answer in time",
+            )),
+        }
+    }
+}
+
+/// Encodes any `DynamicMessage`; decodes the response as the given type.
+#[derive(Clone, Debug)]
+struct DynamicCodec(MessageDescriptor);
+
+impl Codec for DynamicCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynamicEncoder;
+    type Decoder = DynamicDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        DynamicDecoder(self.0.clone())
+    }
+}
+
+#[derive(Debug)]
+struct DynamicEncoder;
+
+impl Encoder for DynamicEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the request: {e}")))
+    }
+}
+
+#[derive(Debug)]
+struct DynamicDecoder(MessageDescriptor);
+
+impl Decoder for DynamicDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        DynamicMessage::decode(self.0.clone(), src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("decoding the response: {e}")))
+    }
+}

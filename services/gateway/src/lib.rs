@@ -1,0 +1,155 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Modules
+//! - [`routes`]: the route table, read from the `(google.api.http)`
+//!   annotations of the descriptor set.
+//! - [`transcode`]: proto3 JSON ↔ protobuf for one route.
+//! - [`backend`]: one generic unary gRPC call for every route.
+//! - [`jwt`]: ES256 token verification against the auth service's JWKS.
+//! - [`policy`]: which methods are public and which are rate-limited.
+//! - [`ratelimit`], [`errors`], [`openapi`], [`server`].
+//!
+//! The gateway produces and consumes no events.
+
+pub mod backend;
+pub mod errors;
+pub mod jwt;
+pub mod openapi;
+pub mod policy;
+pub mod ratelimit;
+pub mod routes;
+pub mod server;
+pub mod transcode;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost_reflect::DescriptorPool;
+use stocklet_service_kit::config::{DEFAULT_INTERNAL_TOKEN, env_or, env_parse};
+use stocklet_service_kit::{ConfigError, Secret};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::jwt::JwtSettings;
+
+/// The backends and their default gRPC addresses (`STOCKLET_<NAME>_URL`).
+pub const BACKENDS: [(&str, &str); 7] = [
+    ("auth", "http://127.0.0.1:50051"),
+    ("user", "http://127.0.0.1:50052"),
+    ("product", "http://127.0.0.1:50053"),
+    ("warehouse", "http://127.0.0.1:50054"),
+    ("order", "http://127.0.0.1:50055"),
+    ("payment", "http://127.0.0.1:50056"),
+    ("shipping", "http://127.0.0.1:50057"),
+];
+
+/// The gateway's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `STOCKLET_GATEWAY_ADDR` (default `127.0.0.1:8080`).
+    pub listen_addr: String,
+    /// `STOCKLET_<SERVICE>_URL`: each backend's gRPC URL, by name.
+    pub backends: BTreeMap<String, String>,
+    /// `STOCKLET_INTERNAL_TOKEN`: sent with every identity, so services
+    /// trust identity metadata only from the gateway.
+    pub internal_token: Secret,
+    /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`),
+    /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`),
+    /// `STOCKLET_GATEWAY_JWT_LEEWAY_S` (default 30).
+    pub jwt: JwtSettings,
+    /// `STOCKLET_GATEWAY_BODY_LIMIT_BYTES` (default 1 MiB).
+    pub body_limit_bytes: usize,
+    /// `STOCKLET_GATEWAY_TIMEOUT_MS` (default 10 000): per request.
+    pub request_timeout: Duration,
+    /// Connect timeout to a backend (2 s).
+    pub connect_timeout: Duration,
+    /// `STOCKLET_GATEWAY_RATE_LIMIT_PER_MINUTE` (default 30): per client
+    /// and rate-limited method.
+    pub rate_limit_per_minute: u32,
+    /// `STOCKLET_GATEWAY_RATE_LIMIT_BURST` (default 10).
+    pub rate_limit_burst: u32,
+    /// `STOCKLET_GATEWAY_CORS_ORIGINS`: comma-separated origins, `*` for
+    /// any; empty (the default) sends no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Config {
+    /// Reads the settings from the environment, with defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let backends = BACKENDS
+            .iter()
+            .map(|(name, default)| {
+                let variable = format!("STOCKLET_{}_URL", name.to_ascii_uppercase());
+                ((*name).to_owned(), env_or(&variable, default))
+            })
+            .collect();
+        Ok(Self {
+            listen_addr: env_or("STOCKLET_GATEWAY_ADDR", "127.0.0.1:8080"),
+            backends,
+            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
+            jwt: JwtSettings {
+                issuer: env_or("STOCKLET_JWT_ISSUER", "stocklet-auth"),
+                audience: env_or("STOCKLET_JWT_AUDIENCE", "stocklet"),
+                leeway: Duration::from_secs(env_parse("STOCKLET_GATEWAY_JWT_LEEWAY_S", 30)?),
+                min_refresh: Duration::from_secs(10),
+                keys_ttl: Duration::from_secs(600),
+            },
+            body_limit_bytes: env_parse("STOCKLET_GATEWAY_BODY_LIMIT_BYTES", 1024 * 1024)?,
+            request_timeout: Duration::from_millis(env_parse(
+                "STOCKLET_GATEWAY_TIMEOUT_MS",
+                10_000,
+            )?),
+            connect_timeout: Duration::from_secs(2),
+            rate_limit_per_minute: env_parse("STOCKLET_GATEWAY_RATE_LIMIT_PER_MINUTE", 30)?,
+            rate_limit_burst: env_parse("STOCKLET_GATEWAY_RATE_LIMIT_BURST", 10)?,
+            cors_origins: env_or("STOCKLET_GATEWAY_CORS_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The descriptor set does not decode.
+    #[error("descriptors: {0}")]
+    Descriptors(#[from] prost_reflect::DescriptorError),
+    /// An annotation cannot be served.
+    #[error("routes: {0}")]
+    Routes(#[from] routes::RouteError),
+    /// A backend URL is invalid.
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    /// Something else is misconfigured.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves the gateway on `listener` until `shutdown`, then lets in-flight
+/// requests finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)?;
+    let gateway = Arc::new(server::Gateway::new(&config, &pool)?);
+    let app = server::router(gateway, &config.cors_origins);
+    tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
+    Ok(())
+}

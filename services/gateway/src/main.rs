@@ -1,0 +1,33 @@
+//! The gateway binary: configuration from the environment, a listener, and
+//! `stocklet_gateway::run` until Ctrl-C or SIGTERM.
+
+use std::process::ExitCode;
+
+use stocklet_gateway::{Config, run};
+use stocklet_service_kit::{lifecycle, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&config.listen_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, addr = %config.listen_addr, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(config, listener, lifecycle::shutdown_on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "gateway stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The HTTP side: axum in front of the generic gRPC call.
+//!
+//! Every API request goes through `api`, in this order: find the route
+//! (404/405), authenticate (401), authorise at the edge (401 for a private
+//! route without a token), rate-limit (429), read the body within the limit
+//! (413), transcode (400), call the backend within the timeout, and answer
+//! JSON. The services still authorise every call themselves; the gateway
+//! only adds a first, cheap wall. `/healthz`, `/readyz` and `/openapi.json`
+//! are the gateway's own routes. Every response passes `access_log`,
+//! which logs method, path, status, latency, client and user id: never
+//! headers, query strings or bodies, so tokens and passwords stay out of
+//! the logs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+use prost_reflect::DescriptorPool;
+use serde_json::json;
+use stocklet_service_kit::{Identity, Secret};
+use tonic::Code;
+use tonic::metadata::MetadataMap;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::backend::Backends;
+use crate::errors::ApiError;
+use crate::jwt::TokenVerifier;
+use crate::ratelimit::{RateLimiter, retry_after_seconds};
+use crate::routes::{Lookup, RouteTable};
+use crate::{Config, policy, transcode};
+
+/// Everything a request needs, shared by all requests.
+#[derive(Debug)]
+pub struct Gateway {
+    routes: RouteTable,
+    backends: Backends,
+    verifier: TokenVerifier,
+    limiter: RateLimiter,
+    internal_token: Secret,
+    body_limit: usize,
+    timeout: Duration,
+    openapi: Bytes,
+    /// Full gRPC service names per backend, for `/readyz`.
+    health_names: Vec<(String, String)>,
+}
+
+impl Gateway {
+    /// Builds the gateway from the descriptors and `config`.
+    pub fn new(config: &Config, pool: &DescriptorPool) -> Result<Self, crate::StartError> {
+        let routes = RouteTable::from_pool(pool)?;
+        let backends = Backends::new(&config.backends, config.connect_timeout)?;
+        let auth = backends
+            .channel("auth")
+            .ok_or_else(|| crate::StartError::Config("no auth backend configured".into()))?;
+        let openapi = crate::openapi::document(&routes, policy::is_public).to_string();
+        let health_names: Vec<(String, String)> = routes
+            .routes()
+            .iter()
+            .map(|r| {
+                (
+                    r.backend.clone(),
+                    r.method.parent_service().full_name().to_owned(),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(Self {
+            routes,
+            verifier: TokenVerifier::new(config.jwt.clone(), auth),
+            backends,
+            limiter: RateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
+            internal_token: config.internal_token.clone(),
+            body_limit: config.body_limit_bytes,
+            timeout: config.request_timeout,
+            openapi: Bytes::from(openapi),
+            health_names,
+        })
+    }
+}
+
+/// The user id of a request, handed from [`api`] to [`access_log`].
+#[derive(Clone, Debug)]
+struct LoggedUser(String);
+
+/// The axum application.
+pub fn router(gateway: Arc<Gateway>, cors_origins: &[String]) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .fallback(api)
+        .with_state(gateway)
+        .layer(middleware::from_fn(access_log));
+    if !cors_origins.is_empty() {
+        let origins = if cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([
+                    http::Method::GET,
+                    http::Method::POST,
+                    http::Method::PUT,
+                    http::Method::PATCH,
+                    http::Method::DELETE,
+                ])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .expose_headers([header::RETRY_AFTER])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    router
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, json!({"status": "ok"}).to_string().into())
+}
+
+async fn openapi(State(gateway): State<Arc<Gateway>>) -> Response {
+    json_response(StatusCode::OK, gateway.openapi.clone())
+}
+
+/// 200 when every backend reports SERVING on gRPC health, else 503, with
+/// each backend's state.
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let checks = gateway.health_names.iter().map(|(backend, service)| {
+        let channel = gateway.backends.channel(backend);
+        let (backend, service) = (backend.clone(), service.clone());
+        async move {
+            let serving = match channel {
+                Some(channel) => {
+                    let mut client = HealthClient::new(channel);
+                    let call = client.check(HealthCheckRequest { service });
+                    matches!(
+                        tokio::time::timeout(Duration::from_secs(2), call).await,
+                        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32
+                    )
+                }
+                None => false,
+            };
+            (backend, serving)
+        }
+    });
+    let results = futures_join_all(checks).await;
+    let ready = results.iter().all(|(_, serving)| *serving);
+    let backends: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, serving)| (name, json!(if serving { "serving" } else { "not serving" })))
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if ready { "ready" } else { "not ready" }, "backends": backends});
+    json_response(status, body.to_string().into())
+}
+
+/// Runs the checks concurrently (a handful of futures; no extra crate).
+async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(value) = handle.await {
+            out.push(value);
+        }
+    }
+    out
+}
+
+/// Every REST route of the services.
+async fn api(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let mut user = None;
+    // One deadline for the whole request: reading a slow body included.
+    let handled = tokio::time::timeout(gateway.timeout, handle(&gateway, peer, request, &mut user))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Code::DeadlineExceeded,
+                "the request timed out",
+            ))
+        });
+    let mut response = match handled {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    if let Some(user) = user {
+        response.extensions_mut().insert(LoggedUser(user));
+    }
+    response
+}
+
+async fn handle(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request,
+    user: &mut Option<String>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let (route, path_vars) = match gateway.routes.lookup(&parts.method, parts.uri.path()) {
+        Lookup::Found(route, vars) => (route, vars),
+        Lookup::MethodNotAllowed => {
+            return Err(ApiError::new(Code::Unimplemented, "method not allowed")
+                .with_status(StatusCode::METHOD_NOT_ALLOWED));
+        }
+        Lookup::NotFound => return Err(ApiError::new(Code::NotFound, "no such route")),
+    };
+
+    let identity = authenticate(gateway, &parts.headers).await?;
+    if let Identity::User { user_id, .. } = &identity {
+        *user = Some(user_id.clone());
+    }
+    if identity == Identity::Anonymous && !policy::is_public(route.full_name()) {
+        return Err(ApiError::unauthenticated());
+    }
+    if policy::is_rate_limited(route.full_name()) {
+        let client = match &identity {
+            Identity::User { user_id, .. } => format!("user:{user_id}"),
+            Identity::Anonymous => format!("ip:{}", peer.ip()),
+        };
+        let key = format!("{}|{client}", route.full_name());
+        if let Err(wait) = gateway.limiter.check(&key, Instant::now()) {
+            return Err(ApiError::rate_limited(retry_after_seconds(wait)));
+        }
+    }
+
+    let body = read_body(body, &parts.headers, gateway.body_limit).await?;
+    let message =
+        transcode::request_message(route, &path_vars, parts.uri.query(), &body).map_err(|e| {
+            let field = e.field().map(str::to_owned);
+            let error = ApiError::new(Code::InvalidArgument, e.to_string());
+            match field {
+                Some(field) => error.with_violation(field, e.to_string()),
+                None => error,
+            }
+        })?;
+
+    let mut metadata = MetadataMap::new();
+    identity.write_metadata(&mut metadata, &gateway.internal_token);
+    let reply = gateway
+        .backends
+        .unary(route, message, metadata, gateway.timeout)
+        .await
+        .map_err(|status| ApiError::from_status(&status))?;
+    let json = transcode::response_json(&reply).map_err(|e| {
+        tracing::error!(error = %e, method = route.full_name(), "cannot write the response as JSON");
+        ApiError::new(Code::Internal, "internal error")
+    })?;
+    Ok(json_response(StatusCode::OK, json.into()))
+}
+
+/// The caller's identity: anonymous without an `Authorization` header, a
+/// verified user with a valid bearer token, and 401 for anything else.
+async fn authenticate(gateway: &Gateway, headers: &http::HeaderMap) -> Result<Identity, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Identity::Anonymous);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(ApiError::unauthenticated)?;
+    match gateway.verifier.verify(token, now_s()).await {
+        Ok(identity) => Ok(identity),
+        Err(crate::jwt::TokenError::JwksUnavailable(cause)) => {
+            tracing::warn!(%cause, "cannot verify tokens: the JWKS is unavailable");
+            Err(ApiError::new(
+                Code::Unavailable,
+                "authentication temporarily unavailable",
+            ))
+        }
+        Err(reason) => {
+            tracing::info!(%reason, "token refused");
+            Err(ApiError::unauthenticated())
+        }
+    }
+}
+
+async fn read_body(body: Body, headers: &http::HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            Code::InvalidArgument,
+            format!("the body exceeds {limit} bytes"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(e) = source {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = e.source();
+        }
+        ApiError::new(Code::InvalidArgument, "the body could not be read")
+    })
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One line per request: no headers, no query, no body.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let user = response
+        .extensions()
+        .get::<LoggedUser>()
+        .map(|u| u.0.clone())
+        .unwrap_or_default();
+    tracing::info!(
+        target: "stocklet_gateway::access",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_millis() as u64,
+        %client,
+        %user,
+        "request"
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_without_a_declared_length_are_limited_too() {
+        let headers = http::HeaderMap::new();
+        let error = read_body(Body::from(vec![b' '; 1025]), &headers, 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let body = read_body(Body::from(vec![b' '; 1024]), &headers, 1024)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), 1024);
+        let mut declared = http::HeaderMap::new();
+        declared.insert(header::CONTENT_LENGTH, HeaderValue::from(5000u64));
+        let error = read_body(Body::empty(), &declared, 1024).await.unwrap_err();
+        assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -1,0 +1,283 @@
+//! proto3 JSON ↔ protobuf for one route, with `prost-reflect`.
+//!
+//! A request message is built from, in this order: the body (the whole
+//! message for `body: "*"`, one field for `body: "<field>"`), the query
+//! string (only for routes without a body), and the path variables, which
+//! are set last so a body cannot override the object the path names.
+//! Unknown JSON fields and unknown query parameters are rejected (400), as
+//! the services' own JSON mapping does: privileged fields that a request
+//! does not have cannot be smuggled in (mass assignment).
+//!
+//! Responses are written in the proto3 JSON mapping: lowerCamelCase names,
+//! int64 as strings, enums as names, and every field present (as
+//! gRPC-Gateway's default marshaller does), so clients see `[]` and `0`
+//! rather than missing keys.
+
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, SerializeOptions,
+    Value,
+};
+
+use crate::routes::{BodyMapping, Route};
+
+/// A request the route cannot turn into its message.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The body is not valid JSON for the message.
+    #[error("invalid JSON body: {0}")]
+    Body(String),
+    /// A path variable or query parameter has a bad value.
+    #[error("invalid value for {field}: {reason}")]
+    Field {
+        /// The field, as in the proto.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A query parameter that names no field of the request.
+    #[error("unknown query parameter {0:?}")]
+    UnknownParameter(String),
+}
+
+impl RequestError {
+    /// The field at fault, if there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Field { field, .. } => Some(field),
+            Self::UnknownParameter(name) => Some(name),
+            Self::Body(_) => None,
+        }
+    }
+}
+
+/// Builds the request message of `route`.
+pub fn request_message(
+    route: &Route,
+    path_vars: &[(String, String)],
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<DynamicMessage, RequestError> {
+    let input = route.method.input();
+    let has_body = !body.iter().all(u8::is_ascii_whitespace);
+    let mut message = match &route.body {
+        BodyMapping::Whole if has_body => parse_json(input.clone(), body)?,
+        BodyMapping::Field(field) => {
+            let mut message = DynamicMessage::new(input.clone());
+            if has_body {
+                let Kind::Message(field_type) = field.kind() else {
+                    return Err(RequestError::Body("the body field is not a message".into()));
+                };
+                message.set_field(field, Value::Message(parse_json(field_type, body)?));
+            }
+            message
+        }
+        BodyMapping::Whole | BodyMapping::None => DynamicMessage::new(input.clone()),
+    };
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let field = match &route.body {
+                BodyMapping::None => query_field(route, &input, &name),
+                BodyMapping::Whole | BodyMapping::Field(_) => None,
+            }
+            .ok_or_else(|| RequestError::UnknownParameter(name.clone().into_owned()))?;
+            let parsed = parse_scalar(&field, &value)?;
+            if field.is_list() {
+                if let Value::List(items) = message.get_field_mut(&field) {
+                    items.push(parsed);
+                }
+            } else {
+                message.set_field(&field, parsed);
+            }
+        }
+    }
+    for (name, value) in path_vars {
+        let field = input
+            .get_field_by_name(name)
+            .ok_or_else(|| RequestError::UnknownParameter(name.clone()))?;
+        let parsed = parse_scalar(&field, value)?;
+        message.set_field(&field, parsed);
+    }
+    Ok(message)
+}
+
+/// A query parameter's field: a top-level scalar (or repeated scalar) field
+/// that is not bound by the path, named in either spelling.
+fn query_field(route: &Route, input: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    let field = input
+        .get_field_by_name(name)
+        .or_else(|| input.get_field_by_json_name(name))?;
+    let scalar = !field.is_map() && !matches!(field.kind(), Kind::Message(_));
+    let in_path = route.path_fields().any(|f| f == field.name());
+    (scalar && !in_path).then_some(field)
+}
+
+fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, RequestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    let message = DynamicMessage::deserialize_with_options(descriptor, &mut deserializer, &options)
+        .map_err(|e| RequestError::Body(e.to_string()))?;
+    deserializer
+        .end()
+        .map_err(|e| RequestError::Body(e.to_string()))?;
+    Ok(message)
+}
+
+/// Parses a path or query value for a scalar field, as the proto3 JSON
+/// mapping reads the same value inside a JSON string.
+fn parse_scalar(field: &FieldDescriptor, text: &str) -> Result<Value, RequestError> {
+    let bad = |reason: &str| RequestError::Field {
+        field: field.name().to_owned(),
+        reason: reason.to_owned(),
+    };
+    let value = match field.kind() {
+        Kind::String => Value::String(text.to_owned()),
+        Kind::Bool => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(bad("expected true or false")),
+        },
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Value::I32(text.parse().map_err(|_| bad("expected a 32-bit integer"))?)
+        }
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            Value::I64(text.parse().map_err(|_| bad("expected a 64-bit integer"))?)
+        }
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(
+            text.parse()
+                .map_err(|_| bad("expected an unsigned 32-bit integer"))?,
+        ),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(
+            text.parse()
+                .map_err(|_| bad("expected an unsigned 64-bit integer"))?,
+        ),
+        Kind::Float => Value::F32(text.parse().map_err(|_| bad("expected a number"))?),
+        Kind::Double => Value::F64(text.parse().map_err(|_| bad("expected a number"))?),
+        Kind::Enum(desc) => {
+            let number = desc
+                .get_value_by_name(text)
+                .map(|v| v.number())
+                .or_else(|| {
+                    text.parse::<i32>()
+                        .ok()
+                        .filter(|n| desc.get_value(*n).is_some())
+                })
+                .ok_or_else(|| bad("not a value of the enum"))?;
+            Value::EnumNumber(number)
+        }
+        Kind::Bytes | Kind::Message(_) => return Err(bad("cannot be given in the URL")),
+    };
+    Ok(value)
+}
+
+/// Writes `message` in the proto3 JSON mapping.
+pub fn response_json(message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
+    let mut serializer = serde_json::Serializer::new(Vec::new());
+    let options = SerializeOptions::new().skip_default_fields(false);
+    message.serialize_with_options(&mut serializer, &options)?;
+    Ok(serializer.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use prost_reflect::DescriptorPool;
+
+    use super::*;
+    use crate::routes::{Lookup, RouteTable};
+
+    fn build(
+        method: http::Method,
+        path: &str,
+        query: Option<&str>,
+        body: &str,
+    ) -> Result<DynamicMessage, RequestError> {
+        let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let table = RouteTable::from_pool(&pool).unwrap();
+        let Lookup::Found(route, vars) = table.lookup(&method, path) else {
+            panic!("no route for {path}");
+        };
+        request_message(route, &vars, query, body.as_bytes())
+    }
+
+    #[test]
+    fn the_cart_is_the_place_order_body() {
+        use prost::Message as _;
+        use stocklet_proto::stocklet::order::v1::PlaceOrderRequest;
+
+        let message = build(
+            http::Method::POST,
+            "/v1/order/place",
+            None,
+            r#"{"items": {"p1": "2", "p2": 3}}"#,
+        )
+        .unwrap();
+        let request = PlaceOrderRequest::decode(message.encode_to_vec().as_slice()).unwrap();
+        let items = request.cart.unwrap().items;
+        assert_eq!((items["p1"], items["p2"]), (2, 3));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_so_privileged_fields_cannot_be_smuggled() {
+        let error = build(
+            http::Method::POST,
+            "/v1/order/place",
+            None,
+            r#"{"items": {"p1": 1}, "customerId": "someone-else"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(error, RequestError::Body(_)), "{error}");
+        let error = build(
+            http::Method::GET,
+            "/v1/product/list",
+            Some("pageSize=2&role=admin"),
+            "",
+        )
+        .unwrap_err();
+        assert!(matches!(error, RequestError::UnknownParameter(ref p) if p == "role"));
+    }
+
+    #[test]
+    fn both_spellings_are_accepted_and_the_path_wins_over_the_body() {
+        let message = build(
+            http::Method::PUT,
+            "/v1/product/from-path/price",
+            None,
+            r#"{"id": "from-body", "price_cents": "250"}"#,
+        )
+        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&response_json(&message).unwrap()).unwrap();
+        assert_eq!(json["id"], "from-path");
+        assert_eq!(json["priceCents"], "250");
+        let query = build(
+            http::Method::GET,
+            "/v1/product/list",
+            Some("page_size=5&pageToken=abc"),
+            "",
+        )
+        .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&response_json(&query).unwrap()).unwrap();
+        assert_eq!(
+            (json["pageSize"].as_i64(), json["pageToken"].as_str()),
+            (Some(5), Some("abc"))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let error = build(
+            http::Method::GET,
+            "/v1/product/list",
+            Some("pageSize=many"),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(error.field(), Some("page_size"));
+        assert!(matches!(
+            build(http::Method::POST, "/v1/product", None, "{not json").unwrap_err(),
+            RequestError::Body(_)
+        ));
+    }
+}
