@@ -10,7 +10,7 @@
 //! | events | |
 //! | --- | --- |
 //! | produces (stream `ORDER`) | `OrderPlaced`; the saga's `OrderPriced`, `OrderRejected`, `OrderApproved`, `OrderCompleted`, and `OrderCancelled` (CancelOrder on an approved order) |
-//! | consumes | none yet: the reactions to `PriceQuoted`, `PriceQuoteFailed`, `StockReservationFailed`, `ShipmentAllocationFailed`, `PaymentFailed`, `PaymentCaptured` and `ShipmentDispatched` (the aggregate's [`domain::SagaInput`]s) come with the saga |
+//! | consumes | `PriceQuoted`, `PriceQuoteFailed` (stream `PRODUCT`), `StockReservationFailed` (`WAREHOUSE`), `ShipmentAllocationFailed`, `ShipmentDispatched` (`SHIPPING`), `PaymentFailed`, `PaymentCaptured` (`PAYMENT`): the aggregate's [`domain::SagaInput`]s, through [`reactor::SagaReaction`] |
 //!
 //! Read model: `order.orders` and `order.order_items`, built by the
 //! [`projections::Orders`] projection. A command answers once the read
@@ -19,11 +19,13 @@
 pub mod api;
 pub mod domain;
 pub mod projections;
+pub mod reactor;
 
 use std::sync::Arc;
 
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::order::v1::order_service_server::OrderServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
@@ -35,11 +37,20 @@ use tokio_util::sync::CancellationToken;
 use crate::api::OrderApi;
 use crate::domain::Cents;
 use crate::projections::Orders;
+use crate::reactor::SagaReaction;
 
 /// The gRPC service name, for health checks.
 pub const SERVICE_NAME: &str = "stocklet.order.v1.OrderService";
 /// The PostgreSQL schema of the read models.
 pub const SCHEMA: &str = "order";
+/// The durable consumers that react to the saga's source streams, one per
+/// stream: (stream, consumer).
+pub const SAGA_CONSUMERS: [(&str, &str); 4] = [
+    ("PRODUCT", "order-from-product"),
+    ("WAREHOUSE", "order-from-warehouse"),
+    ("SHIPPING", "order-from-shipping"),
+    ("PAYMENT", "order-from-payment"),
+];
 /// The default flat shipping fee, in cents.
 pub const DEFAULT_SHIPPING_FEE_CENTS: i64 = 499;
 
@@ -87,12 +98,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams =
-        lifecycle::provision(&store, &[definitions::ORDER], config.common.stream_replicas).await?;
+    let streams = lifecycle::provision(
+        &store,
+        &[
+            definitions::ORDER,
+            definitions::PRODUCT,
+            definitions::WAREHOUSE,
+            definitions::SHIPPING,
+            definitions::PAYMENT,
+        ],
+        config.common.stream_replicas,
+    )
+    .await?;
+    let mut streams = streams.into_iter();
     let stream = streams
-        .into_iter()
         .next()
         .ok_or_else(|| RunError::Config("ORDER stream missing".into()))?;
+    let sources: Vec<es_core::StreamRef> = streams.collect();
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
@@ -103,11 +125,40 @@ pub async fn run(
         stream.clone(),
         ProjectionConfig::default(),
     ));
+    let reaction = SagaReaction::new(
+        Repository::new(store.clone(), stream.clone()),
+        config.shipping_fee,
+    );
+    let mut reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
+        if source.name != name {
+            return Err(RunError::Config(format!("{name} stream missing")));
+        }
+        let reactor = Reactor::new(
+            reaction.clone(),
+            store.context().clone(),
+            source,
+            ReactorConfig::new(consumer),
+        );
+        reactor
+            .ensure_consumer()
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?;
+        reactors.push(reactor);
+    }
+
     let consumers = CancellationToken::new();
     let projection = tokio::spawn({
         let (orders, consumers) = (Arc::clone(&orders), consumers.clone());
         async move { orders.run(consumers).await }
     });
+    let reacting: Vec<_> = reactors
+        .into_iter()
+        .map(|reactor| {
+            let consumers = consumers.clone();
+            tokio::spawn(async move { reactor.run(consumers).await })
+        })
+        .collect();
 
     let api = OrderApi::new(
         Repository::new(store, stream),
@@ -126,11 +177,20 @@ pub async fn run(
 
     // gRPC has drained; now let the consumers finish what they hold.
     consumers.cancel();
+    let mut reacted = Ok(());
+    for reactor in reacting {
+        let outcome = reactor
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?
+            .map_err(|e| RunError::Consumer(e.to_string()));
+        reacted = reacted.and(outcome);
+    }
     let consumed = projection
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?
         .map_err(|e| RunError::Consumer(e.to_string()));
     served?;
+    reacted?;
     consumed
 }
 

@@ -7,8 +7,8 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `PAYMENT`) | `BalanceOpened`, `BalanceCredited`, `BalanceClosed`; the domain also decides `BalanceDebited`, `PaymentCaptured`, `PaymentFailed`, `TransactionReversed`, which the saga (next issue) will drive |
-//! | consumes (stream `USER`) | `UserRegistered` (opens the balance), `UserDeleted` (closes it) |
+//! | produces (stream `PAYMENT`) | `BalanceOpened`, `BalanceCredited`, `BalanceClosed`; the saga's `BalanceDebited` + `PaymentCaptured` or `PaymentFailed`, and `TransactionReversed` |
+//! | consumes | `UserRegistered` (stream `USER`, opens the balance), `UserDeleted` (closes it); `ShipmentAllocated` (`SHIPPING`, debits the order); `OrderCancelled` (`ORDER`, refunds it) |
 //!
 //! Read model: `payment.balances` and `payment.transactions`, built by the
 //! [`projections::Ledger`] projection. A command answers once the read
@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::PaymentApi;
 use crate::projections::Ledger;
-use crate::reactor::UserReaction;
+use crate::reactor::{SagaReaction, UserReaction};
 
 /// The gRPC service name, for health checks.
 pub const SERVICE_NAME: &str = "stocklet.payment.v1.PaymentService";
@@ -42,6 +42,11 @@ pub const SERVICE_NAME: &str = "stocklet.payment.v1.PaymentService";
 pub const SCHEMA: &str = "payment";
 /// The durable consumer that reacts to the `USER` stream.
 pub const USER_CONSUMER: &str = "payment-from-user";
+/// The durable consumers of the saga's source streams: (stream, consumer).
+pub const SAGA_CONSUMERS: [(&str, &str); 2] = [
+    ("SHIPPING", "payment-from-shipping"),
+    ("ORDER", "payment-from-order"),
+];
 
 /// The payment service's settings.
 #[derive(Clone, Debug)]
@@ -71,13 +76,20 @@ pub async fn run(
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams = lifecycle::provision(
         &store,
-        &[definitions::PAYMENT, definitions::USER],
+        &[
+            definitions::PAYMENT,
+            definitions::USER,
+            definitions::SHIPPING,
+            definitions::ORDER,
+        ],
         config.common.stream_replicas,
     )
     .await?;
-    let [stream, user_stream]: [es_core::StreamRef; 2] = streams
-        .try_into()
-        .map_err(|_| RunError::Config("PAYMENT or USER stream missing".into()))?;
+    let mut streams = streams.into_iter();
+    let (Some(stream), Some(user_stream)) = (streams.next(), streams.next()) else {
+        return Err(RunError::Config("PAYMENT or USER stream missing".into()));
+    };
+    let sources: Vec<es_core::StreamRef> = streams.collect();
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
@@ -100,6 +112,25 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?;
 
+    let saga = SagaReaction::new(balances.clone());
+    let mut saga_reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
+        if source.name != name {
+            return Err(RunError::Config(format!("{name} stream missing")));
+        }
+        let reactor = Reactor::new(
+            saga.clone(),
+            store.context().clone(),
+            source,
+            ReactorConfig::new(consumer),
+        );
+        reactor
+            .ensure_consumer()
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?;
+        saga_reactors.push(reactor);
+    }
+
     let consumers = CancellationToken::new();
     let projection = tokio::spawn({
         let (ledger, consumers) = (Arc::clone(&ledger), consumers.clone());
@@ -109,6 +140,13 @@ pub async fn run(
         let consumers = consumers.clone();
         async move { users.run(consumers).await }
     });
+    let saga_reacting: Vec<_> = saga_reactors
+        .into_iter()
+        .map(|reactor| {
+            let consumers = consumers.clone();
+            tokio::spawn(async move { reactor.run(consumers).await })
+        })
+        .collect();
 
     let api = PaymentApi::new(balances, ledger, pool, config.common.internal_token.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), "payment service listening");
@@ -122,10 +160,17 @@ pub async fn run(
 
     // gRPC has drained; now let the consumers finish what they hold.
     consumers.cancel();
-    let reacted = reactor
+    let mut reacted = reactor
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?
         .map_err(|e| RunError::Consumer(e.to_string()));
+    for reactor in saga_reacting {
+        let outcome = reactor
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?
+            .map_err(|e| RunError::Consumer(e.to_string()));
+        reacted = reacted.and(outcome);
+    }
     let consumed = projection
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?

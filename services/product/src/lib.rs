@@ -6,7 +6,8 @@
 //! | events | |
 //! | --- | --- |
 //! | produces (stream `PRODUCT`) | `ProductCreated`, `ProductPriceUpdated`, `ProductDetailsUpdated`, `ProductDeleted` |
-//! | consumes | none yet (the saga's price quote comes with the saga) |
+//! | produces (stream `PRODUCT`, subject `product.quote.<order id>`) | the saga's `PriceQuoted` or `PriceQuoteFailed`, one per order |
+//! | consumes (stream `ORDER`) | `OrderPlaced` (prices the order) |
 //!
 //! Read model: `product.products`, built by the [`projections::Catalogue`]
 //! projection. A command answers once the catalogue shows its effect, so
@@ -15,11 +16,13 @@
 pub mod api;
 pub mod domain;
 pub mod projections;
+pub mod reactor;
 
 use std::sync::Arc;
 
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::product::v1::product_service_server::ProductServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
@@ -30,11 +33,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ProductApi;
 use crate::projections::Catalogue;
+use crate::reactor::OrderReaction;
 
 /// The gRPC service name, for health checks.
 pub const SERVICE_NAME: &str = "stocklet.product.v1.ProductService";
 /// The PostgreSQL schema of the read models.
 pub const SCHEMA: &str = "product";
+/// The durable consumer that reacts to the `ORDER` stream.
+pub const ORDER_CONSUMER: &str = "product-from-order";
 
 /// The product service's settings.
 #[derive(Clone, Debug)]
@@ -64,14 +70,13 @@ pub async fn run(
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams = lifecycle::provision(
         &store,
-        &[definitions::PRODUCT],
+        &[definitions::PRODUCT, definitions::ORDER],
         config.common.stream_replicas,
     )
     .await?;
-    let stream = streams
-        .into_iter()
-        .next()
-        .ok_or_else(|| RunError::Config("PRODUCT stream missing".into()))?;
+    let [stream, order_stream]: [es_core::StreamRef; 2] = streams
+        .try_into()
+        .map_err(|_| RunError::Config("PRODUCT or ORDER stream missing".into()))?;
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
@@ -82,10 +87,28 @@ pub async fn run(
         stream.clone(),
         ProjectionConfig::default(),
     ));
+    let orders = Reactor::new(
+        OrderReaction::new(
+            Repository::new(store.clone(), stream.clone()),
+            Repository::new(store.clone(), stream.clone()),
+        ),
+        store.context().clone(),
+        order_stream,
+        ReactorConfig::new(ORDER_CONSUMER),
+    );
+    orders
+        .ensure_consumer()
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?;
+
     let consumers = CancellationToken::new();
     let projection = tokio::spawn({
         let (catalogue, consumers) = (Arc::clone(&catalogue), consumers.clone());
         async move { catalogue.run(consumers).await }
+    });
+    let reactor = tokio::spawn({
+        let consumers = consumers.clone();
+        async move { orders.run(consumers).await }
     });
 
     let api = ProductApi::new(
@@ -105,10 +128,15 @@ pub async fn run(
 
     // gRPC has drained; now let the consumers finish what they hold.
     consumers.cancel();
+    let reacted = reactor
+        .await
+        .map_err(|e| RunError::Consumer(e.to_string()))?
+        .map_err(|e| RunError::Consumer(e.to_string()));
     let consumed = projection
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?
         .map_err(|e| RunError::Consumer(e.to_string()));
     served?;
+    reacted?;
     consumed
 }

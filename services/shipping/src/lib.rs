@@ -7,8 +7,8 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `SHIPPING`) | `ShipmentDispatched` (the order service completes the order on it); the domain also decides `ShipmentAllocated`, `ShipmentAllocationFailed`, `ShipmentReleased`, which the saga (next issue) will drive |
-//! | consumes | none yet (allocation on `StockReserved` and release on `PaymentFailed` / `OrderCancelled` come with the saga) |
+//! | produces (stream `SHIPPING`) | the saga's `ShipmentAllocated` or `ShipmentAllocationFailed`, `ShipmentReleased`; `ShipmentDispatched` (the order service completes the order on it) |
+//! | consumes | `StockReserved` (stream `WAREHOUSE`, order-level subjects only: allocates), `PaymentFailed` (`PAYMENT`) and `OrderCancelled` (`ORDER`): release |
 //!
 //! Read model: `shipping.shipments` and `shipping.shipment_items`, built by
 //! the [`projections::Shipments`] projection. A command answers once the
@@ -17,11 +17,13 @@
 pub mod api;
 pub mod domain;
 pub mod projections;
+pub mod reactor;
 
 use std::sync::Arc;
 
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
+use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_server::ShippingServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
@@ -33,11 +35,18 @@ use tokio_util::sync::CancellationToken;
 use crate::api::ShippingApi;
 use crate::domain::Capacity;
 use crate::projections::Shipments;
+use crate::reactor::{RESERVATION_SUBJECTS, SagaReaction};
 
 /// The gRPC service name, for health checks.
 pub const SERVICE_NAME: &str = "stocklet.shipping.v1.ShippingService";
 /// The PostgreSQL schema of the read models.
 pub const SCHEMA: &str = "shipping";
+/// The durable consumers of the saga's source streams: (stream, consumer).
+pub const SAGA_CONSUMERS: [(&str, &str); 3] = [
+    ("WAREHOUSE", "shipping-from-warehouse"),
+    ("PAYMENT", "shipping-from-payment"),
+    ("ORDER", "shipping-from-order"),
+];
 
 /// The shipping service's settings.
 #[derive(Clone, Debug)]
@@ -71,14 +80,20 @@ pub async fn run(
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams = lifecycle::provision(
         &store,
-        &[definitions::SHIPPING],
+        &[
+            definitions::SHIPPING,
+            definitions::WAREHOUSE,
+            definitions::PAYMENT,
+            definitions::ORDER,
+        ],
         config.common.stream_replicas,
     )
     .await?;
+    let mut streams = streams.into_iter();
     let stream = streams
-        .into_iter()
         .next()
         .ok_or_else(|| RunError::Config("SHIPPING stream missing".into()))?;
+    let sources: Vec<es_core::StreamRef> = streams.collect();
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
@@ -89,11 +104,44 @@ pub async fn run(
         stream.clone(),
         ProjectionConfig::default(),
     ));
+    let saga = SagaReaction::new(
+        Repository::new(store.clone(), stream.clone()),
+        config.shipment_capacity,
+    );
+    let mut reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
+        if source.name != name {
+            return Err(RunError::Config(format!("{name} stream missing")));
+        }
+        let mut reactor_config = ReactorConfig::new(consumer);
+        if name == "WAREHOUSE" {
+            reactor_config.filter_subjects = vec![RESERVATION_SUBJECTS.to_owned()];
+        }
+        let reactor = Reactor::new(
+            saga.clone(),
+            store.context().clone(),
+            source,
+            reactor_config,
+        );
+        reactor
+            .ensure_consumer()
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?;
+        reactors.push(reactor);
+    }
+
     let consumers = CancellationToken::new();
     let projection = tokio::spawn({
         let (shipments, consumers) = (Arc::clone(&shipments), consumers.clone());
         async move { shipments.run(consumers).await }
     });
+    let reacting: Vec<_> = reactors
+        .into_iter()
+        .map(|reactor| {
+            let consumers = consumers.clone();
+            tokio::spawn(async move { reactor.run(consumers).await })
+        })
+        .collect();
 
     let api = ShippingApi::new(
         Repository::new(store, stream),
@@ -116,10 +164,19 @@ pub async fn run(
 
     // gRPC has drained; now let the consumers finish what they hold.
     consumers.cancel();
+    let mut reacted = Ok(());
+    for reactor in reacting {
+        let outcome = reactor
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?
+            .map_err(|e| RunError::Consumer(e.to_string()));
+        reacted = reacted.and(outcome);
+    }
     let consumed = projection
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?
         .map_err(|e| RunError::Consumer(e.to_string()));
     served?;
+    reacted?;
     consumed
 }

@@ -7,8 +7,8 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; the domain also decides `StockReserved`, `StockReleased`, `StockConsumed`, `StockReturned`, which the saga (next issue) will drive |
-//! | consumes (stream `PRODUCT`) | `ProductCreated` (opens the stock at zero) |
+//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; per product (`warehouse.stock.<product id>`) the saga's `StockReserved`, `StockReleased`, `StockConsumed`, `StockReturned`; per order (`warehouse.reservation.<order id>`) the order-level `StockReserved` or `StockReservationFailed` |
+//! | consumes | `ProductCreated` (stream `PRODUCT`, opens the stock at zero); `OrderPriced`, `OrderCancelled` (`ORDER`); `ShipmentAllocationFailed` (`SHIPPING`); `PaymentFailed`, `PaymentCaptured` (`PAYMENT`) |
 //!
 //! Read model: `warehouse.stocks`, `warehouse.reservations` and
 //! `warehouse.reservation_lines`, built by the [`projections::Inventory`]
@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::WarehouseApi;
 use crate::projections::Inventory;
-use crate::reactor::ProductReaction;
+use crate::reactor::{ProductReaction, SagaReaction};
 
 /// The gRPC service name, for health checks.
 pub const SERVICE_NAME: &str = "stocklet.warehouse.v1.WarehouseService";
@@ -43,6 +43,12 @@ pub const SERVICE_NAME: &str = "stocklet.warehouse.v1.WarehouseService";
 pub const SCHEMA: &str = "warehouse";
 /// The durable consumer that reacts to the `PRODUCT` stream.
 pub const PRODUCT_CONSUMER: &str = "warehouse-from-product";
+/// The durable consumers of the saga's source streams: (stream, consumer).
+pub const SAGA_CONSUMERS: [(&str, &str); 3] = [
+    ("ORDER", "warehouse-from-order"),
+    ("SHIPPING", "warehouse-from-shipping"),
+    ("PAYMENT", "warehouse-from-payment"),
+];
 
 /// The warehouse service's settings.
 #[derive(Clone, Debug)]
@@ -72,17 +78,28 @@ pub async fn run(
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams = lifecycle::provision(
         &store,
-        &[definitions::WAREHOUSE, definitions::PRODUCT],
+        &[
+            definitions::WAREHOUSE,
+            definitions::PRODUCT,
+            definitions::ORDER,
+            definitions::SHIPPING,
+            definitions::PAYMENT,
+        ],
         config.common.stream_replicas,
     )
     .await?;
-    let [stream, product_stream]: [es_core::StreamRef; 2] = streams
-        .try_into()
-        .map_err(|_| RunError::Config("WAREHOUSE or PRODUCT stream missing".into()))?;
+    let mut streams = streams.into_iter();
+    let (Some(stream), Some(product_stream)) = (streams.next(), streams.next()) else {
+        return Err(RunError::Config(
+            "WAREHOUSE or PRODUCT stream missing".into(),
+        ));
+    };
+    let sources: Vec<es_core::StreamRef> = streams.collect();
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let stocks = Repository::new(store.clone(), stream.clone());
+    let reservations = Repository::new(store.clone(), stream.clone());
     let inventory = Arc::new(ProjectionRunner::new(
         Inventory,
         pool.clone(),
@@ -101,6 +118,25 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?;
 
+    let saga = SagaReaction::new(stocks.clone(), reservations);
+    let mut saga_reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
+        if source.name != name {
+            return Err(RunError::Config(format!("{name} stream missing")));
+        }
+        let reactor = Reactor::new(
+            saga.clone(),
+            store.context().clone(),
+            source,
+            ReactorConfig::new(consumer),
+        );
+        reactor
+            .ensure_consumer()
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?;
+        saga_reactors.push(reactor);
+    }
+
     let consumers = CancellationToken::new();
     let projection = tokio::spawn({
         let (inventory, consumers) = (Arc::clone(&inventory), consumers.clone());
@@ -110,6 +146,13 @@ pub async fn run(
         let consumers = consumers.clone();
         async move { products.run(consumers).await }
     });
+    let saga_reacting: Vec<_> = saga_reactors
+        .into_iter()
+        .map(|reactor| {
+            let consumers = consumers.clone();
+            tokio::spawn(async move { reactor.run(consumers).await })
+        })
+        .collect();
 
     let api = WarehouseApi::new(
         stocks,
@@ -128,10 +171,17 @@ pub async fn run(
 
     // gRPC has drained; now let the consumers finish what they hold.
     consumers.cancel();
-    let reacted = reactor
+    let mut reacted = reactor
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?
         .map_err(|e| RunError::Consumer(e.to_string()));
+    for reactor in saga_reacting {
+        let outcome = reactor
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?
+            .map_err(|e| RunError::Consumer(e.to_string()));
+        reacted = reacted.and(outcome);
+    }
     let consumed = projection
         .await
         .map_err(|e| RunError::Consumer(e.to_string()))?

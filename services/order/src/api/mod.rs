@@ -66,7 +66,7 @@ impl OrderApi {
         let id = aggregate_id(id)?;
         let executed: Executed<Order> = self
             .orders
-            .execute(&id, &command, &CommandContext::default())
+            .execute(&id, &command, &saga_context(&id))
             .await
             .map_err(|e| ApiError::from_execute(e, rejected))?;
         if !self
@@ -302,5 +302,14 @@ impl OrderService for OrderApi {
         Err(Status::unimplemented(
             "ListStuckSagas is not available yet: it arrives with the place-order saga",
         ))
+    }
+}
+
+/// Every command on an order belongs to that order's saga: its events carry
+/// the order id as correlation id, and the reactions downstream inherit it.
+fn saga_context(id: &AggregateId) -> CommandContext {
+    CommandContext {
+        correlation_id: Some(id.to_string()),
+        ..CommandContext::default()
     }
 }

@@ -8,8 +8,12 @@
 //!   `UserDeleted` closes it. The two may be handled out of order, which
 //!   the [`Balance`] aggregate tolerates.
 //!
-//! The saga's reactions (debit on `ShipmentAllocated`, reverse on
-//! `OrderCancelled`) come with the saga.
+//! - `SHIPPING`, `ORDER`: the saga's steps (debit on `ShipmentAllocated`,
+//!   reverse on `OrderCancelled`), in [`saga`].
+
+pub mod saga;
+
+pub use saga::SagaReaction;
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{

@@ -3,7 +3,9 @@
 //! es-core repository.
 
 mod product;
+mod quote;
 mod values;
 
 pub use product::{Product, ProductCommand, ProductError, ProductEvent};
+pub use quote::{LineToQuote, Quote, QuoteCommand, QuoteError, QuoteEvent};
 pub use values::{Cents, Description, InvalidValue, ProductName};

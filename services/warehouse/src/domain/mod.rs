@@ -6,7 +6,9 @@
 //! gRPC status in one place.
 
 pub mod quantity;
+pub mod reservation;
 pub mod stock;
 
 pub use quantity::{InvalidQuantity, MAX_QUANTITY, Quantity};
+pub use reservation::{Reservation, ReservationCommand, ReservationError, ReservationEvent};
 pub use stock::{Held, ReservationState, Stock, StockCommand, StockError, StockEvent};

@@ -6,11 +6,11 @@
 //! lines, which move `reserved` (and `on_hand` when consumed or returned).
 
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
+use es_core::{Aggregate, DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use crate::domain::StockEvent;
+use crate::domain::{Stock, StockEvent};
 
 /// Projects stock events into `stocks`, `reservations` and
 /// `reservation_lines`.
@@ -28,8 +28,12 @@ impl Projection for Inventory {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream may hold events this read model does not show.
-            if !StockEvent::event_types().contains(&stored.raw.event_type.as_str()) {
+            // The stream may hold events this read model does not show; the
+            // order-level `StockReserved` on a reservation subject repeats
+            // the per-product holds, which alone move the stock.
+            if stored.meta.aggregate_type != Stock::TYPE
+                || !StockEvent::event_types().contains(&stored.raw.event_type.as_str())
+            {
                 continue;
             }
             match StockEvent::decode(&stored.raw)? {

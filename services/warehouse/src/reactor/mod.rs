@@ -6,8 +6,13 @@
 //!
 //! - `PRODUCT`: `ProductCreated` opens the product's stock at zero.
 //!
-//! The saga's reactions (reserve on `OrderPriced`, release, consume and
-//! return) come with the saga.
+//! - `ORDER`, `SHIPPING`, `PAYMENT`: the saga's steps (reserve on
+//!   `OrderPriced`, release, consume and return), in [`saga`], which also
+//!   explains why a reservation is one atomic batch.
+
+pub mod saga;
+
+pub use saga::SagaReaction;
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{

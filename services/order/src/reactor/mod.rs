@@ -1,0 +1,170 @@
+//! Reactions to other services' events: the saga's outcomes move the order.
+//!
+//! One durable consumer per source stream (`PRODUCT`, `WAREHOUSE`,
+//! `SHIPPING`, `PAYMENT`), all feeding the same [`SagaReaction`], which turns
+//! each outcome into a [`SagaInput`] on the order it names. The dedupe key
+//! comes from the source event ([`CommandContext::caused_by`]), and the
+//! aggregate itself ignores an outcome it has already recorded, so a
+//! redelivery changes nothing.
+//!
+//! - An input that arrives before the order reached its step
+//!   ([`OrderError::TooEarly`]) is retried later (a transient failure).
+//! - An input that contradicts what the order recorded
+//!   ([`OrderError::Contradicts`] and the other refusals) is permanent: it
+//!   goes to the dead-letter stream for an operator.
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+};
+use prost::{Message, Name};
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{
+    Cents, InvalidValue, Order, OrderCommand, OrderError, PaymentFailure, ProductId, Quantity,
+    QuotedLine, SagaInput,
+};
+
+/// The handler name in the dedupe key of a saga outcome recorded on an order.
+pub const RECORD_OUTCOME: &str = "order.record-outcome";
+
+/// Records other services' saga outcomes on orders.
+#[derive(Clone)]
+pub struct SagaReaction {
+    orders: Repository<Order, JetStreamEventStore>,
+    shipping_fee: Cents,
+}
+
+impl SagaReaction {
+    /// A reaction writing through `orders`, pricing with `shipping_fee`.
+    pub fn new(orders: Repository<Order, JetStreamEventStore>, shipping_fee: Cents) -> Self {
+        Self {
+            orders,
+            shipping_fee,
+        }
+    }
+
+    /// The order an event addresses and the input it means, if it is a saga
+    /// outcome at all.
+    fn input(&self, stored: &StoredEvent) -> Result<Option<(String, SagaInput)>, ReactionError> {
+        let outcome = if let Some(e) = decode::<events::PriceQuoted>(stored)? {
+            let lines = e
+                .lines
+                .iter()
+                .map(|line| {
+                    Ok(QuotedLine {
+                        product_id: ProductId::parse(&line.product_id)?,
+                        quantity: Quantity::parse(line.quantity)?,
+                        unit_price: Cents::parse(line.unit_price_cents)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, InvalidValue>>()
+                .map_err(malformed)?;
+            let input = SagaInput::PriceQuoted {
+                lines,
+                items_price: Cents::parse(e.items_price_cents).map_err(malformed)?,
+                shipping_fee: self.shipping_fee,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::PriceQuoteFailed>(stored)? {
+            let input = SagaInput::PriceQuoteFailed {
+                product_ids: product_ids(&e.unavailable_product_ids)?,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::StockReservationFailed>(stored)? {
+            let input = SagaInput::StockReservationFailed {
+                product_ids: product_ids(&e.short_product_ids)?,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::ShipmentAllocationFailed>(stored)? {
+            let input = SagaInput::ShipmentAllocationFailed {
+                reservation_id: e.reservation_id,
+                detail: e.reason,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::PaymentFailed>(stored)? {
+            let (reason, detail) = match events::PaymentFailureReason::try_from(e.reason) {
+                Ok(events::PaymentFailureReason::InsufficientBalance) => (
+                    PaymentFailure::InsufficientBalance,
+                    format!(
+                        "the balance of {} cents is less than the total of {} cents",
+                        e.balance_cents, e.amount_cents
+                    ),
+                ),
+                _ => (
+                    PaymentFailure::Declined,
+                    "the customer has no open balance".to_owned(),
+                ),
+            };
+            let input = SagaInput::PaymentFailed {
+                reason,
+                detail,
+                reservation_id: e.reservation_id,
+                shipment_id: e.shipment_id,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::PaymentCaptured>(stored)? {
+            let input = SagaInput::PaymentCaptured {
+                transaction_id: e.transaction_id,
+                amount: Cents::parse(e.amount_cents).map_err(malformed)?,
+                shipment_id: e.shipment_id,
+                reservation_id: e.reservation_id,
+            };
+            (e.order_id, input)
+        } else if let Some(e) = decode::<events::ShipmentDispatched>(stored)? {
+            let input = SagaInput::ShipmentDispatched {
+                shipment_id: e.shipment_id,
+            };
+            (e.order_id, input)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(outcome))
+    }
+}
+
+impl Reaction for SagaReaction {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        let Some((order_id, input)) = self.input(stored)? else {
+            return Ok(());
+        };
+        let id = AggregateId::parse(order_id)
+            .map_err(|e| ReactionError::Permanent(format!("bad order id: {e}")))?;
+        let command = OrderCommand::React {
+            input,
+            at_ms: es_core::envelope::now_ms(),
+        };
+        let context = CommandContext::caused_by(&stored.meta, RECORD_OUTCOME);
+        match self.orders.execute(&id, &command, &context).await {
+            Ok(executed) => {
+                tracing::debug!(order_id = %id, events = executed.events.len(), "saga outcome recorded");
+                Ok(())
+            }
+            Err(ExecuteError::Rejected(
+                error @ (OrderError::TooEarly { .. } | OrderError::NotPlaced),
+            )) => Err(ReactionError::Transient(error.to_string())),
+            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}
+
+fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
+    if stored.raw.event_type != T::full_name() {
+        return Ok(None);
+    }
+    T::decode(stored.raw.payload.clone())
+        .map(Some)
+        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
+}
+
+fn malformed(error: InvalidValue) -> ReactionError {
+    ReactionError::Permanent(format!("malformed saga event: {error}"))
+}
+
+fn product_ids(raw: &[String]) -> Result<Vec<ProductId>, ReactionError> {
+    raw.iter()
+        .map(|id| ProductId::parse(id))
+        .collect::<Result<_, _>>()
+        .map_err(malformed)
+}

@@ -1,0 +1,181 @@
+//! The `Quote` aggregate: the product service's answer to one placed order,
+//! keyed by the order id (`product.quote.<order id>`).
+//!
+//! Why an aggregate of its own: the saga needs exactly one answer per order,
+//! whatever the redeliveries of `OrderPlaced`. Keyed by the order, the first
+//! decision is final and every later one decides nothing.
+
+use stocklet_proto::stocklet::events::v1 as pb;
+
+es_core::domain_events! {
+    /// The answer to an order's request for prices.
+    pub enum QuoteEvent {
+        // Every line was priced.
+        Quoted(pb::PriceQuoted),
+        // Some products are unknown or deleted.
+        Failed(pb::PriceQuoteFailed),
+    }
+}
+
+/// One line to price: the product, its units, and its current unit price
+/// (`None` when the product is unknown or deleted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineToQuote {
+    /// The product's id.
+    pub product_id: String,
+    /// Units ordered.
+    pub quantity: i64,
+    /// The live unit price, if the product can be sold.
+    pub unit_price_cents: Option<i64>,
+}
+
+/// Prices an order (reacting to `OrderPlaced`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteCommand {
+    /// The order's id.
+    pub order_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The lines with the prices found.
+    pub lines: Vec<LineToQuote>,
+    /// Event time, Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Why a quote cannot be decided.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// The items price does not fit in 64 bits.
+    #[error("the items price overflows")]
+    Overflow,
+}
+
+/// Whether an order was already answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quote {
+    answered: bool,
+}
+
+impl es_core::Aggregate for Quote {
+    const TYPE: &'static str = "quote";
+    type Command = QuoteCommand;
+    type Event = QuoteEvent;
+    type Error = QuoteError;
+
+    fn decide(&self, command: &QuoteCommand) -> Result<Vec<QuoteEvent>, QuoteError> {
+        if self.answered {
+            return Ok(Vec::new());
+        }
+        let unavailable: Vec<String> = command
+            .lines
+            .iter()
+            .filter(|line| line.unit_price_cents.is_none())
+            .map(|line| line.product_id.clone())
+            .collect();
+        if !unavailable.is_empty() {
+            return Ok(vec![
+                pb::PriceQuoteFailed {
+                    order_id: command.order_id.clone(),
+                    customer_id: command.customer_id.clone(),
+                    unavailable_product_ids: unavailable,
+                    occurred_at_ms: command.at_ms,
+                }
+                .into(),
+            ]);
+        }
+        let mut items_price_cents = 0i64;
+        let mut lines = Vec::with_capacity(command.lines.len());
+        for line in &command.lines {
+            let unit_price_cents = line.unit_price_cents.unwrap_or_default();
+            items_price_cents = line
+                .quantity
+                .checked_mul(unit_price_cents)
+                .and_then(|price| items_price_cents.checked_add(price))
+                .ok_or(QuoteError::Overflow)?;
+            lines.push(pb::PricedOrderLine {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+                unit_price_cents,
+            });
+        }
+        Ok(vec![
+            pb::PriceQuoted {
+                order_id: command.order_id.clone(),
+                customer_id: command.customer_id.clone(),
+                lines,
+                items_price_cents,
+                occurred_at_ms: command.at_ms,
+            }
+            .into(),
+        ])
+    }
+
+    fn apply(&mut self, _event: &QuoteEvent) {
+        self.answered = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use es_core::Aggregate;
+
+    use super::*;
+
+    fn command(prices: &[Option<i64>]) -> QuoteCommand {
+        QuoteCommand {
+            order_id: "o1".into(),
+            customer_id: "c1".into(),
+            lines: prices
+                .iter()
+                .enumerate()
+                .map(|(i, price)| LineToQuote {
+                    product_id: format!("p{i}"),
+                    quantity: 2,
+                    unit_price_cents: *price,
+                })
+                .collect(),
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn prices_every_line_and_sums_them() {
+        let events = Quote::default()
+            .decide(&command(&[Some(100), Some(250)]))
+            .unwrap();
+        let [QuoteEvent::Quoted(quoted)] = events.as_slice() else {
+            panic!("expected a quote, got {events:?}");
+        };
+        assert_eq!(quoted.items_price_cents, 700);
+        assert_eq!(quoted.lines.len(), 2);
+    }
+
+    #[test]
+    fn an_unavailable_product_fails_the_quote() {
+        let events = Quote::default()
+            .decide(&command(&[Some(100), None]))
+            .unwrap();
+        let [QuoteEvent::Failed(failed)] = events.as_slice() else {
+            panic!("expected a failure, got {events:?}");
+        };
+        assert_eq!(failed.unavailable_product_ids, vec!["p1".to_owned()]);
+    }
+
+    #[test]
+    fn an_answered_order_decides_nothing() {
+        let mut quote = Quote::default();
+        for event in quote.decide(&command(&[Some(1)])).unwrap() {
+            quote.apply(&event);
+        }
+        assert!(quote.decide(&command(&[None])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_overflowing_total_is_refused() {
+        let mut big = command(&[Some(i64::MAX)]);
+        big.lines[0].quantity = 2;
+        assert_eq!(Quote::default().decide(&big), Err(QuoteError::Overflow));
+    }
+}

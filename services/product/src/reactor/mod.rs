@@ -1,0 +1,84 @@
+//! Reactions to other services' events: the catalogue prices placed orders.
+//!
+//! One durable consumer per source stream, with a dedupe key derived from
+//! the source event ([`CommandContext::caused_by`]), so a redelivered event
+//! changes nothing.
+//!
+//! - `ORDER`: `OrderPlaced` loads every ordered product from its history
+//!   (not from the read model, which may lag) and records one answer per
+//!   order on the [`Quote`] aggregate: `PriceQuoted`, or `PriceQuoteFailed`
+//!   listing the unknown or deleted products.
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+};
+use prost::{Message, Name};
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{LineToQuote, Product, Quote, QuoteCommand};
+
+/// The handler name in the dedupe key of an order's quote.
+pub const QUOTE_ORDER: &str = "product.quote-order";
+
+/// Prices placed orders.
+#[derive(Clone)]
+pub struct OrderReaction {
+    products: Repository<Product, JetStreamEventStore>,
+    quotes: Repository<Quote, JetStreamEventStore>,
+}
+
+impl OrderReaction {
+    /// A reaction reading `products` and writing `quotes`.
+    pub fn new(
+        products: Repository<Product, JetStreamEventStore>,
+        quotes: Repository<Quote, JetStreamEventStore>,
+    ) -> Self {
+        Self { products, quotes }
+    }
+
+    async fn price(&self, product_id: &str) -> Result<Option<i64>, ReactionError> {
+        let Ok(id) = AggregateId::parse(product_id) else {
+            return Ok(None);
+        };
+        let loaded = self
+            .products
+            .load(&id)
+            .await
+            .map_err(|e| ReactionError::Transient(e.to_string()))?;
+        let product = loaded.state;
+        Ok((product.created && !product.deleted).then_some(product.price_cents))
+    }
+}
+
+impl Reaction for OrderReaction {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        if stored.raw.event_type != events::OrderPlaced::full_name() {
+            return Ok(());
+        }
+        let placed = events::OrderPlaced::decode(stored.raw.payload.clone())
+            .map_err(|e| ReactionError::Permanent(format!("malformed OrderPlaced: {e}")))?;
+        let id = AggregateId::parse(placed.order_id.clone())
+            .map_err(|e| ReactionError::Permanent(format!("bad order id: {e}")))?;
+        let mut lines = Vec::with_capacity(placed.lines.len());
+        for line in &placed.lines {
+            lines.push(LineToQuote {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+                unit_price_cents: self.price(&line.product_id).await?,
+            });
+        }
+        let command = QuoteCommand {
+            order_id: placed.order_id,
+            customer_id: placed.customer_id,
+            lines,
+            at_ms: es_core::envelope::now_ms(),
+        };
+        let context = CommandContext::caused_by(&stored.meta, QUOTE_ORDER);
+        match self.quotes.execute(&id, &command, &context).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}

@@ -1,0 +1,695 @@
+//! `Saga`: product, warehouse, order, payment and shipping on port-0
+//! listeners against one nats-server and one database, with typed client
+//! calls as a given identity and helpers to set up products, stock and
+//! customers.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use es_core::store::{Commit, NewEvent};
+use es_core::streams::{StreamDefinition, definitions};
+use es_core::{CommandContext, EventStore, JetStreamEventStore, RawEvent};
+use prost::{Message, Name};
+use stocklet_proto::stocklet::events::v1 as events;
+use stocklet_proto::stocklet::order::v1 as order;
+use stocklet_proto::stocklet::order::v1::order_service_client::OrderServiceClient;
+use stocklet_proto::stocklet::payment::v1 as payment;
+use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServiceClient;
+use stocklet_proto::stocklet::product::v1 as product;
+use stocklet_proto::stocklet::product::v1::product_service_client::ProductServiceClient;
+use stocklet_proto::stocklet::shipping::v1 as shipping;
+use stocklet_proto::stocklet::shipping::v1::shipping_service_client::ShippingServiceClient;
+use stocklet_proto::stocklet::warehouse::v1 as warehouse;
+use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::WarehouseServiceClient;
+use stocklet_service_kit::config::CommonConfig;
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::{Identity, Secret};
+use stocklet_test_support::{NatsServer, TestDb};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+pub const INTERNAL_TOKEN: &str = "test-internal-token";
+/// The flat shipping fee the order service adds.
+pub const SHIPPING_FEE: i64 = 499;
+/// Units one shipment carries.
+pub const CAPACITY: i64 = 10;
+/// How long a saga may take to settle in a test.
+pub const SETTLE: Duration = Duration::from_secs(20);
+/// How long a saga may take to settle after a restart: events a reactor had
+/// pulled but not started when it stopped come back only after the
+/// consumer's ack wait (30 s).
+pub const SETTLE_AFTER_RESTART: Duration = Duration::from_secs(60);
+
+pub fn admin() -> Identity {
+    Identity::admin(uuid::Uuid::now_v7().to_string())
+}
+
+/// A request carrying `identity` the way the gateway sends it.
+pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
+    request
+}
+
+/// A registered customer.
+pub struct Customer {
+    pub id: String,
+    pub identity: Identity,
+}
+
+pub struct Saga {
+    pub nats: NatsServer,
+    pub db: TestDb,
+    pub store: JetStreamEventStore,
+    pub products: ProductServiceClient<Channel>,
+    pub warehouse: WarehouseServiceClient<Channel>,
+    pub orders: OrderServiceClient<Channel>,
+    pub payments: PaymentServiceClient<Channel>,
+    pub shipping: ShippingServiceClient<Channel>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<Result<(), RunError>>>,
+}
+
+fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
+    CommonConfig {
+        nats_url: nats.url(),
+        database_url: Secret::new(db.url.clone()),
+        internal_token: Secret::new(INTERNAL_TOKEN),
+        stream_replicas: 1,
+    }
+}
+
+/// Starts one service's `run` on a port-0 listener; returns its task and a
+/// channel to it.
+async fn start<F>(
+    run: impl FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
+    shutdown: &CancellationToken,
+) -> (JoinHandle<Result<(), RunError>>, Channel)
+where
+    F: Future<Output = Result<(), RunError>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(run(listener, shutdown.clone()));
+    let channel = loop {
+        match Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(channel) => break channel,
+            Err(_) if !task.is_finished() => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(error) => panic!("a service did not start: {error}"),
+        }
+    };
+    (task, channel)
+}
+
+impl Saga {
+    pub async fn spawn() -> Saga {
+        let nats = NatsServer::start().await;
+        let db = TestDb::create().await;
+        Self::spawn_on(nats, db).await
+    }
+
+    /// Starts the five services on existing infrastructure (for restarts).
+    pub async fn spawn_on(nats: NatsServer, db: TestDb) -> Saga {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        // One after the other: each answered call proves that service's
+        // streams, consumers and tables are ready.
+        let config = stocklet_product::Config {
+            common: common(&nats, &db),
+            listen_addr: "127.0.0.1:0".into(),
+        };
+        let (task, channel) = start(
+            |listener, shutdown| stocklet_product::run(config, listener, shutdown),
+            &shutdown,
+        )
+        .await;
+        tasks.push(task);
+        let mut products = ProductServiceClient::new(channel);
+        products
+            .get_service_info(product::GetServiceInfoRequest {})
+            .await
+            .unwrap();
+
+        let config = stocklet_warehouse::Config {
+            common: common(&nats, &db),
+            listen_addr: "127.0.0.1:0".into(),
+        };
+        let (task, channel) = start(
+            |listener, shutdown| stocklet_warehouse::run(config, listener, shutdown),
+            &shutdown,
+        )
+        .await;
+        tasks.push(task);
+        let mut warehouse = WarehouseServiceClient::new(channel);
+        warehouse
+            .get_service_info(warehouse::GetServiceInfoRequest {})
+            .await
+            .unwrap();
+
+        let config = stocklet_order::Config {
+            common: common(&nats, &db),
+            listen_addr: "127.0.0.1:0".into(),
+            shipping_fee: stocklet_order::domain::Cents::parse(SHIPPING_FEE).unwrap(),
+        };
+        let (task, channel) = start(
+            |listener, shutdown| stocklet_order::run(config, listener, shutdown),
+            &shutdown,
+        )
+        .await;
+        tasks.push(task);
+        let mut orders = OrderServiceClient::new(channel);
+        orders
+            .get_service_info(order::GetServiceInfoRequest {})
+            .await
+            .unwrap();
+
+        let config = stocklet_payment::Config {
+            common: common(&nats, &db),
+            listen_addr: "127.0.0.1:0".into(),
+        };
+        let (task, channel) = start(
+            |listener, shutdown| stocklet_payment::run(config, listener, shutdown),
+            &shutdown,
+        )
+        .await;
+        tasks.push(task);
+        let mut payments = PaymentServiceClient::new(channel);
+        payments
+            .get_service_info(payment::GetServiceInfoRequest {})
+            .await
+            .unwrap();
+
+        let config = stocklet_shipping::Config {
+            common: common(&nats, &db),
+            listen_addr: "127.0.0.1:0".into(),
+            shipment_capacity: stocklet_shipping::domain::Capacity::parse(CAPACITY).unwrap(),
+        };
+        let (task, channel) = start(
+            |listener, shutdown| stocklet_shipping::run(config, listener, shutdown),
+            &shutdown,
+        )
+        .await;
+        tasks.push(task);
+        let mut shipping = ShippingServiceClient::new(channel);
+        shipping
+            .get_service_info(shipping::GetServiceInfoRequest {})
+            .await
+            .unwrap();
+
+        let store = JetStreamEventStore::new(nats.client().await);
+        Saga {
+            nats,
+            db,
+            store,
+            products,
+            warehouse,
+            orders,
+            payments,
+            shipping,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Stops every service gracefully, after checking that no consumer
+    /// gave up on an event.
+    pub async fn stop(self) {
+        self.assert_no_dead_letters().await;
+        drop(self.shut_down().await);
+    }
+
+    /// Stops every service gracefully and hands back the infrastructure.
+    pub async fn shut_down(self) -> (NatsServer, TestDb) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            task.await.unwrap().expect("the service stops cleanly");
+        }
+        (self.nats, self.db)
+    }
+
+    /// No consumer dead-lettered anything: every saga step succeeded or was
+    /// retried to success.
+    pub async fn assert_no_dead_letters(&self) {
+        let dead = self.dead_letters().await;
+        assert!(dead.is_empty(), "events were dead-lettered: {dead:#?}");
+    }
+
+    /// What the dead-letter stream holds: (consumer, error) per event.
+    pub async fn dead_letters(&self) -> Vec<(String, String)> {
+        let name = StreamDefinition::from_json(definitions::DEADLETTER)
+            .unwrap()
+            .stream_ref()
+            .name;
+        let mut stream = self.nats.jetstream().await.get_stream(name).await.unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        let mut dead = Vec::new();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if state.messages == 0 {
+                break;
+            }
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            let header = |name: &str| {
+                message
+                    .headers
+                    .get(name)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            dead.push((
+                header(es_core::deadletter::CONSUMER),
+                header(es_core::deadletter::ERROR),
+            ));
+        }
+        dead
+    }
+
+    /// Every reactor's durable consumer: (stream, consumer).
+    pub fn reactor_consumers() -> Vec<(&'static str, &'static str)> {
+        let mut consumers = vec![
+            ("ORDER", stocklet_product::ORDER_CONSUMER),
+            ("PRODUCT", stocklet_warehouse::PRODUCT_CONSUMER),
+            ("USER", stocklet_payment::USER_CONSUMER),
+        ];
+        consumers.extend(stocklet_warehouse::SAGA_CONSUMERS);
+        consumers.extend(stocklet_order::SAGA_CONSUMERS);
+        consumers.extend(stocklet_payment::SAGA_CONSUMERS);
+        consumers.extend(stocklet_shipping::SAGA_CONSUMERS);
+        consumers
+    }
+
+    /// Waits until every reactor has handled (and acked) everything.
+    pub async fn await_reactors_idle(&self) {
+        let jetstream = self.nats.jetstream().await;
+        let deadline = Instant::now() + SETTLE;
+        'wait: loop {
+            assert!(Instant::now() < deadline, "reactors never caught up");
+            for (stream, name) in Self::reactor_consumers() {
+                let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream
+                    .get_stream(stream)
+                    .await
+                    .unwrap()
+                    .get_consumer(name)
+                    .await
+                    .unwrap();
+                let info = consumer.info().await.unwrap();
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'wait;
+                }
+            }
+            return;
+        }
+    }
+
+    /// A new product at `price_cents` with `units` on hand.
+    pub async fn product(&self, price_cents: i64, units: i64) -> String {
+        let created = self
+            .products
+            .clone()
+            .create_product(as_user(
+                &admin(),
+                product::CreateProductRequest {
+                    name: "Widget".into(),
+                    description: "A widget".into(),
+                    price_cents,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap();
+        if units > 0 {
+            self.add_stock(&created.id, units).await;
+        }
+        created.id
+    }
+
+    /// Adds units once the warehouse has opened the product's stock.
+    pub async fn add_stock(&self, product_id: &str, units: i64) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let added = self
+                .warehouse
+                .clone()
+                .add_stock(as_user(
+                    &admin(),
+                    warehouse::AddStockRequest {
+                        product_id: product_id.into(),
+                        quantity: units,
+                    },
+                ))
+                .await;
+            match added {
+                Ok(_) => return,
+                Err(status) if status.code() == Code::NotFound && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("cannot add stock: {status}"),
+            }
+        }
+    }
+
+    pub async fn delete_product(&self, product_id: &str) {
+        self.products
+            .clone()
+            .delete_product(as_user(
+                &admin(),
+                product::DeleteProductRequest {
+                    id: product_id.into(),
+                },
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// The product's stock: (on hand, reserved).
+    pub async fn stock(&self, product_id: &str) -> (i64, i64) {
+        let stock = self
+            .warehouse
+            .clone()
+            .view_product_stock(as_user(
+                &admin(),
+                warehouse::ViewProductStockRequest {
+                    product_id: product_id.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .stock
+            .unwrap();
+        (stock.on_hand, stock.reserved)
+    }
+
+    /// Waits until the product's stock is `expected` (on hand, reserved).
+    pub async fn await_stock(&self, product_id: &str, expected: (i64, i64)) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let stock = self.stock(product_id).await;
+            if stock == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stock of {product_id} is {stock:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A registered customer with `balance_cents` on their balance.
+    pub async fn customer(&self, balance_cents: i64) -> Customer {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.publish(
+            definitions::USER,
+            "user",
+            &id,
+            events::UserRegistered {
+                user_id: id.clone(),
+                email: format!("{id}@example.com"),
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                password_hash: String::new(),
+                occurred_at_ms: es_core::envelope::now_ms(),
+            },
+        )
+        .await;
+        // The payment service opens the balance when it sees the user.
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let viewed = self
+                .payments
+                .clone()
+                .view_balance(as_user(
+                    &admin(),
+                    payment::ViewBalanceRequest {
+                        customer_id: id.clone(),
+                    },
+                ))
+                .await;
+            match viewed {
+                Ok(_) => break,
+                Err(status) if status.code() == Code::NotFound && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("the balance did not open: {status}"),
+            }
+        }
+        if balance_cents > 0 {
+            self.payments
+                .clone()
+                .credit_balance(as_user(
+                    &admin(),
+                    payment::CreditBalanceRequest {
+                        customer_id: id.clone(),
+                        amount_cents: balance_cents,
+                    },
+                ))
+                .await
+                .unwrap();
+        }
+        Customer {
+            identity: Identity::customer(id.clone()),
+            id,
+        }
+    }
+
+    /// The customer's balance in cents.
+    pub async fn balance(&self, customer: &Customer) -> i64 {
+        self.payments
+            .clone()
+            .view_balance(as_user(
+                &admin(),
+                payment::ViewBalanceRequest {
+                    customer_id: customer.id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .balance
+            .unwrap()
+            .balance_cents
+    }
+
+    /// Waits until the customer's balance is `expected`.
+    pub async fn await_balance(&self, customer: &Customer, expected: i64) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let balance = self.balance(customer).await;
+            if balance == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "balance is {balance}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Places an order as `customer`; returns it as placed.
+    pub async fn place(&self, customer: &Customer, items: &[(&str, i64)]) -> order::Order {
+        self.orders
+            .clone()
+            .place_order(as_user(
+                &customer.identity,
+                order::PlaceOrderRequest {
+                    cart: Some(order::Cart {
+                        items: items
+                            .iter()
+                            .map(|(product, quantity)| ((*product).to_owned(), *quantity))
+                            .collect(),
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+    }
+
+    pub async fn view_order(&self, customer: &Customer, order_id: &str) -> order::Order {
+        self.orders
+            .clone()
+            .view_order(as_user(
+                &customer.identity,
+                order::ViewOrderRequest {
+                    order_id: order_id.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+    }
+
+    /// Waits until the order reaches `status`; returns it then.
+    pub async fn await_status(
+        &self,
+        customer: &Customer,
+        order_id: &str,
+        status: order::OrderStatus,
+    ) -> order::Order {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let order = self.view_order(customer, order_id).await;
+            if order.status() == status {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} is {:?}, expected {status:?}: {order:?}",
+                order.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the order is in a final or resting state (APPROVED,
+    /// REJECTED, COMPLETED or CANCELLED); returns it then.
+    pub async fn await_settled(&self, customer: &Customer, order_id: &str) -> order::Order {
+        self.await_settled_within(customer, order_id, SETTLE).await
+    }
+
+    /// [`Saga::await_settled`] with a bound of its own.
+    pub async fn await_settled_within(
+        &self,
+        customer: &Customer,
+        order_id: &str,
+        bound: Duration,
+    ) -> order::Order {
+        use order::OrderStatus as S;
+        let deadline = Instant::now() + bound;
+        loop {
+            let order = self.view_order(customer, order_id).await;
+            if matches!(
+                order.status(),
+                S::Approved | S::Rejected | S::Completed | S::Cancelled
+            ) {
+                return order;
+            }
+            if Instant::now() >= deadline {
+                let dead = self.dead_letters().await;
+                panic!(
+                    "order {order_id} is still {:?}; dead letters: {dead:#?}",
+                    order.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn shipment(&self, shipment_id: &str) -> shipping::Shipment {
+        self.shipping
+            .clone()
+            .view_shipment(as_user(
+                &admin(),
+                shipping::ViewShipmentRequest {
+                    shipment_id: shipment_id.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .shipment
+            .unwrap()
+    }
+
+    /// Waits until the shipment is `status`.
+    pub async fn await_shipment(&self, shipment_id: &str, status: shipping::ShipmentStatus) {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let shipment = self
+                .shipping
+                .clone()
+                .view_shipment(as_user(
+                    &admin(),
+                    shipping::ViewShipmentRequest {
+                        shipment_id: shipment_id.into(),
+                    },
+                ))
+                .await;
+            if let Ok(found) = shipment
+                && found.get_ref().shipment.as_ref().map(|s| s.status()) == Some(status)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "shipment {shipment_id} never became {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every event of one aggregate: (event type, correlation id).
+    pub async fn history(
+        &self,
+        definition: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Vec<(String, Option<String>)> {
+        let stream = StreamDefinition::from_json(definition)
+            .unwrap()
+            .stream_ref();
+        let subject = stream.subject(aggregate_type, aggregate_id);
+        self.store
+            .load(&stream, &subject, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.raw.event_type, e.meta.correlation_id))
+            .collect()
+    }
+
+    /// Appends an event to another service's stream, as that service would.
+    pub async fn publish<E: Message + Name>(
+        &self,
+        definition: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        event: E,
+    ) {
+        let stream = StreamDefinition::from_json(definition)
+            .unwrap()
+            .stream_ref();
+        let subject = stream.subject(aggregate_type, aggregate_id);
+        let expected_sequence = self
+            .store
+            .load(&stream, &subject, 0)
+            .await
+            .unwrap()
+            .last()
+            .map_or(0, |e| e.meta.stream_sequence);
+        let commit = Commit {
+            subject,
+            expected_sequence,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            events: vec![NewEvent {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                raw: RawEvent {
+                    event_type: E::full_name(),
+                    schema_version: 1,
+                    payload: event.encode_to_vec().into(),
+                },
+            }],
+            context: CommandContext::default(),
+            timestamp_ms: es_core::envelope::now_ms(),
+        };
+        self.store.append(&stream, &commit).await.unwrap();
+    }
+}

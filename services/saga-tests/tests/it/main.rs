@@ -1,0 +1,10 @@
+//! The place-order saga end to end: all five services it spans, started as
+//! their binaries start them, on one nats-server and one database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod app;
+mod concurrency;
+mod invariants;
+mod paths;
+mod redelivery;

@@ -1,0 +1,133 @@
+//! Reactions to other services' events: the shipping steps of the
+//! place-order saga.
+//!
+//! One durable consumer per source stream, with dedupe keys from the source
+//! event ([`CommandContext::caused_by`]), so a redelivered event changes
+//! nothing.
+//!
+//! - `WAREHOUSE` (only the order-level subjects
+//!   `warehouse.reservation.>`): `StockReserved` allocates the order's
+//!   shipment, or fails it when the order exceeds a shipment's capacity.
+//! - `PAYMENT`: `PaymentFailed` releases the shipment.
+//! - `ORDER`: `OrderCancelled` releases the shipment.
+//!
+//! A shipment's id is its order's id: one order has one shipment, and a
+//! redelivered `StockReserved` then lands on the same aggregate, whose
+//! history holds the dedupe key (a fresh random id would allocate twice).
+
+use es_core::reactor::{Reaction, ReactionError};
+use es_core::{
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+};
+use prost::{Message, Name};
+use stocklet_proto::stocklet::events::v1 as events;
+
+use crate::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand, ShipmentError};
+
+/// The handler name in the dedupe key of an allocation.
+pub const ALLOCATE: &str = "shipping.allocate";
+/// The handler name in the dedupe key of a release.
+pub const RELEASE: &str = "shipping.release";
+/// The warehouse subjects this service reads: order-level reservations.
+pub const RESERVATION_SUBJECTS: &str = "warehouse.reservation.>";
+
+/// Allocates and releases shipments for orders.
+#[derive(Clone)]
+pub struct SagaReaction {
+    shipments: Repository<Shipment, JetStreamEventStore>,
+    capacity: Capacity,
+}
+
+impl SagaReaction {
+    /// A reaction writing through `shipments`, with `capacity` units per
+    /// shipment.
+    pub fn new(shipments: Repository<Shipment, JetStreamEventStore>, capacity: Capacity) -> Self {
+        Self {
+            shipments,
+            capacity,
+        }
+    }
+
+    async fn execute(
+        &self,
+        stored: &StoredEvent,
+        shipment_id: &str,
+        command: ShipmentCommand,
+        handler: &str,
+    ) -> Result<(), ReactionError> {
+        let id = AggregateId::parse(shipment_id)
+            .map_err(|e| ReactionError::Permanent(format!("bad shipment id: {e}")))?;
+        let context = CommandContext::caused_by(&stored.meta, handler);
+        match self.shipments.execute(&id, &command, &context).await {
+            Ok(_) => Ok(()),
+            // Released before it was allocated: retry once it is.
+            Err(ExecuteError::Rejected(ShipmentError::NotFound)) => Err(ReactionError::Transient(
+                format!("shipment {id} does not exist yet"),
+            )),
+            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
+            Err(error) => Err(ReactionError::Transient(error.to_string())),
+        }
+    }
+}
+
+impl Reaction for SagaReaction {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        let at_ms = es_core::envelope::now_ms();
+        if let Some(reserved) = decode::<events::StockReserved>(stored)? {
+            let lines = reserved
+                .lines
+                .iter()
+                .map(|line| {
+                    Ok(ManifestLine {
+                        product_id: line.product_id.clone(),
+                        quantity: Quantity::parse(line.quantity)
+                            .map_err(|e| ReactionError::Permanent(format!("bad quantity: {e}")))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ReactionError>>()?;
+            let command = ShipmentCommand::Allocate {
+                shipment_id: reserved.order_id.clone(),
+                order_id: reserved.order_id.clone(),
+                customer_id: reserved.customer_id,
+                reservation_id: reserved.reservation_id,
+                lines,
+                total_cents: reserved.total_cents,
+                capacity: self.capacity,
+                at_ms,
+            };
+            return self
+                .execute(stored, &reserved.order_id, command, ALLOCATE)
+                .await;
+        }
+        if let Some(failed) = decode::<events::PaymentFailed>(stored)? {
+            return self
+                .execute(
+                    stored,
+                    &failed.shipment_id,
+                    ShipmentCommand::Release { at_ms },
+                    RELEASE,
+                )
+                .await;
+        }
+        if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
+            return self
+                .execute(
+                    stored,
+                    &cancelled.shipment_id,
+                    ShipmentCommand::Release { at_ms },
+                    RELEASE,
+                )
+                .await;
+        }
+        Ok(())
+    }
+}
+
+fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
+    if stored.raw.event_type != T::full_name() {
+        return Ok(None);
+    }
+    T::decode(stored.raw.payload.clone())
+        .map(Some)
+        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
+}
