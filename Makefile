@@ -67,3 +67,7 @@ clean-data: ## Stop the private PostgreSQL (if any) and delete .data/
 
 clean: ## cargo clean
 	$(CARGO) clean
+
+.PHONY: docs
+docs: ## Regenerate docs/events.md (the events catalogue) from proto/ and the services' code
+	UPDATE_EVENTS_CATALOGUE=1 $(CARGO) test -p stocklet-proto --test events_catalogue
