@@ -5,8 +5,15 @@
 //! the same environment variables, so what `make run` starts is what the
 //! containers start. If one service fails, the others are stopped too and
 //! the process exits non-zero; Ctrl-C or SIGTERM stops them all gracefully.
+//!
+//! With `STOCKLET_SEED=true` it also seeds demo data once every service is
+//! started (see [`seed`]); the auth service's start-up admin then defaults to
+//! the demo admin.
+
+mod seed;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use stocklet_service_kit::lifecycle;
@@ -33,7 +40,7 @@ impl std::fmt::Display for StartError {
     }
 }
 
-/// Starts one service as a task named `name`.
+/// Starts one service as a task named `name`; returns where it listens.
 async fn start<C, F, Fut, E>(
     tasks: &mut JoinSet<(&'static str, Result<(), String>)>,
     name: &'static str,
@@ -41,7 +48,7 @@ async fn start<C, F, Fut, E>(
     listen_addr: impl Fn(&C) -> String,
     run: F,
     shutdown: &CancellationToken,
-) -> Result<(), StartError>
+) -> Result<SocketAddr, StartError>
 where
     F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -52,10 +59,13 @@ where
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| StartError::Listen(name, addr.clone(), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(name, addr.clone(), e))?;
     tracing::info!(service = name, %addr, "starting");
     let running = run(config, listener, shutdown.clone());
     tasks.spawn(async move { (name, running.await.map_err(|e| e.to_string())) });
-    Ok(())
+    Ok(bound)
 }
 
 #[tokio::main]
@@ -67,10 +77,13 @@ async fn main() -> ExitCode {
     // environment variables.
     macro_rules! start_service {
         ($name:literal, $service:ident) => {
+            start_service!($name, $service, $service::Config::from_env())
+        };
+        ($name:literal, $service:ident, $config:expr) => {
             start(
                 &mut tasks,
                 $name,
-                $service::Config::from_env(),
+                $config,
                 |c| c.listen_addr.clone(),
                 $service::run,
                 &shutdown,
@@ -79,22 +92,61 @@ async fn main() -> ExitCode {
         };
     }
     let started = async {
-        start_service!("auth", stocklet_auth)?;
-        start_service!("user", stocklet_user)?;
-        start_service!("product", stocklet_product)?;
-        start_service!("warehouse", stocklet_warehouse)?;
+        let seeding = seed::enabled().map_err(|e| StartError::Config("seed", e))?;
+        // Seeding needs an admin who can log in: the demo admin by default.
+        let auth_config = stocklet_auth::Config::from_env().map(|mut config| {
+            if seeding {
+                config.admin.get_or_insert_with(seed::demo_admin);
+            }
+            config
+        });
+        let admin_email = auth_config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.admin.as_ref())
+            .map(|admin| admin.email.clone());
+        start_service!("auth", stocklet_auth, auth_config)?;
+        let user = start_service!("user", stocklet_user)?;
+        let product = start_service!("product", stocklet_product)?;
+        let warehouse = start_service!("warehouse", stocklet_warehouse)?;
         start_service!("order", stocklet_order)?;
-        start_service!("payment", stocklet_payment)?;
+        let payment = start_service!("payment", stocklet_payment)?;
         start_service!("shipping", stocklet_shipping)?;
         start_service!("gateway", stocklet_gateway)?;
-        Ok::<(), StartError>(())
+        let endpoints = seed::Endpoints {
+            user,
+            product,
+            warehouse,
+            payment,
+        };
+        Ok::<_, StartError>(
+            admin_email
+                .filter(|_| seeding)
+                .map(|email| (endpoints, email)),
+        )
     }
     .await;
-    if let Err(error) = started {
-        tracing::error!(%error, "cannot start");
-        shutdown.cancel();
-        while tasks.join_next().await.is_some() {}
-        return ExitCode::FAILURE;
+    let seed_with = match started {
+        Ok(seed_with) => seed_with,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            shutdown.cancel();
+            while tasks.join_next().await.is_some() {}
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some((endpoints, admin_email)) = seed_with {
+        let shutdown = shutdown.clone();
+        // Not a service: a failed seed is logged, the services keep running.
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                seeded = seed::run(&endpoints, &admin_email) => match seeded {
+                    Ok(seeded) => tracing::info!(?seeded, "demo data seeded"),
+                    Err(error) => tracing::error!(%error, "seeding demo data failed"),
+                },
+            }
+        });
     }
 
     let mut failed = false;
