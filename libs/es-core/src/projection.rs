@@ -268,12 +268,14 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Creates the checkpoint table and row if missing.
     async fn prepare_checkpoint(&self) -> Result<u64, ProjectionError> {
         // Concurrent `CREATE TABLE IF NOT EXISTS` can still collide on the
-        // catalog; the loser just tries again.
-        for attempt in 0..3 {
+        // catalog (a unique violation, or the table or its row type "already
+        // exists"); the loser just tries again.
+        for attempt in 0..5 {
             match sqlx::query(CREATE_CHECKPOINTS).execute(&self.pool).await {
                 Ok(_) => break,
                 Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some("23505") && attempt < 2 => {}
+                    if matches!(e.code().as_deref(), Some("23505" | "42710" | "42P07"))
+                        && attempt < 4 => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -12,9 +12,12 @@
 //! | produces (stream `ORDER`) | `OrderPlaced`; the saga's `OrderPriced`, `OrderRejected`, `OrderApproved`, `OrderCompleted`, and `OrderCancelled` (CancelOrder on an approved order) |
 //! | consumes | `PriceQuoted`, `PriceQuoteFailed` (stream `PRODUCT`), `StockReservationFailed` (`WAREHOUSE`), `ShipmentAllocationFailed`, `ShipmentDispatched` (`SHIPPING`), `PaymentFailed`, `PaymentCaptured` (`PAYMENT`): the aggregate's [`domain::SagaInput`]s, through [`reactor::SagaReaction`] |
 //!
-//! Read model: `order.orders` and `order.order_items`, built by the
-//! [`projections::Orders`] projection. A command answers once the read
-//! model shows its effect, so queries read their writes.
+//! Read models: `order.orders` and `order.order_items`, built by the
+//! [`projections::Orders`] projection (a command answers once they show its
+//! effect, so queries read their writes); `order.saga_events`, every
+//! service's events of each order's saga, built by one
+//! [`projections::Timeline`] per source stream, behind ViewOrderTimeline
+//! and ListStuckSagas.
 
 pub mod api;
 pub mod domain;
@@ -22,6 +25,7 @@ pub mod projections;
 pub mod reactor;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
@@ -36,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::OrderApi;
 use crate::domain::Cents;
-use crate::projections::Orders;
+use crate::projections::{Orders, Timeline};
 use crate::reactor::SagaReaction;
 
 /// The gRPC service name, for health checks.
@@ -53,6 +57,9 @@ pub const SAGA_CONSUMERS: [(&str, &str); 4] = [
 ];
 /// The default flat shipping fee, in cents.
 pub const DEFAULT_SHIPPING_FEE_CENTS: i64 = 499;
+/// The default time without progress after which ListStuckSagas lists a
+/// saga, in milliseconds.
+pub const DEFAULT_STUCK_SAGA_TIMEOUT_MS: i64 = 30_000;
 
 /// The order service's settings.
 #[derive(Clone, Debug)]
@@ -64,6 +71,10 @@ pub struct Config {
     /// `STOCKLET_SHIPPING_FEE_CENTS`: the flat shipping fee added to every
     /// order when it is priced (default 499).
     pub shipping_fee: Cents,
+    /// `STOCKLET_STUCK_SAGA_TIMEOUT_MS`: how long a running saga may make no
+    /// progress before ListStuckSagas lists it, unless the request names
+    /// another timeout (default 30000).
+    pub stuck_saga_timeout: Duration,
 }
 
 impl Config {
@@ -76,6 +87,10 @@ impl Config {
                 SHIPPING_FEE_VARIABLE,
                 DEFAULT_SHIPPING_FEE_CENTS,
             )?)?,
+            stuck_saga_timeout: Duration::from_millis(env_parse(
+                "STOCKLET_STUCK_SAGA_TIMEOUT_MS",
+                DEFAULT_STUCK_SAGA_TIMEOUT_MS.unsigned_abs(),
+            )?),
         })
     }
 }
@@ -117,6 +132,21 @@ pub async fn run(
     let sources: Vec<es_core::StreamRef> = streams.collect();
     let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
+    let descriptors = prost_reflect::DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| RunError::Config(format!("event descriptors: {e}")))?;
+    // The saga's timeline gathers every source stream, this one included.
+    let timelines: Vec<_> = std::iter::once(&stream)
+        .chain(&sources)
+        .map(|source| {
+            ProjectionRunner::new(
+                Timeline::of_stream(&source.name, descriptors.clone()),
+                pool.clone(),
+                store.clone(),
+                source.clone(),
+                ProjectionConfig::default(),
+            )
+        })
+        .collect();
 
     let orders = Arc::new(ProjectionRunner::new(
         Orders,
@@ -152,6 +182,13 @@ pub async fn run(
         let (orders, consumers) = (Arc::clone(&orders), consumers.clone());
         async move { orders.run(consumers).await }
     });
+    let timelines: Vec<_> = timelines
+        .into_iter()
+        .map(|timeline| {
+            let consumers = consumers.clone();
+            tokio::spawn(async move { timeline.run(consumers).await })
+        })
+        .collect();
     let reacting: Vec<_> = reactors
         .into_iter()
         .map(|reactor| {
@@ -165,6 +202,7 @@ pub async fn run(
         orders,
         pool,
         config.common.internal_token.clone(),
+        config.stuck_saga_timeout,
     );
     tracing::info!(addr = ?listener.local_addr().ok(), "order service listening");
     let served = grpc::serve(
@@ -180,6 +218,13 @@ pub async fn run(
     let mut reacted = Ok(());
     for reactor in reacting {
         let outcome = reactor
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?
+            .map_err(|e| RunError::Consumer(e.to_string()));
+        reacted = reacted.and(outcome);
+    }
+    for timeline in timelines {
+        let outcome = timeline
             .await
             .map_err(|e| RunError::Consumer(e.to_string()))?
             .map_err(|e| RunError::Consumer(e.to_string()));

@@ -5,7 +5,8 @@ use stocklet_proto::stocklet::order::v1 as pb;
 use crate::domain::{Order, OrderStatus, RejectionReason};
 use crate::projections::OrderView;
 
-fn status_to_pb(status: Option<OrderStatus>) -> pb::OrderStatus {
+/// The API's status enum.
+pub fn status_to_pb(status: Option<OrderStatus>) -> pb::OrderStatus {
     match status {
         None => pb::OrderStatus::Unspecified,
         Some(OrderStatus::Processing) => pb::OrderStatus::Processing,
@@ -56,6 +57,7 @@ pub fn order_to_pb(order: &Order) -> pb::Order {
             product_ids: rejection.product_ids.clone(),
         }),
         cancellation_reason: order.cancellation_reason().to_owned(),
+        cancellation_requested: order.cancellation_requested(),
         status_history: history
             .iter()
             .map(|change| pb::StatusChange {
@@ -96,6 +98,7 @@ pub fn view_to_pb(view: OrderView) -> pb::Order {
             product_ids: order.rejection_product_ids,
         }),
         cancellation_reason: order.cancellation_reason,
+        cancellation_requested: order.cancellation_requested,
         status_history: order
             .history_statuses
             .iter()

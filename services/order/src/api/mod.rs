@@ -1,4 +1,5 @@
-//! The order service's gRPC API: placing, reading and cancelling orders.
+//! The order service's gRPC API: placing, reading and cancelling orders,
+//! and following their sagas (timeline, stuck sagas).
 //!
 //! Commands load the order aggregate, decide and append through the
 //! repository, then wait (bounded) for the orders projection to reach the
@@ -24,6 +25,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::{
     CancellationReason, Cart, CustomerId, InvalidCart, Order, OrderCommand, OrderError, OrderId,
 };
+use crate::projections::timeline::{self, SagaStep, StuckRow};
 use crate::projections::{self, Orders};
 
 /// How long a command waits for its effect to reach the read model.
@@ -39,21 +41,26 @@ pub struct OrderApi {
     read_model: Arc<ProjectionRunner<Orders>>,
     pool: PgPool,
     internal_token: Secret,
+    stuck_saga_timeout: Duration,
 }
 
 impl OrderApi {
-    /// The API over its repository and read model.
+    /// The API over its repository and read models; a saga without progress
+    /// for `stuck_saga_timeout` counts as stuck unless a request says
+    /// otherwise.
     pub fn new(
         orders: Repository<Order, JetStreamEventStore>,
         read_model: Arc<ProjectionRunner<Orders>>,
         pool: PgPool,
         internal_token: Secret,
+        stuck_saga_timeout: Duration,
     ) -> Self {
         Self {
             orders,
             read_model,
             pool,
             internal_token,
+            stuck_saga_timeout,
         }
     }
 
@@ -93,9 +100,7 @@ fn rejected(error: OrderError) -> ApiError {
     match error {
         OrderError::NotPlaced => ApiError::NotFound("order".into()),
         OrderError::AlreadyPlaced => ApiError::AlreadyExists("order".into()),
-        OrderError::SagaRunning { .. } | OrderError::Final { .. } => {
-            ApiError::FailedPrecondition(error.to_string())
-        }
+        OrderError::Final { .. } => ApiError::FailedPrecondition(error.to_string()),
         // Saga inputs do not come through this API; reaching one is a bug.
         OrderError::TooEarly { .. }
         | OrderError::Contradicts { .. }
@@ -283,25 +288,112 @@ impl OrderService for OrderApi {
         }))
     }
 
-    /// Part of the saga issue: the timeline needs the other services'
-    /// events, which this service does not consume yet.
     async fn view_order_timeline(
         &self,
-        _request: Request<pb::ViewOrderTimelineRequest>,
+        request: Request<pb::ViewOrderTimelineRequest>,
     ) -> Result<Response<pb::ViewOrderTimelineResponse>, Status> {
-        Err(Status::unimplemented(
-            "ViewOrderTimeline is not available yet: it arrives with the place-order saga",
-        ))
+        let identity = self.identity(&request);
+        identity.require_user()?;
+        let mut validation = Validation::new();
+        let id = validation.parse("order_id", OrderId::parse(&request.get_ref().order_id));
+        validation.finish()?;
+        let id = id.ok_or_else(missing)?;
+        let view = projections::find(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("order".into()))?;
+        identity.require_owner_or_admin(&view.order.customer_id, "order")?;
+        let entries = timeline::timeline(&self.pool, id.as_str())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ViewOrderTimelineResponse {
+            order_id: id.to_string(),
+            entries: entries
+                .into_iter()
+                .map(|row| pb::TimelineEntry {
+                    event_id: row.event_id,
+                    service: row.service,
+                    event_type: row.event_type,
+                    occurred_at_ms: row.occurred_at_ms,
+                    summary: row.summary,
+                })
+                .collect(),
+        }))
     }
 
-    /// Part of the saga issue: stuck sagas need the saga's reactions.
     async fn list_stuck_sagas(
         &self,
-        _request: Request<pb::ListStuckSagasRequest>,
+        request: Request<pb::ListStuckSagasRequest>,
     ) -> Result<Response<pb::ListStuckSagasResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListStuckSagas is not available yet: it arrives with the place-order saga",
-        ))
+        let identity = self.identity(&request);
+        identity.require_admin()?;
+        let body = request.get_ref();
+        let mut validation = Validation::new();
+        validation.check(body.timeout_ms >= 0, "timeout_ms", "must not be negative");
+        let page = match PageRequest::parse(body.page_size, &body.page_token) {
+            Ok(page) => Some(page),
+            Err(ApiError::InvalidArgument(violations)) => {
+                for violation in violations {
+                    validation.check(false, &violation.field, violation.description);
+                }
+                None
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let after = match page.as_ref().and_then(|p| p.after.as_deref()) {
+            None => None,
+            Some(key) => {
+                let parsed = StuckRow::parse_sort_key(key);
+                validation.check(
+                    parsed.is_some(),
+                    "page_token",
+                    "is not a token this server issued",
+                );
+                parsed
+            }
+        };
+        validation.finish()?;
+        let page = page.ok_or_else(missing)?;
+        let timeout_ms = if body.timeout_ms == 0 {
+            i64::try_from(self.stuck_saga_timeout.as_millis()).unwrap_or(i64::MAX)
+        } else {
+            body.timeout_ms
+        };
+        let now_ms = es_core::envelope::now_ms();
+        let rows = timeline::stuck(
+            &self.pool,
+            now_ms.saturating_sub(timeout_ms),
+            after,
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let (rows, next_page_token) = page.finish(rows, StuckRow::sort_key);
+        Ok(Response::new(pb::ListStuckSagasResponse {
+            sagas: rows
+                .into_iter()
+                .map(|row| pb::StuckSaga {
+                    status: convert::status_to_pb(row.status).into(),
+                    waiting_on: step_to_pb(row.waiting_on).into(),
+                    waiting_on_service: row.waiting_on_service.to_owned(),
+                    last_event_type: row.last_event_type,
+                    stalled_for_ms: now_ms.saturating_sub(row.last_progress_at_ms),
+                    last_progress_at_ms: row.last_progress_at_ms,
+                    order_id: row.order_id,
+                    customer_id: row.customer_id,
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+}
+
+fn step_to_pb(step: SagaStep) -> pb::SagaStep {
+    match step {
+        SagaStep::PriceQuote => pb::SagaStep::PriceQuote,
+        SagaStep::StockReservation => pb::SagaStep::StockReservation,
+        SagaStep::ShipmentAllocation => pb::SagaStep::ShipmentAllocation,
+        SagaStep::Payment => pb::SagaStep::Payment,
     }
 }
 

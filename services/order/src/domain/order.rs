@@ -22,6 +22,18 @@
 //!   a saga inconsistency for an operator (and, later, compensation).
 //!
 //! REJECTED, COMPLETED and CANCELLED are final: nothing leaves them.
+//!
+//! # Cancelling a running saga
+//!
+//! An APPROVED order is cancelled at once. A PROCESSING or PENDING order has
+//! a step in flight in another service, which will answer whatever we do,
+//! so Cancel records `OrderCancellationRequested` and the order keeps its
+//! status. The step's answer then settles the order as CANCELLED instead of
+//! moving it on, and the `OrderCancelled` it records names exactly what is
+//! left to undo: after `PaymentCaptured`, the payment, the shipment and the
+//! consumed stock (as for an approved order); after a price quote or any
+//! failure, nothing (no step started, or the failure path undid its own
+//! work). Late duplicates of the settled step change nothing.
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -36,19 +48,22 @@ es_core::domain_events! {
         Approved(pb::OrderApproved),
         Completed(pb::OrderCompleted),
         Cancelled(pb::OrderCancelled),
+        CancellationRequested(pb::OrderCancellationRequested),
     }
 }
 
 impl OrderEvent {
-    /// The status the order enters with this event.
-    pub fn status_entered(&self) -> OrderStatus {
+    /// The status the order enters with this event; `None` when the status
+    /// stays as it is.
+    pub fn status_entered(&self) -> Option<OrderStatus> {
         match self {
-            Self::Placed(_) => OrderStatus::Processing,
-            Self::Priced(_) => OrderStatus::Pending,
-            Self::Rejected(_) => OrderStatus::Rejected,
-            Self::Approved(_) => OrderStatus::Approved,
-            Self::Completed(_) => OrderStatus::Completed,
-            Self::Cancelled(_) => OrderStatus::Cancelled,
+            Self::Placed(_) => Some(OrderStatus::Processing),
+            Self::Priced(_) => Some(OrderStatus::Pending),
+            Self::Rejected(_) => Some(OrderStatus::Rejected),
+            Self::Approved(_) => Some(OrderStatus::Approved),
+            Self::Completed(_) => Some(OrderStatus::Completed),
+            Self::Cancelled(_) => Some(OrderStatus::Cancelled),
+            Self::CancellationRequested(_) => None,
         }
     }
 
@@ -61,6 +76,7 @@ impl OrderEvent {
             Self::Approved(e) => e.occurred_at_ms,
             Self::Completed(e) => e.occurred_at_ms,
             Self::Cancelled(e) => e.occurred_at_ms,
+            Self::CancellationRequested(e) => e.occurred_at_ms,
         }
     }
 
@@ -73,6 +89,7 @@ impl OrderEvent {
             Self::Approved(e) => &e.order_id,
             Self::Completed(e) => &e.order_id,
             Self::Cancelled(e) => &e.order_id,
+            Self::CancellationRequested(e) => &e.order_id,
         }
     }
 }
@@ -90,7 +107,7 @@ pub enum OrderStatus {
     Rejected,
     /// Dispatched. Final.
     Completed,
-    /// Cancelled after approval. Final.
+    /// Cancelled before dispatch. Final.
     Cancelled,
 }
 
@@ -334,7 +351,8 @@ pub enum OrderCommand {
         /// When it is recorded, Unix milliseconds.
         at_ms: i64,
     },
-    /// The customer or an admin cancels an approved order (CancelOrder).
+    /// The customer or an admin cancels an order not yet dispatched
+    /// (CancelOrder).
     Cancel {
         /// Why, as given.
         reason: CancellationReason,
@@ -395,12 +413,6 @@ pub enum OrderError {
     ShipmentMismatch {
         /// The dispatched shipment.
         dispatched: String,
-    },
-    /// Cancel while the saga still runs: retry once it settles.
-    #[error("the order is still {status}; it can be cancelled once approved")]
-    SagaRunning {
-        /// The order's status.
-        status: OrderStatus,
     },
     /// Cancel on a final order.
     #[error("a {status} order cannot be cancelled")]
@@ -466,6 +478,8 @@ pub struct Order {
     transaction_id: String,
     rejection: Option<Rejection>,
     cancellation_reason: String,
+    cancellation_requested: bool,
+    cancelled_in_flight: bool,
     history: Vec<StatusChange>,
 }
 
@@ -521,6 +535,10 @@ impl Order {
     /// Why it was cancelled, if it was.
     pub fn cancellation_reason(&self) -> &str {
         &self.cancellation_reason
+    }
+    /// Whether a cancellation waits for the saga's step in flight.
+    pub fn cancellation_requested(&self) -> bool {
+        self.cancellation_requested
     }
     /// Every status entered, oldest first.
     pub fn history(&self) -> &[StatusChange] {
@@ -749,7 +767,19 @@ impl Order {
     ) -> Result<Vec<OrderEvent>, OrderError> {
         let expected = input.expects();
         if status == expected {
-            return Ok(vec![self.transition(input, at_ms)?]);
+            let next = self.transition(input, at_ms)?;
+            if !self.cancellation_requested {
+                return Ok(vec![next]);
+            }
+            // The step in flight answered: settle the requested cancellation,
+            // undoing only what a captured payment leaves behind.
+            let settled = match &next {
+                OrderEvent::Approved(e) => {
+                    self.cancelled(&e.transaction_id, &e.shipment_id, &e.reservation_id, at_ms)
+                }
+                _ => self.cancelled("", "", "", at_ms),
+            };
+            return Ok(vec![settled]);
         }
         if status.rank() < expected.rank() {
             return Err(OrderError::TooEarly {
@@ -758,6 +788,10 @@ impl Order {
             });
         }
         if self.already_recorded(input) {
+            return Ok(Vec::new());
+        }
+        // A late duplicate of the step that settled a cancellation.
+        if self.cancelled_in_flight && expected != OrderStatus::Approved {
             return Ok(Vec::new());
         }
         Err(OrderError::Contradicts {
@@ -774,22 +808,67 @@ impl Order {
     ) -> Result<Vec<OrderEvent>, OrderError> {
         match status {
             OrderStatus::Approved => Ok(vec![OrderEvent::Cancelled(pb::OrderCancelled {
-                order_id: self.id.clone(),
-                customer_id: self.customer_id.clone(),
                 reason: reason.as_str().to_owned(),
-                lines: self.priced_lines(),
-                total_cents: self.total_cents,
-                transaction_id: self.transaction_id.clone(),
-                shipment_id: self.shipment_id.clone(),
-                reservation_id: self.reservation_id.clone(),
-                occurred_at_ms: at_ms,
+                ..self.cancellation(
+                    &self.transaction_id,
+                    &self.shipment_id,
+                    &self.reservation_id,
+                    at_ms,
+                )
             })]),
+            OrderStatus::Processing | OrderStatus::Pending if self.cancellation_requested => {
+                Ok(Vec::new())
+            }
             OrderStatus::Processing | OrderStatus::Pending => {
-                Err(OrderError::SagaRunning { status })
+                Ok(vec![OrderEvent::CancellationRequested(
+                    pb::OrderCancellationRequested {
+                        order_id: self.id.clone(),
+                        customer_id: self.customer_id.clone(),
+                        reason: reason.as_str().to_owned(),
+                        occurred_at_ms: at_ms,
+                    },
+                )])
             }
             OrderStatus::Rejected | OrderStatus::Completed | OrderStatus::Cancelled => {
                 Err(OrderError::Final { status })
             }
+        }
+    }
+
+    /// The requested cancellation, settled: undoes the payment, shipment and
+    /// consumed stock named (empty ids: nothing of that kind to undo).
+    fn cancelled(
+        &self,
+        transaction_id: &str,
+        shipment_id: &str,
+        reservation_id: &str,
+        at_ms: i64,
+    ) -> OrderEvent {
+        OrderEvent::Cancelled(self.cancellation(transaction_id, shipment_id, reservation_id, at_ms))
+    }
+
+    fn cancellation(
+        &self,
+        transaction_id: &str,
+        shipment_id: &str,
+        reservation_id: &str,
+        at_ms: i64,
+    ) -> pb::OrderCancelled {
+        let paid = !transaction_id.is_empty();
+        pb::OrderCancelled {
+            order_id: self.id.clone(),
+            customer_id: self.customer_id.clone(),
+            reason: self.cancellation_reason.clone(),
+            lines: if paid {
+                self.priced_lines()
+            } else {
+                Vec::new()
+            },
+            total_cents: if paid { self.total_cents } else { 0 },
+            transaction_id: transaction_id.to_owned(),
+            shipment_id: shipment_id.to_owned(),
+            reservation_id: reservation_id.to_owned(),
+            occurred_at_ms: at_ms,
         }
     }
 
@@ -902,8 +981,19 @@ impl es_core::Aggregate for Order {
             OrderEvent::Completed(_) => {}
             OrderEvent::Cancelled(e) => {
                 self.cancellation_reason.clone_from(&e.reason);
+                self.cancelled_in_flight = self.status != Some(OrderStatus::Approved);
+                self.cancellation_requested = false;
+                set_if_given(&mut self.transaction_id, &e.transaction_id);
+                set_if_given(&mut self.shipment_id, &e.shipment_id);
+                set_if_given(&mut self.reservation_id, &e.reservation_id);
+            }
+            OrderEvent::CancellationRequested(e) => {
+                self.cancellation_requested = true;
+                self.cancellation_reason.clone_from(&e.reason);
             }
         }
-        self.enter(event.status_entered(), event.occurred_at_ms());
+        if let Some(status) = event.status_entered() {
+            self.enter(status, event.occurred_at_ms());
+        }
     }
 }

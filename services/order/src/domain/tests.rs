@@ -1,6 +1,7 @@
 //! The order's state machine, step by step (given/when/then) and under
-//! random saga traffic (proptest): duplicates and reordering never make an
-//! order reach more than one final state, or apply a step twice.
+//! random saga traffic (proptest): duplicates, reordering and cancellations
+//! at any point never make an order reach more than one final state, apply
+//! a step twice, or leave stock, a shipment or a payment behind.
 
 use std::collections::VecDeque;
 
@@ -517,18 +518,140 @@ fn an_approved_order_is_cancelled_with_what_compensation_needs() {
     assert_eq!(order.cancellation_reason(), "changed my mind");
 }
 
+fn cancellation_requested(reason: &str) -> OrderEvent {
+    OrderEvent::CancellationRequested(pb::OrderCancellationRequested {
+        order_id: ORDER.into(),
+        customer_id: CUSTOMER.into(),
+        reason: reason.into(),
+        occurred_at_ms: 2_500,
+    })
+}
+
+/// The settled cancellation of an order that never paid: nothing to undo.
+fn cancelled_unpaid(reason: &str, at_ms: i64) -> OrderEvent {
+    OrderEvent::Cancelled(pb::OrderCancelled {
+        order_id: ORDER.into(),
+        customer_id: CUSTOMER.into(),
+        reason: reason.into(),
+        occurred_at_ms: at_ms,
+        ..Default::default()
+    })
+}
+
 #[test]
-fn a_running_saga_cannot_be_cancelled_yet() {
-    given::<Order>([placed()])
-        .when(cancel("", 5_000))
-        .then_expect_error(|e| {
-            *e == OrderError::SagaRunning {
-                status: OrderStatus::Processing,
-            }
-        });
-    given::<Order>([placed(), priced()])
-        .when(cancel("", 5_000))
-        .then_expect_error(|e| matches!(e, OrderError::SagaRunning { .. }));
+fn cancelling_a_running_saga_is_recorded_and_keeps_the_status() {
+    for history in [vec![placed()], vec![placed(), priced()]] {
+        let before = given::<Order>(history.clone()).state().status();
+        let order = given::<Order>(history.clone())
+            .when(cancel("too slow", 2_500))
+            .then_expect_events([cancellation_requested("too slow")]);
+        assert_eq!(order.status(), before);
+        assert!(order.cancellation_requested());
+        // Asking again changes nothing.
+        given::<Order>(
+            history
+                .into_iter()
+                .chain([cancellation_requested("too slow")]),
+        )
+        .when(cancel("again", 2_600))
+        .then_expect_events([]);
+    }
+}
+
+#[test]
+fn a_requested_cancellation_is_settled_by_the_quote_with_nothing_to_undo() {
+    let order = given::<Order>([placed(), cancellation_requested("r")])
+        .when(react(price_quoted(), 3_000))
+        .then_expect_events([cancelled_unpaid("r", 3_000)]);
+    assert_eq!(order.status(), Some(OrderStatus::Cancelled));
+    assert!(!order.cancellation_requested());
+}
+
+#[test]
+fn a_requested_cancellation_is_settled_by_a_failure_with_nothing_to_undo() {
+    let failures = [
+        SagaInput::StockReservationFailed {
+            product_ids: vec![pid(P1)],
+        },
+        SagaInput::ShipmentAllocationFailed {
+            reservation_id: "res-1".into(),
+            detail: String::new(),
+        },
+        SagaInput::PaymentFailed {
+            reason: PaymentFailure::InsufficientBalance,
+            detail: String::new(),
+            reservation_id: "res-1".into(),
+            shipment_id: "ship-1".into(),
+        },
+    ];
+    for failure in failures {
+        given::<Order>([placed(), priced(), cancellation_requested("r")])
+            .when(react(failure, 3_000))
+            .then_expect_events([cancelled_unpaid("r", 3_000)]);
+    }
+}
+
+#[test]
+fn a_requested_cancellation_settled_by_the_payment_undoes_everything() {
+    let order = given::<Order>([placed(), priced(), cancellation_requested("r")])
+        .when(react(captured("tx-1"), 3_000))
+        .then_expect_events([OrderEvent::Cancelled(pb::OrderCancelled {
+            order_id: ORDER.into(),
+            customer_id: CUSTOMER.into(),
+            reason: "r".into(),
+            lines: match priced() {
+                OrderEvent::Priced(e) => e.lines,
+                _ => unreachable!(),
+            },
+            total_cents: 3_249,
+            transaction_id: "tx-1".into(),
+            shipment_id: "ship-1".into(),
+            reservation_id: "res-1".into(),
+            occurred_at_ms: 3_000,
+        })]);
+    assert_eq!(order.transaction_id(), "tx-1");
+    // A late duplicate of the payment changes nothing.
+    let settled = given::<Order>([placed(), priced(), cancellation_requested("r")])
+        .when(react(captured("tx-1"), 3_000))
+        .result()
+        .unwrap();
+    given::<Order>(
+        [placed(), priced(), cancellation_requested("r")]
+            .into_iter()
+            .chain(settled),
+    )
+    .when(react(captured("tx-1"), 3_100))
+    .then_expect_events([]);
+}
+
+#[test]
+fn a_wrong_payment_amount_is_refused_even_when_cancelling() {
+    given::<Order>([placed(), priced(), cancellation_requested("r")])
+        .when(react(
+            SagaInput::PaymentCaptured {
+                transaction_id: "tx-1".into(),
+                amount: Cents::parse(1).unwrap(),
+                shipment_id: "ship-1".into(),
+                reservation_id: "res-1".into(),
+            },
+            3_000,
+        ))
+        .then_expect_error(|e| matches!(e, OrderError::AmountMismatch { .. }));
+}
+
+#[test]
+fn late_answers_after_a_quote_settled_cancellation_change_nothing() {
+    let history = [
+        placed(),
+        cancellation_requested("r"),
+        cancelled_unpaid("r", 3_000),
+    ];
+    given::<Order>(history.clone())
+        .when(react(price_quoted(), 3_100))
+        .then_expect_events([]);
+    given::<Order>(history)
+        .when(react(dispatched(), 3_100))
+        .then_expect_error(|e| matches!(e, OrderError::Contradicts { .. }));
 }
 
 #[test]
@@ -602,6 +725,46 @@ fn events_round_trip_through_the_store_format() {
 }
 
 // ---- random saga traffic ----
+
+/// What the other services still hold for the order after the saga ran
+/// and the order's compensations were carried out: [stock reserved or
+/// consumed, shipment allocated, payment captured], each 0 or 1.
+///
+/// The services downstream act only once the order is priced. Their
+/// failure paths undo their own work (a failed allocation releases the
+/// stock, a failed payment the stock and the shipment), so only a saga
+/// that reached the payment holds anything; an `OrderCancelled` undoes
+/// what it names. Undoing what was never taken fails the test.
+fn left_open(scenario: Scenario, events: &[OrderEvent]) -> Result<[i32; 3], TestCaseError> {
+    let priced = events.iter().any(|e| matches!(e, OrderEvent::Priced(_)));
+    let paid = matches!(scenario, Scenario::Completed | Scenario::Cancelled);
+    let taken = i32::from(priced && paid);
+    let mut open = [taken; 3];
+    for event in events {
+        if let OrderEvent::Cancelled(e) = event {
+            let undone = [&e.reservation_id, &e.shipment_id, &e.transaction_id];
+            for (open, id) in open.iter_mut().zip(undone) {
+                *open -= i32::from(!id.is_empty());
+            }
+            prop_assert!(e.transaction_id.is_empty() == (e.total_cents == 0));
+        }
+    }
+    prop_assert!(
+        open.iter().all(|n| *n >= 0),
+        "undid more than taken: {events:?}"
+    );
+    Ok(open)
+}
+
+/// What an order in its final state keeps: everything once paid for and
+/// not cancelled, nothing otherwise.
+fn kept_by(events: &[OrderEvent]) -> [i32; 3] {
+    let kept = match events.iter().rev().find_map(OrderEvent::status_entered) {
+        Some(OrderStatus::Approved | OrderStatus::Completed) => 1,
+        _ => 0,
+    };
+    [kept; 3]
+}
 
 /// What a command sent into the simulation is.
 #[derive(Clone, Debug)]
@@ -705,7 +868,7 @@ fn any_delivery() -> impl Strategy<Value = Delivery> {
 }
 
 fn is_final_event(event: &OrderEvent) -> bool {
-    event.status_entered().is_final()
+    event.status_entered().is_some_and(OrderStatus::is_final)
 }
 
 /// Whether `to` may follow `from` in an order's life.
@@ -714,8 +877,8 @@ fn legal(from: Option<OrderStatus>, to: OrderStatus) -> bool {
     matches!(
         (from, to),
         (None, Processing)
-            | (Some(Processing), Pending | Rejected)
-            | (Some(Pending), Approved | Rejected)
+            | (Some(Processing), Pending | Rejected | Cancelled)
+            | (Some(Pending), Approved | Rejected | Cancelled)
             | (Some(Approved), Completed | Cancelled)
     )
 }
@@ -745,11 +908,7 @@ fn deliver(deliveries: Vec<Delivery>, retries: usize) -> Vec<OrderEvent> {
                     events.push(event);
                 }
             }
-            // A customer retries a cancel refused while the saga runs, too.
-            Err(error)
-                if (error.is_retryable() || matches!(error, OrderError::SagaRunning { .. }))
-                    && attempts < retries =>
-            {
+            Err(error) if error.is_retryable() && attempts < retries => {
                 queue.push_back((delivery, attempts + 1));
             }
             Err(_) => {}
@@ -760,8 +919,7 @@ fn deliver(deliveries: Vec<Delivery>, retries: usize) -> Vec<OrderEvent> {
 
 fn assert_legal_life(events: &[OrderEvent]) -> Result<(), TestCaseError> {
     let mut status = None;
-    for event in events {
-        let next = event.status_entered();
+    for next in events.iter().filter_map(OrderEvent::status_entered) {
         prop_assert!(legal(status, next), "{status:?} -> {next:?} in {events:?}");
         status = Some(next);
     }
@@ -798,12 +956,45 @@ proptest! {
         let finals: Vec<OrderStatus> = events
             .iter()
             .filter(|e| is_final_event(e))
-            .map(OrderEvent::status_entered)
+            .filter_map(OrderEvent::status_entered)
             .collect();
         prop_assert_eq!(finals, vec![expected], "{:?}", events);
         let steps = scenario.deliveries().0.len();
-        // Placed plus one event per distinct input: nothing applied twice.
-        prop_assert_eq!(events.len(), steps + 1, "{:?}", events);
+        // Placed plus at most one event per distinct input (a cancellation
+        // that settles the saga early makes the later inputs moot): nothing
+        // applied twice.
+        if matches!(scenario, Scenario::Cancelled) {
+            prop_assert!(events.len() <= steps + 1, "{:?}", events);
+        } else {
+            prop_assert_eq!(events.len(), steps + 1, "{:?}", events);
+        }
+        prop_assert_eq!(left_open(scenario, &events)?, kept_by(&events), "{:?}", events);
+    }
+
+    /// A cancellation arriving at any point of any saga (twice, even),
+    /// among duplicated and reordered inputs: one final state, and the
+    /// compensations balance what the saga took.
+    #[test]
+    fn a_cancellation_at_any_point_leaves_nothing_open(
+        (scenario, deliveries) in scenario().prop_flat_map(|scenario| {
+            let (mut inputs, _) = scenario.deliveries();
+            inputs.retain(|d| !matches!(d, Delivery::Cancel));
+            let copies = proptest::collection::vec(1..=2usize, inputs.len());
+            (Just(scenario), copies.prop_map(move |copies| {
+                inputs
+                    .iter()
+                    .zip(copies)
+                    .flat_map(|(input, n)| std::iter::repeat_n(input.clone(), n))
+                    .chain([Delivery::Cancel, Delivery::Cancel])
+                    .collect::<Vec<_>>()
+            }).prop_shuffle())
+        })
+    ) {
+        let events = deliver(deliveries, 100);
+        assert_legal_life(&events)?;
+        let finals = events.iter().filter(|e| is_final_event(e)).count();
+        prop_assert_eq!(finals, 1, "{:?}", events);
+        prop_assert_eq!(left_open(scenario, &events)?, kept_by(&events), "{:?}", events);
     }
 
     /// Any mix of inputs, even contradictory ones: at most one final

@@ -41,9 +41,24 @@ impl Projection for Orders {
 }
 
 async fn apply_one(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), ProjectionError> {
-    let status = event.status_entered().as_str();
     let at_ms = event.occurred_at_ms();
     let order_id = event.order_id();
+    let Some(status) = event.status_entered().map(OrderStatus::as_str) else {
+        // The only event that keeps the status: a cancellation is waiting.
+        if let OrderEvent::CancellationRequested(e) = event {
+            let marked = sqlx::query(
+                "UPDATE orders SET cancellation_requested = true, cancellation_reason = $2 WHERE id = $1",
+            )
+            .bind(&e.order_id)
+            .bind(&e.reason)
+            .execute(&mut *conn)
+            .await?;
+            if marked.rows_affected() != 1 {
+                return Err(never_placed(event));
+            }
+        }
+        return Ok(());
+    };
     if let OrderEvent::Placed(e) = event {
         sqlx::query(
             "INSERT INTO orders (id, customer_id, status, history_statuses, history_at_ms, created_at_ms, updated_at_ms)
@@ -82,14 +97,12 @@ async fn apply_one(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), Pr
     .execute(&mut *conn)
     .await?;
     if moved.rows_affected() != 1 {
-        return Err(ProjectionError::Invalid(format!(
-            "{} for order {order_id}, which was never placed",
-            event.event_type()
-        )));
+        return Err(never_placed(event));
     }
 
     match event {
-        OrderEvent::Placed(_) | OrderEvent::Completed(_) => {}
+        OrderEvent::Placed(_) | OrderEvent::Completed(_) | OrderEvent::CancellationRequested(_) => {
+        }
         OrderEvent::Priced(e) => {
             sqlx::query(
                 "UPDATE orders SET items_price_cents = $2, shipping_fee_cents = $3, total_cents = $4
@@ -146,14 +159,31 @@ async fn apply_one(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), Pr
             .await?;
         }
         OrderEvent::Cancelled(e) => {
-            sqlx::query("UPDATE orders SET cancellation_reason = $2 WHERE id = $1")
-                .bind(&e.order_id)
-                .bind(&e.reason)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE orders SET cancellation_reason = $2, cancellation_requested = false,
+                        transaction_id = COALESCE(NULLIF($3, ''), transaction_id),
+                        shipment_id = COALESCE(NULLIF($4, ''), shipment_id),
+                        reservation_id = COALESCE(NULLIF($5, ''), reservation_id)
+                 WHERE id = $1",
+            )
+            .bind(&e.order_id)
+            .bind(&e.reason)
+            .bind(&e.transaction_id)
+            .bind(&e.shipment_id)
+            .bind(&e.reservation_id)
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())
+}
+
+fn never_placed(event: &OrderEvent) -> ProjectionError {
+    ProjectionError::Invalid(format!(
+        "{} for order {}, which was never placed",
+        event.event_type(),
+        event.order_id()
+    ))
 }
 
 /// One row of `orders`.
@@ -183,8 +213,10 @@ pub struct OrderRow {
     pub rejection_detail: String,
     /// Products at fault.
     pub rejection_product_ids: Vec<String>,
-    /// Why it was cancelled.
+    /// Why it was cancelled (or why a cancellation was asked for).
     pub cancellation_reason: String,
+    /// A cancellation waits for the saga's step in flight.
+    pub cancellation_requested: bool,
     /// Statuses entered, oldest first.
     pub history_statuses: Vec<String>,
     /// When each was entered, pairwise with `history_statuses`.
@@ -227,7 +259,7 @@ impl OrderView {
 const ORDER_COLUMNS: &str =
     "id, customer_id, status, items_price_cents, shipping_fee_cents, total_cents,
     reservation_id, shipment_id, transaction_id, rejection_reason, rejection_detail,
-    rejection_product_ids, cancellation_reason, history_statuses, history_at_ms,
+    rejection_product_ids, cancellation_reason, cancellation_requested, history_statuses, history_at_ms,
     created_at_ms, updated_at_ms";
 
 /// One order by id.

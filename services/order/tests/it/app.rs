@@ -10,7 +10,7 @@ use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use stocklet_order::domain::{
     Cents, Order, OrderCommand, ProductId, Quantity, QuotedLine, SagaInput,
 };
-use stocklet_order::{Config, DEFAULT_SHIPPING_FEE_CENTS, run};
+use stocklet_order::{Config, DEFAULT_SHIPPING_FEE_CENTS, DEFAULT_STUCK_SAGA_TIMEOUT_MS, run};
 use stocklet_proto::stocklet::order::v1 as pb;
 use stocklet_proto::stocklet::order::v1::order_service_client::OrderServiceClient;
 use stocklet_service_kit::config::CommonConfig;
@@ -79,6 +79,7 @@ impl TestApp {
             },
             listen_addr: "127.0.0.1:0".into(),
             shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
+            stuck_saga_timeout: Duration::from_millis(DEFAULT_STUCK_SAGA_TIMEOUT_MS as u64),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -189,7 +190,8 @@ impl TestApp {
     }
 
     /// Records a saga step's outcome on an order, as the saga's reactions
-    /// will, and waits until ViewOrder shows `expected`.
+    /// will (in the order's saga: its id is the correlation id), and waits
+    /// until ViewOrder shows `expected`.
     pub async fn react(
         &self,
         order: &pb::Order,
@@ -202,7 +204,14 @@ impl TestApp {
             at_ms: es_core::envelope::now_ms(),
         };
         self.repository
-            .execute(&id, &command, &CommandContext::default())
+            .execute(
+                &id,
+                &command,
+                &CommandContext {
+                    correlation_id: Some(order.id.clone()),
+                    ..CommandContext::default()
+                },
+            )
             .await
             .unwrap();
         self.wait_for_status(&order.id, expected).await

@@ -1,7 +1,11 @@
-//! CancelOrder: only approved orders, only by their customer or an admin.
+//! CancelOrder: any order not yet dispatched, only by its customer or an
+//! admin; a running saga is cancelled when its step in flight answers.
 
 use stocklet_proto::stocklet::order::v1 as pb;
 use tonic::Code;
+
+use stocklet_order::DEFAULT_SHIPPING_FEE_CENTS;
+use stocklet_order::domain::{Cents, ProductId, Quantity, QuotedLine, SagaInput};
 
 use crate::app::*;
 
@@ -60,18 +64,72 @@ async fn an_admin_cancels_any_approved_order() {
 }
 
 #[tokio::test]
-async fn a_running_saga_cannot_be_cancelled_yet() {
+async fn cancelling_while_the_quote_is_in_flight_settles_when_it_answers() {
     let app = TestApp::spawn().await;
     let order = app.place(&alice(), &[(P1, 1)]).await.unwrap();
-    let processing = app.cancel(&alice(), &order.id, "").await.unwrap_err();
-    assert_eq!(processing.code(), Code::FailedPrecondition);
-    let order = app.price(&order, &[100]).await;
-    let pending = app.cancel(&alice(), &order.id, "").await.unwrap_err();
-    assert_eq!(pending.code(), Code::FailedPrecondition);
+    let requested = app.cancel(&alice(), &order.id, "too slow").await.unwrap();
+    assert_eq!(requested.status(), pb::OrderStatus::Processing);
+    assert!(requested.cancellation_requested);
+    assert_eq!(requested.cancellation_reason, "too slow");
+    assert_eq!(app.view(&alice(), &order.id).await.unwrap(), requested);
+    // Asking twice is harmless.
+    let again = app.cancel(&alice(), &order.id, "").await.unwrap();
+    assert!(again.cancellation_requested);
+
+    // The quote answers: the order is cancelled, never priced, so no
+    // downstream step ever starts and nothing needs undoing.
+    let input = SagaInput::PriceQuoted {
+        lines: vec![QuotedLine {
+            product_id: ProductId::parse(P1).unwrap(),
+            quantity: Quantity::parse(1).unwrap(),
+            unit_price: Cents::parse(100).unwrap(),
+        }],
+        items_price: Cents::parse(100).unwrap(),
+        shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
+    };
+    let cancelled = app.react(&order, input, pb::OrderStatus::Cancelled).await;
+    assert!(!cancelled.cancellation_requested);
+    assert_eq!(cancelled.transaction_id, "");
+    let history: Vec<pb::OrderStatus> = cancelled
+        .status_history
+        .iter()
+        .map(|c| c.status())
+        .collect();
     assert_eq!(
-        app.view(&alice(), &order.id).await.unwrap().status(),
-        pb::OrderStatus::Pending
+        history,
+        [pb::OrderStatus::Processing, pb::OrderStatus::Cancelled]
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_while_pending_settles_with_the_payment_to_refund() {
+    let app = TestApp::spawn().await;
+    let order = app.place(&alice(), &[(P1, 1)]).await.unwrap();
+    let order = app.price(&order, &[100]).await;
+    let requested = app.cancel(&admin(), &order.id, "").await.unwrap();
+    assert_eq!(requested.status(), pb::OrderStatus::Pending);
+    assert!(requested.cancellation_requested);
+
+    // The payment lands anyway: the order is cancelled, not approved, and
+    // names the payment, shipment and reservation to undo.
+    let input = SagaInput::PaymentCaptured {
+        transaction_id: "tx-9".into(),
+        amount: Cents::parse(order.total_cents).unwrap(),
+        shipment_id: "ship-9".into(),
+        reservation_id: "res-9".into(),
+    };
+    let cancelled = app.react(&order, input, pb::OrderStatus::Cancelled).await;
+    assert_eq!(cancelled.transaction_id, "tx-9");
+    assert_eq!(cancelled.shipment_id, "ship-9");
+    assert!(
+        !cancelled
+            .status_history
+            .iter()
+            .any(|c| c.status() == pb::OrderStatus::Approved)
+    );
+    let final_again = app.cancel(&alice(), &order.id, "").await.unwrap_err();
+    assert_eq!(final_again.code(), Code::FailedPrecondition);
     app.stop().await;
 }
 

@@ -7,3 +7,4 @@ mod app;
 mod cancel;
 mod orders;
 mod saga_states;
+mod saga_views;

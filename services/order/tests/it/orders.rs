@@ -266,26 +266,6 @@ async fn the_customer_of_an_order_is_always_the_caller() {
 }
 
 #[tokio::test]
-async fn the_saga_methods_of_the_next_issue_say_so() {
-    let app = TestApp::spawn().await;
-    let timeline = app
-        .client
-        .clone()
-        .view_order_timeline(as_user(&admin(), pb::ViewOrderTimelineRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(timeline.code(), Code::Unimplemented);
-    let stuck = app
-        .client
-        .clone()
-        .list_stuck_sagas(as_user(&admin(), pb::ListStuckSagasRequest::default()))
-        .await
-        .unwrap_err();
-    assert_eq!(stuck.code(), Code::Unimplemented);
-    app.stop().await;
-}
-
-#[tokio::test]
 async fn orders_survive_restarts_and_rebuild_from_the_stream() {
     let app = TestApp::spawn().await;
     let first = app.place(&alice(), &[(P1, 1)]).await.unwrap();

@@ -78,6 +78,10 @@ impl Reaction for SagaReaction {
                 .await;
         }
         if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
+            // No transaction named: nothing was captured for the order.
+            if cancelled.transaction_id.is_empty() {
+                return Ok(());
+            }
             let command = BalanceCommand::Reverse {
                 order_id: cancelled.order_id,
                 at_ms,

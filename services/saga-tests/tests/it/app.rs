@@ -3,6 +3,7 @@
 //! calls as a given identity and helpers to set up products, stock and
 //! customers.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -68,8 +69,86 @@ pub struct Saga {
     pub orders: OrderServiceClient<Channel>,
     pub payments: PaymentServiceClient<Channel>,
     pub shipping: ShippingServiceClient<Channel>,
+    running: Vec<Running>,
+}
+
+/// One service of the saga, as a test starts and stops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Product,
+    Warehouse,
+    Order,
+    Payment,
+    Shipping,
+}
+
+impl Service {
+    /// Every service, in start order.
+    pub const ALL: [Service; 5] = [
+        Service::Product,
+        Service::Warehouse,
+        Service::Order,
+        Service::Payment,
+        Service::Shipping,
+    ];
+}
+
+/// A started service: how to stop it and wait for it.
+struct Running {
+    service: Service,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<Result<(), RunError>>>,
+    task: JoinHandle<Result<(), RunError>>,
+}
+
+/// The read-model tables of the saga's services, as `"schema"."table"`.
+async fn read_model_tables(db: &TestDb) -> Vec<String> {
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema, table_name FROM information_schema.tables
+         WHERE table_schema IN ('product', 'warehouse', 'order', 'payment', 'shipping')
+           AND table_type = 'BASE TABLE'
+           AND table_name NOT IN ('es_checkpoints', '_sqlx_migrations')
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    tables
+        .into_iter()
+        .map(|(schema, table)| format!("\"{schema}\".\"{table}\""))
+        .collect()
+}
+
+/// Empties every read model and its checkpoints while the services are
+/// stopped, so that their next start rebuilds everything from the streams.
+pub async fn drop_read_models(db: &TestDb) {
+    let tables = read_model_tables(db).await;
+    assert!(!tables.is_empty());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "TRUNCATE {}",
+        tables.join(", ")
+    )))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for schema in ["product", "warehouse", "order", "payment", "shipping"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM \"{schema}\".es_checkpoints"
+        )))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let service = self.service;
+        self.task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{service:?} did not stop cleanly: {e}"));
+    }
 }
 
 fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
@@ -107,6 +186,11 @@ where
     (task, channel)
 }
 
+/// A channel to nowhere, for a client whose service has not started yet.
+fn unstarted() -> Channel {
+    Channel::from_static("http://127.0.0.1:9").connect_lazy()
+}
+
 impl Saga {
     pub async fn spawn() -> Saga {
         let nats = NatsServer::start().await;
@@ -116,106 +200,141 @@ impl Saga {
 
     /// Starts the five services on existing infrastructure (for restarts).
     pub async fn spawn_on(nats: NatsServer, db: TestDb) -> Saga {
-        let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-
-        // One after the other: each answered call proves that service's
-        // streams, consumers and tables are ready.
-        let config = stocklet_product::Config {
-            common: common(&nats, &db),
-            listen_addr: "127.0.0.1:0".into(),
-        };
-        let (task, channel) = start(
-            |listener, shutdown| stocklet_product::run(config, listener, shutdown),
-            &shutdown,
-        )
-        .await;
-        tasks.push(task);
-        let mut products = ProductServiceClient::new(channel);
-        products
-            .get_service_info(product::GetServiceInfoRequest {})
-            .await
-            .unwrap();
-
-        let config = stocklet_warehouse::Config {
-            common: common(&nats, &db),
-            listen_addr: "127.0.0.1:0".into(),
-        };
-        let (task, channel) = start(
-            |listener, shutdown| stocklet_warehouse::run(config, listener, shutdown),
-            &shutdown,
-        )
-        .await;
-        tasks.push(task);
-        let mut warehouse = WarehouseServiceClient::new(channel);
-        warehouse
-            .get_service_info(warehouse::GetServiceInfoRequest {})
-            .await
-            .unwrap();
-
-        let config = stocklet_order::Config {
-            common: common(&nats, &db),
-            listen_addr: "127.0.0.1:0".into(),
-            shipping_fee: stocklet_order::domain::Cents::parse(SHIPPING_FEE).unwrap(),
-        };
-        let (task, channel) = start(
-            |listener, shutdown| stocklet_order::run(config, listener, shutdown),
-            &shutdown,
-        )
-        .await;
-        tasks.push(task);
-        let mut orders = OrderServiceClient::new(channel);
-        orders
-            .get_service_info(order::GetServiceInfoRequest {})
-            .await
-            .unwrap();
-
-        let config = stocklet_payment::Config {
-            common: common(&nats, &db),
-            listen_addr: "127.0.0.1:0".into(),
-        };
-        let (task, channel) = start(
-            |listener, shutdown| stocklet_payment::run(config, listener, shutdown),
-            &shutdown,
-        )
-        .await;
-        tasks.push(task);
-        let mut payments = PaymentServiceClient::new(channel);
-        payments
-            .get_service_info(payment::GetServiceInfoRequest {})
-            .await
-            .unwrap();
-
-        let config = stocklet_shipping::Config {
-            common: common(&nats, &db),
-            listen_addr: "127.0.0.1:0".into(),
-            shipment_capacity: stocklet_shipping::domain::Capacity::parse(CAPACITY).unwrap(),
-        };
-        let (task, channel) = start(
-            |listener, shutdown| stocklet_shipping::run(config, listener, shutdown),
-            &shutdown,
-        )
-        .await;
-        tasks.push(task);
-        let mut shipping = ShippingServiceClient::new(channel);
-        shipping
-            .get_service_info(shipping::GetServiceInfoRequest {})
-            .await
-            .unwrap();
-
         let store = JetStreamEventStore::new(nats.client().await);
-        Saga {
+        let mut saga = Saga {
             nats,
             db,
             store,
-            products,
-            warehouse,
-            orders,
-            payments,
-            shipping,
-            shutdown,
-            tasks,
+            products: ProductServiceClient::new(unstarted()),
+            warehouse: WarehouseServiceClient::new(unstarted()),
+            orders: OrderServiceClient::new(unstarted()),
+            payments: PaymentServiceClient::new(unstarted()),
+            shipping: ShippingServiceClient::new(unstarted()),
+            running: Vec::new(),
+        };
+        // One after the other: each answered call proves that service's
+        // streams, consumers and tables are ready.
+        for service in Service::ALL {
+            saga.start_service(service).await;
         }
+        saga
+    }
+
+    /// Starts one service (again) and points its client at it.
+    pub async fn start_service(&mut self, service: Service) {
+        assert!(
+            self.running.iter().all(|r| r.service != service),
+            "{service:?} is already running"
+        );
+        let shutdown = CancellationToken::new();
+        let common = common(&self.nats, &self.db);
+        let listen_addr = "127.0.0.1:0".to_owned();
+        let task = match service {
+            Service::Product => {
+                let config = stocklet_product::Config {
+                    common,
+                    listen_addr,
+                };
+                let (task, channel) = start(
+                    |listener, shutdown| stocklet_product::run(config, listener, shutdown),
+                    &shutdown,
+                )
+                .await;
+                self.products = ProductServiceClient::new(channel);
+                self.products
+                    .get_service_info(product::GetServiceInfoRequest {})
+                    .await
+                    .unwrap();
+                task
+            }
+            Service::Warehouse => {
+                let config = stocklet_warehouse::Config {
+                    common,
+                    listen_addr,
+                };
+                let (task, channel) = start(
+                    |listener, shutdown| stocklet_warehouse::run(config, listener, shutdown),
+                    &shutdown,
+                )
+                .await;
+                self.warehouse = WarehouseServiceClient::new(channel);
+                self.warehouse
+                    .get_service_info(warehouse::GetServiceInfoRequest {})
+                    .await
+                    .unwrap();
+                task
+            }
+            Service::Order => {
+                let config = stocklet_order::Config {
+                    common,
+                    listen_addr,
+                    shipping_fee: stocklet_order::domain::Cents::parse(SHIPPING_FEE).unwrap(),
+                    stuck_saga_timeout: Duration::from_secs(30),
+                };
+                let (task, channel) = start(
+                    |listener, shutdown| stocklet_order::run(config, listener, shutdown),
+                    &shutdown,
+                )
+                .await;
+                self.orders = OrderServiceClient::new(channel);
+                self.orders
+                    .get_service_info(order::GetServiceInfoRequest {})
+                    .await
+                    .unwrap();
+                task
+            }
+            Service::Payment => {
+                let config = stocklet_payment::Config {
+                    common,
+                    listen_addr,
+                };
+                let (task, channel) = start(
+                    |listener, shutdown| stocklet_payment::run(config, listener, shutdown),
+                    &shutdown,
+                )
+                .await;
+                self.payments = PaymentServiceClient::new(channel);
+                self.payments
+                    .get_service_info(payment::GetServiceInfoRequest {})
+                    .await
+                    .unwrap();
+                task
+            }
+            Service::Shipping => {
+                let config = stocklet_shipping::Config {
+                    common,
+                    listen_addr,
+                    shipment_capacity: stocklet_shipping::domain::Capacity::parse(CAPACITY)
+                        .unwrap(),
+                };
+                let (task, channel) = start(
+                    |listener, shutdown| stocklet_shipping::run(config, listener, shutdown),
+                    &shutdown,
+                )
+                .await;
+                self.shipping = ShippingServiceClient::new(channel);
+                self.shipping
+                    .get_service_info(shipping::GetServiceInfoRequest {})
+                    .await
+                    .unwrap();
+                task
+            }
+        };
+        self.running.push(Running {
+            service,
+            shutdown,
+            task,
+        });
+    }
+
+    /// Stops one service gracefully; the others keep running.
+    pub async fn stop_service(&mut self, service: Service) {
+        let index = self
+            .running
+            .iter()
+            .position(|r| r.service == service)
+            .unwrap_or_else(|| panic!("{service:?} is not running"));
+        self.running.remove(index).stop().await;
     }
 
     /// Stops every service gracefully, after checking that no consumer
@@ -226,10 +345,10 @@ impl Saga {
     }
 
     /// Stops every service gracefully and hands back the infrastructure.
-    pub async fn shut_down(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            task.await.unwrap().expect("the service stops cleanly");
+    pub async fn shut_down(mut self) -> (NatsServer, TestDb) {
+        // In reverse start order, so no service outlives one it calls.
+        while let Some(running) = self.running.pop() {
+            running.stop().await;
         }
         (self.nats, self.db)
     }
@@ -653,6 +772,22 @@ impl Saga {
             .into_iter()
             .map(|e| (e.raw.event_type, e.meta.correlation_id))
             .collect()
+    }
+
+    /// Every read model of the five services: each table's rows as sorted
+    /// JSON, by `schema.table` (checkpoints and migrations left out).
+    pub async fn read_models(&self) -> BTreeMap<String, Vec<String>> {
+        let mut models = BTreeMap::new();
+        for table in read_model_tables(&self.db).await {
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT to_jsonb(t)::text FROM {table} t ORDER BY 1"
+            )))
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap();
+            models.insert(table, rows.into_iter().map(|(row,)| row).collect());
+        }
+        models
     }
 
     /// Appends an event to another service's stream, as that service would.

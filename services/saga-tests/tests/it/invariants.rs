@@ -1,15 +1,26 @@
 //! The invariant test: many orders from many customers over scarce stock
-//! and tight balances, with a restart of every service mid-run and a full
-//! redelivery of the warehouse's and payment's source streams. Afterwards
-//! every order has settled, and stock and money are conserved.
+//! and tight balances, some cancelled while their saga runs and some once
+//! approved, with a restart of every service mid-run, a full redelivery of
+//! the warehouse's and payment's source streams, and one more service
+//! restarted. Afterwards every order has settled; stock and money are
+//! conserved; nothing was charged or refunded twice; no shipment stays
+//! allocated for an order that did not go through; and every read model
+//! equals a fresh rebuild from the streams.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use es_core::streams::definitions;
 
 use futures::future::join_all;
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
+use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
+use tonic::Code;
 
-use crate::app::{Customer, SETTLE_AFTER_RESTART, SHIPPING_FEE, Saga};
+use crate::app::{
+    Customer, SETTLE_AFTER_RESTART, SHIPPING_FEE, Saga, Service, as_user, drop_read_models,
+};
 
 const PRODUCTS: usize = 10;
 const CUSTOMERS: usize = 20;
@@ -54,26 +65,70 @@ fn plans() -> Vec<Plan> {
         .collect()
 }
 
+/// What the test did to an order besides placing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Meddling {
+    None,
+    /// Cancelled right after placing, while its saga runs.
+    CancelInFlight,
+    /// Cancelled once approved.
+    CancelApproved,
+}
+
+fn meddling(index: usize) -> Meddling {
+    match index % 10 {
+        3 => Meddling::CancelInFlight,
+        7 => Meddling::CancelApproved,
+        _ => Meddling::None,
+    }
+}
+
 async fn place_all(
     saga: &Saga,
     customers: &[Customer],
     products: &[String],
-    plans: &[Plan],
+    plans: &[(usize, &Plan)],
 ) -> Vec<order::Order> {
-    join_all(plans.iter().map(|plan| {
+    join_all(plans.iter().map(|(index, plan)| {
         let lines: Vec<(&str, i64)> = plan
             .lines
             .iter()
             .map(|(p, q)| (products[*p].as_str(), *q))
             .collect();
         let customer = &customers[plan.customer];
-        async move { saga.place(customer, &lines).await }
+        async move {
+            let placed = saga.place(customer, &lines).await;
+            if meddling(*index) == Meddling::CancelInFlight {
+                saga.try_cancel(customer, &placed.id).await;
+            }
+            placed
+        }
     }))
     .await
 }
 
+impl Saga {
+    /// Asks to cancel; a saga that settled as REJECTED first refuses.
+    async fn try_cancel(&self, customer: &Customer, order_id: &str) {
+        let answer = self
+            .orders
+            .clone()
+            .cancel_order(as_user(
+                &customer.identity,
+                order::CancelOrderRequest {
+                    order_id: order_id.to_owned(),
+                    reason: "changed my mind".into(),
+                },
+            ))
+            .await;
+        if let Err(status) = answer {
+            assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+        }
+    }
+}
+
 #[tokio::test]
-async fn stock_and_money_are_conserved_through_restarts_and_redeliveries() {
+async fn stock_and_money_are_conserved_through_restarts_redeliveries_and_cancellations() {
     let saga = Saga::spawn().await;
     let mut products = Vec::new();
     for _ in 0..PRODUCTS {
@@ -84,7 +139,8 @@ async fn stock_and_money_are_conserved_through_restarts_and_redeliveries() {
         customers.push(saga.customer(CREDIT).await);
     }
     let plans = plans();
-    let (first, second) = plans.split_at(ORDERS / 2);
+    let indexed: Vec<(usize, &Plan)> = plans.iter().enumerate().collect();
+    let (first, second) = indexed.split_at(ORDERS / 2);
 
     let mut placed = place_all(&saga, &customers, &products, first).await;
     // Stop everything mid-run; forget the warehouse's and payment's progress
@@ -103,16 +159,28 @@ async fn stock_and_money_are_conserved_through_restarts_and_redeliveries() {
             .await
             .unwrap();
     }
-    let saga = Saga::spawn_on(nats, db).await;
+    let mut saga = Saga::spawn_on(nats, db).await;
+    // Restart one more service while the second half's sagas run.
     placed.extend(place_all(&saga, &customers, &products, second).await);
+    saga.stop_service(Service::Shipping).await;
+    saga.start_service(Service::Shipping).await;
 
     let mut sold: HashMap<usize, i64> = HashMap::new();
     let mut spent = vec![0i64; CUSTOMERS];
-    let (mut approved, mut rejected) = (0, 0);
-    for (plan, order) in plans.iter().zip(&placed) {
-        let settled = saga
-            .await_settled_within(&customers[plan.customer], &order.id, SETTLE_AFTER_RESTART)
+    let mut finals: HashMap<String, order::Order> = HashMap::new();
+    let (mut approved, mut rejected, mut cancelled) = (0, 0, 0);
+    for (index, (plan, order)) in plans.iter().zip(&placed).enumerate() {
+        let customer = &customers[plan.customer];
+        let mut settled = saga
+            .await_settled_within(customer, &order.id, SETTLE_AFTER_RESTART)
             .await;
+        if meddling(index) == Meddling::CancelApproved && settled.status() == OrderStatus::Approved
+        {
+            saga.try_cancel(customer, &order.id).await;
+            settled = saga
+                .await_status(customer, &order.id, OrderStatus::Cancelled)
+                .await;
+        }
         match settled.status() {
             OrderStatus::Approved => {
                 approved += 1;
@@ -124,8 +192,13 @@ async fn stock_and_money_are_conserved_through_restarts_and_redeliveries() {
                 spent[plan.customer] += settled.total_cents;
             }
             OrderStatus::Rejected => rejected += 1,
+            OrderStatus::Cancelled => {
+                assert_ne!(meddling(index), Meddling::None, "{settled:?}");
+                cancelled += 1;
+            }
             other => panic!("order {} ended {other:?}", order.id),
         }
+        finals.insert(settled.id.clone(), settled);
     }
     saga.await_reactors_idle().await;
 
@@ -142,10 +215,81 @@ async fn stock_and_money_are_conserved_through_restarts_and_redeliveries() {
         assert!(*spent <= CREDIT);
         saga.await_balance(customer, CREDIT - spent).await;
     }
-    // Scarcity really bit, and the system still sold what it could.
+    // No order was charged twice, and only cancelled orders were refunded,
+    // once each: straight from the payment stream.
+    for customer in &customers {
+        let history = saga
+            .history(definitions::PAYMENT, "balance", &customer.id)
+            .await;
+        let count = |event: &str| {
+            let mut per_order: HashMap<String, usize> = HashMap::new();
+            for (event_type, correlation) in &history {
+                if event_type == event {
+                    *per_order.entry(correlation.clone().unwrap()).or_default() += 1;
+                }
+            }
+            per_order
+        };
+        for (order_id, captures) in count("stocklet.events.v1.PaymentCaptured") {
+            assert_eq!(captures, 1, "order {order_id} was charged {captures} times");
+            let status = finals[&order_id].status();
+            assert!(
+                matches!(status, OrderStatus::Approved | OrderStatus::Cancelled),
+                "order {order_id} was charged but is {status:?}"
+            );
+        }
+        for (order_id, refunds) in count("stocklet.events.v1.TransactionReversed") {
+            assert_eq!(refunds, 1, "order {order_id} was refunded {refunds} times");
+            assert_eq!(finals[&order_id].status(), OrderStatus::Cancelled);
+        }
+    }
+    // No shipment stays allocated for an order that did not go through.
+    for settled in finals.values() {
+        if settled.shipment_id.is_empty() {
+            continue;
+        }
+        let expected = if settled.status() == OrderStatus::Approved {
+            ShipmentStatus::Allocated
+        } else {
+            ShipmentStatus::Released
+        };
+        saga.await_shipment(&settled.shipment_id, expected).await;
+    }
+    // Scarcity really bit, cancellations happened both ways, and the system
+    // still sold what it could.
     assert!(
-        approved > 0 && rejected > 0,
-        "{approved} approved, {rejected} rejected"
+        approved > 0 && rejected > 0 && cancelled > 0,
+        "{approved} approved, {rejected} rejected, {cancelled} cancelled"
     );
+    saga.assert_no_dead_letters().await;
+
+    // Every read model equals a fresh rebuild from the streams.
+    let before = saga.read_models().await;
+    assert!(before.values().any(|rows| rows.len() >= ORDERS));
+    let (nats, db) = saga.shut_down().await;
+    drop_read_models(&db).await;
+    let saga = Saga::spawn_on(nats, db).await;
+    let deadline = Instant::now() + SETTLE_AFTER_RESTART;
+    loop {
+        let rebuilt = saga.read_models().await;
+        if rebuilt == before {
+            break;
+        }
+        if Instant::now() >= deadline {
+            for (table, rows) in &before {
+                let again = rebuilt.get(table).cloned().unwrap_or_default();
+                let lost: Vec<&String> =
+                    rows.iter().filter(|r| !again.contains(r)).take(3).collect();
+                let extra: Vec<&String> =
+                    again.iter().filter(|r| !rows.contains(r)).take(3).collect();
+                assert!(
+                    lost.is_empty() && extra.is_empty(),
+                    "{table} differs after a rebuild: lost {lost:#?}, extra {extra:#?}"
+                );
+            }
+            panic!("the rebuilt read models never matched");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     saga.stop().await;
 }

@@ -5,6 +5,7 @@
 
 mod app;
 mod concurrency;
+mod faults;
 mod invariants;
 mod paths;
 mod redelivery;

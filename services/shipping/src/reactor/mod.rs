@@ -110,6 +110,11 @@ impl Reaction for SagaReaction {
                 .await;
         }
         if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
+            // No shipment named: the saga never allocated one, or its failure
+            // path already released it.
+            if cancelled.shipment_id.is_empty() {
+                return Ok(());
+            }
             return self
                 .execute(
                     stored,

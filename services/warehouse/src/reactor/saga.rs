@@ -1,7 +1,8 @@
 //! The warehouse's steps of the place-order saga.
 //!
 //! - `ORDER`: `OrderPriced` reserves every line, all or nothing;
-//!   `OrderCancelled` returns a consumed reservation's units.
+//!   `OrderCancelled` of a paid order returns the consumed reservation's units
+//!   (retried until the `PaymentCaptured` consumption has happened).
 //! - `SHIPPING`: `ShipmentAllocationFailed` releases the reservation.
 //! - `PAYMENT`: `PaymentFailed` releases the reservation; `PaymentCaptured`
 //!   consumes it.
@@ -48,7 +49,9 @@ use es_core::{
 use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Quantity, Reservation, ReservationCommand, Stock, StockCommand, StockError};
+use crate::domain::{
+    Quantity, Reservation, ReservationCommand, ReservationState, Stock, StockCommand, StockError,
+};
 
 /// The handler name in the dedupe key of an order's reservation.
 pub const RESERVE: &str = "warehouse.reserve";
@@ -231,6 +234,16 @@ impl SagaReaction {
             let product = parse_id(&line.product_id)?;
             match self.stocks.execute(&product, &command, &context).await {
                 Ok(_) => {}
+                // The cancellation overtook the payment's consumption (they
+                // come from different streams): return once it is consumed.
+                Err(ExecuteError::Rejected(StockError::ReservationState {
+                    state: ReservationState::Reserved,
+                    ..
+                })) if matches!(step, Step::Return) => {
+                    return Err(ReactionError::Transient(format!(
+                        "order {order_id} on {product}: not consumed yet, so not returnable yet"
+                    )));
+                }
                 Err(ExecuteError::Rejected(error)) => {
                     return Err(ReactionError::Permanent(format!(
                         "{step:?} of order {order_id} on {product}: {error}"
@@ -264,6 +277,11 @@ impl Reaction for SagaReaction {
                 .await;
         }
         if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
+            // Only a paid order consumed its reservation; an order cancelled
+            // before payment holds nothing (its failure path released it).
+            if cancelled.transaction_id.is_empty() {
+                return Ok(());
+            }
             return self
                 .follow(stored, &cancelled.order_id, Step::Return, RETURN)
                 .await;
