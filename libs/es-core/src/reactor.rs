@@ -17,8 +17,9 @@
 //! - Events are handled `concurrency` at a time. Reactions must not assume
 //!   that events of different aggregates arrive in stream order; the domain
 //!   tolerates reordering (the saga issue proves that).
-//! - On shutdown it stops pulling, finishes the events in hand, acks them and
-//!   returns.
+//! - On shutdown it stops pulling, finishes the events in hand, acks them,
+//!   naks the events it had pulled but not started (so another instance gets
+//!   them at once instead of after `ack_wait`) and returns.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 use crate::deadletter;
 use crate::projection::decode;
 use crate::store::{StoredEvent, StreamRef};
+
+/// How soon an event released on shutdown is redelivered.
+pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +198,10 @@ impl<R: Reaction> Reactor<R> {
                     in_flight.join_next().await;
                 }
                 let next = tokio::select! {
-                    () = shutdown.cancelled() => break,
+                    () = shutdown.cancelled() => {
+                        self.release_unstarted(&mut messages).await;
+                        break;
+                    }
                     next = messages.next() => next,
                 };
                 match next {
@@ -215,6 +222,29 @@ impl<R: Reaction> Reactor<R> {
         }
         while in_flight.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// Naks what the pull already delivered but no handler started, so the
+    /// server redelivers it within [`RELEASE_DELAY`] (to another instance)
+    /// rather than after `ack_wait`. The delay keeps this still-open pull
+    /// from taking the events straight back; a naked event stays ack-pending
+    /// until then, so the loop ends after at most the consumer's
+    /// `max_ack_pending` events.
+    async fn release_unstarted(&self, messages: &mut consumer::pull::Stream) {
+        let consumer = self.config.durable_name.as_str();
+        let limit = self.config.concurrency.max(1) * 4;
+        let mut released = 0usize;
+        while released < limit {
+            let next = tokio::time::timeout(Duration::from_millis(20), messages.next()).await;
+            let Ok(Some(Ok(message))) = next else { break };
+            if let Err(error) = message.ack_with(AckKind::Nak(Some(RELEASE_DELAY))).await {
+                tracing::warn!(consumer, %error, "nak on shutdown failed; the server redelivers after ack_wait");
+            }
+            released += 1;
+        }
+        if released > 0 {
+            tracing::debug!(consumer, released, "released unstarted events on shutdown");
+        }
     }
 
     fn handler(&self) -> Handler<R> {

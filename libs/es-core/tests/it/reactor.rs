@@ -246,3 +246,90 @@ async fn a_poison_event_is_dead_lettered_after_n_attempts_while_later_events_flo
     let mut leftovers = consumer.fetch().max_messages(10).messages().await.unwrap();
     assert!(leftovers.next().await.is_none());
 }
+
+/// Records which events it handled, slowly, so a reactor stopped mid-way
+/// still holds pulled events it has not started.
+#[derive(Clone, Default)]
+struct SlowRecorder {
+    handled: Arc<Mutex<Vec<String>>>,
+}
+
+impl Reaction for SlowRecorder {
+    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.handled
+            .lock()
+            .unwrap()
+            .push(stored.meta.event_id.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdown() {
+    let bank = Bank::start().await;
+    for cents in 1..=6 {
+        deposit(&bank, "s", cents).await;
+    }
+    let total = usize::try_from(bank.message_count().await).unwrap();
+    // One at a time, two pulled per batch: the first instance always holds
+    // events it has not started. The ack wait is the default 30 s.
+    let config = ReactorConfig {
+        concurrency: 1,
+        ..ReactorConfig::new("slow-from-bank")
+    };
+    assert_eq!(config.ack_wait, Duration::from_secs(30));
+    let first = SlowRecorder::default();
+    let reactor = Reactor::new(
+        first.clone(),
+        bank.store.context().clone(),
+        bank.stream.clone(),
+        config.clone(),
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    eventually("the first instance handles an event", || async {
+        !first.handled.lock().unwrap().is_empty()
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let done_by_first = first.handled.lock().unwrap().len();
+    assert!(
+        done_by_first < total,
+        "the first instance stopped with events left"
+    );
+
+    let stopped_at = std::time::Instant::now();
+    let second = SlowRecorder::default();
+    let reactor = Reactor::new(
+        second.clone(),
+        bank.store.context().clone(),
+        bank.stream.clone(),
+        config,
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    eventually("the second instance handles the rest", || async {
+        first.handled.lock().unwrap().len() + second.handled.lock().unwrap().len() >= total
+    })
+    .await;
+    let waited = stopped_at.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the rest took {waited:?}: unstarted events waited for the ack wait"
+    );
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let mut all: Vec<String> = first.handled.lock().unwrap().clone();
+    all.extend(second.handled.lock().unwrap().iter().cloned());
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "every event handled");
+}
