@@ -21,7 +21,7 @@ NATS_SERVER_BIN     := $(TOOLS_DIR)/bin/nats-server
 WITH_INFRA = DATABASE_URL="$$(scripts/ensure-postgres.sh)" && export DATABASE_URL \
 	&& export NATS_SERVER_BIN="$(NATS_SERVER_BIN)" &&
 
-.PHONY: help tools fmt-check lint test bench run clean-data clean
+.PHONY: help tools fmt-check lint test bench bench-saga run clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ test: tools fmt-check lint ## fmt-check + lint + all tests (nextest if installed
 
 bench: tools ## Event-store benchmark (es-core, bench `eventstore`)
 	@$(WITH_INFRA) $(CARGO) bench -p es-core --bench eventstore
+
+bench-saga: tools ## Saga load benchmark: the release all-in-one binary under concurrent customers (SAGA_BENCH_*)
+	@$(WITH_INFRA) $(CARGO) build --release --bin stocklet && $(CARGO) bench -p stocklet-saga-tests --bench saga
 
 run: tools ## Run locally: PostgreSQL + nats-server (nats/nats-server.conf) until Ctrl-C
 	@NATS_SERVER_BIN="$(NATS_SERVER_BIN)" CARGO="$(CARGO)" scripts/run-local.sh

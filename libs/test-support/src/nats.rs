@@ -247,7 +247,11 @@ impl NatsServer {
         self.paused = false;
     }
 
-    fn pid(&self) -> u32 {
+    /// The server process's id (e.g. to read its memory use).
+    ///
+    /// # Panics
+    /// If the server is not running.
+    pub fn pid(&self) -> u32 {
         match &self.child {
             Some(child) => child.id(),
             None => panic!("nats-server is not running (killed or stopped; use restart())"),
