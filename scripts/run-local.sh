@@ -3,8 +3,15 @@
 # and nats-server with nats/nats-server.conf (JetStream data in .data/nats), in the
 # foreground until Ctrl-C, then stop what it started and exit.
 #
+# Once the gateway is ready it prints its URL and the curl tour (scripts/tour.sh
+# --print: the same commands `make test` runs and checks). Demo data is seeded
+# (STOCKLET_SEED=true, idempotent: a second run adds nothing); set
+# STOCKLET_SEED=false to start empty.
+#
 # Environment: NATS_SERVER_BIN (default .tools/bin/nats-server, see `make tools`),
-#              DATABASE_URL and the STOCKLET_* overrides of ensure-postgres.sh, CARGO.
+#              DATABASE_URL and the STOCKLET_* overrides of ensure-postgres.sh, CARGO,
+#              STOCKLET_SEED (default true here), STOCKLET_GATEWAY_ADDR and every
+#              other variable of the stocklet binary (README, Configuration).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +32,9 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_open "$NATS_PORT" && die "something already listens on 127.0.0.1:$NATS_PORT (another \`make run\`?)"
 
 DATABASE_URL="$(scripts/ensure-postgres.sh)"
-export DATABASE_URL NATS_URL
+STOCKLET_SEED="${STOCKLET_SEED:-true}"
+export DATABASE_URL NATS_URL STOCKLET_SEED
+GATEWAY_URL="http://${STOCKLET_GATEWAY_ADDR:-127.0.0.1:8080}"
 
 mkdir -p .data/nats
 PIDS=()
@@ -62,14 +71,37 @@ log "building the all-in-one stocklet binary (release)"
 "$CARGO" build --release --bin stocklet
 STOCKLET_LOG="$REPO_ROOT/.data/stocklet.log"
 target/release/stocklet >>"$STOCKLET_LOG" 2>&1 &
-PIDS+=("$!")
+STOCKLET_PID=$!
+PIDS+=("$STOCKLET_PID")
+
+log "waiting for the gateway at $GATEWAY_URL/readyz (log: $STOCKLET_LOG)"
+for _ in $(seq 1 600); do
+    curl -fsS --max-time 2 "$GATEWAY_URL/readyz" >/dev/null 2>&1 && break
+    kill -0 "$STOCKLET_PID" 2>/dev/null || die "stocklet exited; last log lines:
+$(tail -n 20 "$STOCKLET_LOG")"
+    sleep 0.2
+done
+curl -fsS --max-time 2 "$GATEWAY_URL/readyz" >/dev/null 2>&1 ||
+    die "the gateway did not become ready within 2 minutes; see $STOCKLET_LOG"
 
 cat <<EOF
 Stocklet local environment is up:
+  gateway:  $GATEWAY_URL        (OpenAPI: $GATEWAY_URL/openapi.json)
   NATS_URL=$NATS_URL        (monitoring: http://127.0.0.1:18222, JetStream data: .data/nats)
   DATABASE_URL=$DATABASE_URL
-Press Ctrl-C to stop.
 EOF
+if [[ $STOCKLET_SEED == true ]]; then
+    cat <<EOF
+  demo data (seeded in the background, see $STOCKLET_LOG):
+    admin ${STOCKLET_ADMIN_EMAIL:-admin@example.com} / ${STOCKLET_ADMIN_PASSWORD:-stocklet-admin}
+    customers ada@example.com / stocklet-ada, grace@example.com / stocklet-grace
+
+The curl tour (paste into bash; \`scripts/tour.sh $GATEWAY_URL\` runs and checks it):
+EOF
+    scripts/tour.sh --print "$GATEWAY_URL"
+fi
+echo
+echo "Press Ctrl-C to stop."
 
 # Wait until Ctrl-C (trap exits, cleanup stops everything) or a process dies.
 while true; do
