@@ -31,9 +31,11 @@
 //!
 //! Both fixtures need a Tokio runtime with time and IO enabled (`#[tokio::test]`).
 
+mod cluster;
 mod nats;
 mod postgres;
 
+pub use cluster::NatsCluster;
 pub use nats::{NatsServer, NatsServerOptions};
 pub use postgres::{DEFAULT_DATABASE_URL, TestDb, redact_url};
 
