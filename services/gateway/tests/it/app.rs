@@ -1,6 +1,9 @@
 //! `TestApp`: the gateway in front of the real product and order services
 //! (one nats-server, one database), plus a test double of the auth service
 //! that serves a JWKS of keys the test holds, so the test can sign tokens.
+//! `TestApp::spawn_full` starts every real service instead, for the route
+//! tests: users register and log in through the gateway, and the real auth
+//! service signs with the test's key.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +18,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use rand_core::OsRng;
 use serde_json::{Value, json};
+use stocklet_auth::tokens::KeySource;
 use stocklet_gateway::{Config, StartError};
 use stocklet_order::DEFAULT_SHIPPING_FEE_CENTS;
 use stocklet_order::domain::Cents;
@@ -40,6 +45,15 @@ pub const ADMIN: &str = "0192f0c1-0000-7000-8000-0000000ad111";
 /// A password the auth double takes 5 s to refuse.
 pub const SLOW_PASSWORD: &str = "slow-password";
 pub const P1: &str = "0192f0c1-0000-7000-8000-000000000001";
+/// The bootstrap admin of the full app.
+pub const ADMIN_EMAIL: &str = "admin@stocklet.test";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+/// The password every user of the full app registers with.
+pub const PASSWORD: &str = "correct horse battery";
+/// Units one shipment carries in the full app.
+pub const SHIPMENT_CAPACITY: i64 = 10;
+/// How long an asynchronous effect may take to show.
+pub const SETTLE: Duration = Duration::from_secs(20);
 
 /// A signing key the auth double publishes (or not).
 #[derive(Clone)]
@@ -186,8 +200,21 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
-    /// Starts everything, letting `tweak` change the gateway's settings.
+    /// Starts product and order behind the gateway, with the auth double,
+    /// letting `tweak` change the gateway's settings.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::start(false, tweak).await
+    }
+
+    /// Starts every real service (auth with a bootstrap admin, user,
+    /// product, warehouse, order, payment, shipping) behind the gateway.
+    /// The auth service signs with `key`, so `alice()`-style tokens work
+    /// too; the rate limit is lifted so tests may log in freely.
+    pub async fn spawn_full() -> TestApp {
+        Self::start(true, |config| config.rate_limit_burst = 100_000).await
+    }
+
+    async fn start(full: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let nats = NatsServer::start().await;
         let db = TestDb::create().await;
         let common = CommonConfig {
@@ -197,47 +224,98 @@ impl TestApp {
             stream_replicas: 1,
         };
         let shutdown = CancellationToken::new();
-
-        let (product_listener, product_addr) = listen().await;
-        let product = tokio::spawn(stocklet_product::run(
-            stocklet_product::Config {
-                common: common.clone(),
-                listen_addr: "127.0.0.1:0".into(),
-            },
-            product_listener,
-            shutdown.clone(),
-        ));
-        let (order_listener, order_addr) = listen().await;
-        let order = tokio::spawn(stocklet_order::run(
-            stocklet_order::Config {
-                common: common.clone(),
-                listen_addr: "127.0.0.1:0".into(),
-                shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
-            },
-            order_listener,
-            shutdown.clone(),
-        ));
-
-        let key = Key::generate("k1");
-        let auth = AuthDouble::default();
-        auth.keys.lock().unwrap().push(key.jwk());
-        let (auth_listener, auth_addr) = listen().await;
-        let auth_server = tonic::transport::Server::builder()
-            .add_service(AuthServiceServer::new(auth.clone()))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(auth_listener),
-                shutdown.clone().cancelled_owned(),
-            );
-        tokio::spawn(auth_server);
-
+        let mut services = Vec::new();
         // Backends not started here point at a closed port.
         let mut backends: BTreeMap<String, String> = stocklet_gateway::BACKENDS
             .iter()
             .map(|(name, _)| ((*name).to_owned(), "http://127.0.0.1:9".to_owned()))
             .collect();
-        backends.insert("auth".into(), format!("http://{auth_addr}"));
-        backends.insert("product".into(), format!("http://{product_addr}"));
-        backends.insert("order".into(), format!("http://{order_addr}"));
+        let mut serve = async |name: &str,
+                               task: fn(
+            TcpListener,
+            CommonConfig,
+            CancellationToken,
+        ) -> JoinHandle<Result<(), RunError>>| {
+            let (listener, addr) = listen().await;
+            services.push(task(listener, common.clone(), shutdown.clone()));
+            backends.insert(name.into(), format!("http://{addr}"));
+        };
+        serve("product", |listener, common, shutdown| {
+            let mut config = stocklet_product::Config::from_env().unwrap();
+            (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+            tokio::spawn(stocklet_product::run(config, listener, shutdown))
+        })
+        .await;
+        serve("order", |listener, common, shutdown| {
+            let mut config = stocklet_order::Config::from_env().unwrap();
+            (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+            config.shipping_fee = Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap();
+            tokio::spawn(stocklet_order::run(config, listener, shutdown))
+        })
+        .await;
+        let mut key = Key::generate("k1");
+        let auth = AuthDouble::default();
+        if full {
+            serve("user", |listener, common, shutdown| {
+                let mut config = stocklet_user::Config::from_env().unwrap();
+                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                tokio::spawn(stocklet_user::run(config, listener, shutdown))
+            })
+            .await;
+            serve("warehouse", |listener, common, shutdown| {
+                let mut config = stocklet_warehouse::Config::from_env().unwrap();
+                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                tokio::spawn(stocklet_warehouse::run(config, listener, shutdown))
+            })
+            .await;
+            serve("payment", |listener, common, shutdown| {
+                let mut config = stocklet_payment::Config::from_env().unwrap();
+                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                tokio::spawn(stocklet_payment::run(config, listener, shutdown))
+            })
+            .await;
+            serve("shipping", |listener, common, shutdown| {
+                let mut config = stocklet_shipping::Config::from_env().unwrap();
+                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                config.shipment_capacity =
+                    stocklet_shipping::domain::Capacity::parse(SHIPMENT_CAPACITY).unwrap();
+                tokio::spawn(stocklet_shipping::run(config, listener, shutdown))
+            })
+            .await;
+            // The real auth service signs with the test's key, under the
+            // kid it derives (the RFC 7638 thumbprint).
+            let secret = p256::SecretKey::from(key.signing.clone());
+            key.kid = stocklet_auth::tokens::public_jwk(&secret).kid;
+            let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
+            let signing_key = KeySource::Pem(Secret::new(pem.as_str()));
+            let (listener, addr) = listen().await;
+            let mut config = stocklet_auth::Config::from_env().unwrap();
+            (config.common, config.listen_addr) = (common.clone(), "127.0.0.1:0".into());
+            config.signing_key = signing_key;
+            (config.issuer, config.audience) = (ISSUER.into(), AUDIENCE.into());
+            config.admin = Some(stocklet_auth::AdminAccount {
+                email: ADMIN_EMAIL.into(),
+                password: Secret::new(ADMIN_PASSWORD),
+            });
+            services.push(tokio::spawn(stocklet_auth::run(
+                config,
+                listener,
+                shutdown.clone(),
+            )));
+            backends.insert("auth".into(), format!("http://{addr}"));
+        } else {
+            auth.keys.lock().unwrap().push(key.jwk());
+            let (auth_listener, auth_addr) = listen().await;
+            let auth_server = tonic::transport::Server::builder()
+                .add_service(AuthServiceServer::new(auth.clone()))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(auth_listener),
+                    shutdown.clone().cancelled_owned(),
+                );
+            tokio::spawn(auth_server);
+            backends.insert("auth".into(), format!("http://{auth_addr}"));
+        }
+
         let mut config = Config::from_env().unwrap();
         config.backends = backends;
         config.internal_token = Secret::new(INTERNAL_TOKEN);
@@ -260,20 +338,28 @@ impl TestApp {
             http: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
             gateway,
-            services: vec![product, order],
+            services,
             _nats: nats,
             _db: db,
         };
-        app.wait_until_ready().await;
+        let running: &[&str] = if full {
+            &stocklet_gateway::BACKENDS.map(|(name, _)| name)
+        } else {
+            &["product", "order"]
+        };
+        app.wait_until_ready(running).await;
         app
     }
 
-    /// Waits until both real services answer through the gateway.
-    async fn wait_until_ready(&self) {
+    /// Waits until every `running` service answers through the gateway.
+    async fn wait_until_ready(&self, running: &[&str]) {
         for _ in 0..300 {
-            let product = self.get("/v1/product/service", None).await;
-            let order = self.get("/v1/order/service", None).await;
-            if product.status == 200 && order.status == 200 {
+            let mut ready = true;
+            for name in running {
+                let answer = self.get(&format!("/v1/{name}/service"), None).await;
+                ready &= answer.status == 200;
+            }
+            if ready {
                 return;
             }
             assert!(!self.gateway.is_finished(), "the gateway stopped");
@@ -373,6 +459,189 @@ impl TestApp {
             .collect();
         self.post("/v1/order/place", Some(token), &json!({"items": items}))
             .await
+    }
+}
+
+/// A registered, signed-in user of the full app.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+/// Helpers of the full app (`TestApp::spawn_full`).
+impl TestApp {
+    /// Polls `path` with `token` until `done` holds; returns that answer.
+    pub async fn eventually(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        done: impl Fn(&Answer) -> bool,
+    ) -> Answer {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let answer = self.get(path, token).await;
+            if done(&answer) {
+                return answer;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "GET {path} never settled: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends until the answer is not a 404 (a read model or reactor that
+    /// has not caught up yet) or `SETTLE` has passed.
+    pub async fn once_known(
+        &self,
+        method: http::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Answer {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let answer = self
+                .send(
+                    method.clone(),
+                    path,
+                    Some(token),
+                    body.to_string().into_bytes(),
+                    &[],
+                )
+                .await;
+            if answer.status != 404 || tokio::time::Instant::now() >= deadline {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Logs in with `email` and `password`, waiting for the auth service to
+    /// catch up with a fresh registration.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let answer = self
+                .post(
+                    "/v1/auth/login",
+                    None,
+                    &json!({"email": email, "password": password}),
+                )
+                .await;
+            if answer.status == 200 {
+                assert_eq!(answer.json["tokenType"], "Bearer", "{answer:?}");
+                return answer.json["accessToken"].as_str().unwrap().to_owned();
+            }
+            assert_eq!(answer.status, 401, "{answer:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{email} could not log in: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Registers `email` with `PASSWORD` and logs in.
+    pub async fn register(&self, email: &str) -> User {
+        let answer = self
+            .post(
+                "/v1/user/register",
+                None,
+                &json!({"firstName": "Ann", "lastName": "Lee", "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        let id = answer.json["user"]["id"].as_str().unwrap().to_owned();
+        let token = self.login(email, PASSWORD).await;
+        User { id, token }
+    }
+
+    /// The bootstrap admin, signed in.
+    pub async fn admin_user(&self) -> User {
+        User {
+            id: stocklet_auth::admin_user_id(ADMIN_EMAIL),
+            token: self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        }
+    }
+
+    /// A product priced `price_cents` with `units` in stock; its id.
+    pub async fn stocked_product(&self, admin: &User, price_cents: i64, units: i64) -> String {
+        let product = self
+            .create_product_as(&admin.token, "Kettle", price_cents)
+            .await;
+        let id = product["id"].as_str().unwrap().to_owned();
+        let added = self
+            .once_known(
+                http::Method::POST,
+                &format!("/v1/warehouse/product/{id}/add"),
+                &admin.token,
+                &json!({"quantity": units.to_string()}),
+            )
+            .await;
+        assert_eq!(added.status, 200, "{added:?}");
+        id
+    }
+
+    /// Creates a product with `token` and returns its JSON.
+    pub async fn create_product_as(&self, token: &str, name: &str, price_cents: i64) -> Value {
+        let answer = self
+            .post(
+                "/v1/product",
+                Some(token),
+                &json!({"name": name, "description": "", "priceCents": price_cents.to_string()}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.json["product"].clone()
+    }
+
+    /// Credits `cents` to `customer`'s balance, once the balance exists.
+    pub async fn credit(&self, admin: &User, customer: &User, cents: i64) -> Answer {
+        let answer = self
+            .once_known(
+                http::Method::POST,
+                &format!("/v1/payment/balance/{}/credit", customer.id),
+                &admin.token,
+                &json!({"amountCents": cents.to_string()}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer
+    }
+
+    /// Places an order of `units` of `product` for `customer` and waits
+    /// until its saga settles; returns the settled order.
+    pub async fn settled_order(&self, customer: &User, product: &str, units: i64) -> Value {
+        let placed = self.place(&customer.token, &[(product, units)]).await;
+        assert_eq!(placed.status, 200, "{placed:?}");
+        let id = placed.json["order"]["id"].as_str().unwrap().to_owned();
+        let settled = self
+            .eventually(
+                &format!("/v1/order/orders/{id}"),
+                Some(&customer.token),
+                |answer| {
+                    !matches!(
+                        answer.json["order"]["status"].as_str(),
+                        Some("ORDER_STATUS_PROCESSING" | "ORDER_STATUS_PENDING") | None
+                    )
+                },
+            )
+            .await;
+        settled.json["order"].clone()
+    }
+
+    /// A customer with an APPROVED order (paid, shipment allocated):
+    /// (customer, order id).
+    pub async fn customer_with_order(&self, admin: &User, email: &str) -> (User, String) {
+        let customer = self.register(email).await;
+        let product = self.stocked_product(admin, 1_000, 5).await;
+        self.credit(admin, &customer, 10_000).await;
+        let order = self.settled_order(&customer, &product, 1).await;
+        assert_eq!(order["status"], "ORDER_STATUS_APPROVED", "{order}");
+        (customer, order["id"].as_str().unwrap().to_owned())
     }
 }
 

@@ -207,20 +207,25 @@ impl ShippingService for ShippingApi {
             "status",
             pb::ShipmentStatus::try_from(body.status).map_err(|_| "is not a shipment status"),
         );
-        // A customer sees their own shipments whatever they name; an admin
-        // sees everyone's, or the named customer's.
-        let customer_id = if identity.is_admin() {
-            if body.customer_id.is_empty() {
-                None
-            } else {
-                validation
-                    .parse("customer_id", AggregateId::parse(body.customer_id.as_str()))
-                    .map(|id| id.to_string())
-            }
+        let named = if body.customer_id.is_empty() {
+            None
         } else {
-            Some(caller)
+            validation
+                .parse("customer_id", AggregateId::parse(body.customer_id.as_str()))
+                .map(|id| id.to_string())
         };
         validation.finish()?;
+        // A customer sees their own shipments, and naming someone else is
+        // refused, as in the order and payment lists; an admin sees
+        // everyone's, or the named customer's.
+        let customer_id = match named {
+            Some(named) if named != caller => {
+                identity.require_admin()?;
+                Some(named)
+            }
+            _ if identity.is_admin() && body.customer_id.is_empty() => None,
+            _ => Some(caller),
+        };
         let (Some(page), Some(status)) = (page, status) else {
             return Err(ApiError::Internal("validated fields missing".into()).into());
         };

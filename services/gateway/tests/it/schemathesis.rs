@@ -1,0 +1,90 @@
+//! schemathesis (from PyPI, installed by `make tools`) against the OpenAPI
+//! document the gateway serves, with every service running: generated and
+//! boundary requests for every operation, as an admin, a customer and
+//! anonymously. It fails on any 5xx, on an answer whose status the
+//! document does not list, and on a body that does not match the
+//! document's schema.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::app::TestApp;
+
+/// Where the schemathesis binary is: `SCHEMATHESIS_BIN` (set by `make
+/// test`), else the one `make tools` installs.
+fn schemathesis_bin() -> PathBuf {
+    std::env::var_os("SCHEMATHESIS_BIN").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.tools/schemathesis/bin/schemathesis")
+        },
+        PathBuf::from,
+    )
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_errors_or_off_schema_answers() {
+    let bin = schemathesis_bin();
+    assert!(
+        bin.is_file(),
+        "schemathesis is not installed at {}: run `make tools`",
+        bin.display()
+    );
+    let app = TestApp::spawn_full().await;
+    // Some data to find: a stocked product, a paid order with a shipment.
+    let admin = app.admin_user().await;
+    let (customer, _) = app.customer_with_order(&admin, "fuzz@example.com").await;
+
+    // schemathesis keeps a cache in its working directory: a fresh one per
+    // run, under the target directory.
+    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
+    drop(std::fs::remove_dir_all(&workdir));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let started = Instant::now();
+    let url = format!("http://{}/openapi.json", app.addr);
+    for (who, token) in [
+        ("admin", Some(admin.token.as_str())),
+        ("customer", Some(customer.token.as_str())),
+        ("anonymous", None),
+    ] {
+        let mut command = tokio::process::Command::new(&bin);
+        command
+            .args(["run", &url])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", "20", "--seed", "20261125", "--workers", "2"])
+            .args(["--request-timeout", "15"])
+            .current_dir(&workdir)
+            .env("NO_COLOR", "1")
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(token) = token {
+            command.args(["--header", &format!("Authorization: Bearer {token}")]);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(150), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("schemathesis as {who} took over 150 s"))
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "schemathesis as {who} failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // It really ran: operations were tested.
+        assert!(stdout.contains("passed"), "{stdout}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "schemathesis took {:?}",
+        started.elapsed()
+    );
+    app.stop().await;
+}
