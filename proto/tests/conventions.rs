@@ -503,6 +503,7 @@ fn events_are_catalogued_per_context_and_carry_their_time() {
                 "OrderRejected",
                 "OrderApproved",
                 "OrderCompleted",
+                "OrderCancellationRequested",
                 "OrderCancelled",
             ],
         ),
