@@ -129,12 +129,15 @@ pub enum SeedError {
     Endpoint(String),
     /// A call failed for good.
     Call(String, Status),
+    /// A response lacked what it must carry.
+    Missing(&'static str),
 }
 
 impl std::fmt::Display for SeedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Endpoint(addr) => write!(f, "invalid service address {addr}"),
+            Self::Missing(what) => write!(f, "no id for {what}"),
             Self::Call(what, status) => {
                 write!(f, "{what}: {:?}: {}", status.code(), status.message())
             }
@@ -257,7 +260,10 @@ async fn seed_catalogue(
                     ))
                 )?;
                 seeded.products_created += 1;
-                created.product.map(|p| p.id).unwrap_or_default()
+                created
+                    .product
+                    .map(|p| p.id)
+                    .ok_or(SeedError::Missing("the created product"))?
             }
         };
         // The warehouse opens a product's stock when it sees ProductCreated.
@@ -319,12 +325,18 @@ async fn seed_customers(
                 match registered {
                     Ok(response) => {
                         seeded.customers_registered += 1;
-                        response.user.map(|u| u.id).unwrap_or_default()
+                        response
+                            .user
+                            .map(|u| u.id)
+                            .ok_or(SeedError::Missing("the registered user"))?
                     }
                     // Registered meanwhile (another start): look it up again.
                     Err(SeedError::Call(_, status)) if status.code() == Code::AlreadyExists => {
                         existing = list_users(caller, &users).await?;
-                        existing.get(email).cloned().unwrap_or_default()
+                        existing
+                            .get(email)
+                            .cloned()
+                            .ok_or(SeedError::Missing("an existing customer"))?
                     }
                     Err(error) => return Err(error),
                 }
