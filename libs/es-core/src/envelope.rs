@@ -17,6 +17,11 @@
 //! | `Stocklet-Timestamp` | Unix milliseconds when the commit was made |
 //! | `traceparent`, `tracestate` | W3C trace context, so traces cross NATS hops |
 //!
+//! The trace context is the span that made the commit
+//! ([`CommandContext::with_current_trace`], applied by the repository), and
+//! whoever handles the event opens its span as that span's child
+//! ([`link_span`]): one saga is one trace across every service.
+//!
 //! A commit of one event is one message whose payload is that event. A commit
 //! of several events to one aggregate is still one message (one publish is
 //! ~15 times cheaper than an atomic batch on file storage), whose type is
@@ -88,6 +93,110 @@ impl CommandContext {
             traceparent: source.traceparent.clone(),
             tracestate: source.tracestate.clone(),
         }
+    }
+
+    /// This context with the current span's W3C trace context, when an
+    /// OpenTelemetry layer is installed (service-kit always installs one):
+    /// the events of the commit then name the span that wrote them as their
+    /// parent. Without one, the context keeps what it carried (from
+    /// [`caused_by`](Self::caused_by), say), so the trace id still flows.
+    #[must_use]
+    pub fn with_current_trace(mut self) -> Self {
+        if let Some((traceparent, tracestate)) = current_trace() {
+            self.traceparent = Some(traceparent);
+            self.tracestate = tracestate;
+        }
+        self
+    }
+}
+
+/// The current span's W3C trace context as (`traceparent`, `tracestate`),
+/// for headers and gRPC metadata; `None` without a valid span context.
+pub fn current_trace() -> Option<(String, Option<String>)> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    if !span_context.is_valid() {
+        return None;
+    }
+    let traceparent = format!(
+        "00-{:032x}-{:016x}-{:02x}",
+        span_context.trace_id(),
+        span_context.span_id(),
+        span_context.trace_flags().to_u8()
+    );
+    let tracestate = span_context.trace_state().header();
+    Some((traceparent, (!tracestate.is_empty()).then_some(tracestate)))
+}
+
+/// Parses a W3C `traceparent` (and `tracestate`) into a remote span context;
+/// `None` for a malformed or all-zero one.
+pub fn parse_traceparent(
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Option<opentelemetry::trace::SpanContext> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace_id, span_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let well_formed = version.len() == 2
+        && version != "ff"
+        && trace_id.len() == 32
+        && span_id.len() == 16
+        && flags.len() == 2
+        && (version != "00" || parts.next().is_none());
+    if !well_formed {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    let state = tracestate
+        .and_then(|state| state.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    let context = SpanContext::new(
+        TraceId::from_hex(trace_id).ok()?,
+        SpanId::from_hex(span_id).ok()?,
+        TraceFlags::new(flags & TraceFlags::SAMPLED.to_u8()),
+        true,
+        state,
+    );
+    context.is_valid().then_some(context)
+}
+
+/// Makes `span` (not yet entered) a child of the remote span named by
+/// `traceparent`, and records the trace id in its `trace_id` field (declare
+/// it `tracing::field::Empty`) so every log line inside carries it.
+pub fn link_span(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let remote = traceparent.and_then(|parent| parse_traceparent(parent, tracestate));
+    let fallback = remote.as_ref().map(|remote| remote.trace_id());
+    if let Some(remote) = remote {
+        // Fails only without an OpenTelemetry layer: then the log field below
+        // still carries the caller's trace id.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    record_trace_id(span, fallback);
+}
+
+/// Records `span`'s trace id in its `trace_id` field: its own when an
+/// OpenTelemetry layer gave it one, else `fallback`.
+pub fn record_trace_id(span: &tracing::Span, fallback: Option<opentelemetry::trace::TraceId>) {
+    use opentelemetry::trace::{TraceContextExt, TraceId};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let own = span.context().span().span_context().trace_id();
+    let trace_id = if own == TraceId::INVALID {
+        fallback
+    } else {
+        Some(own)
+    };
+    if let Some(trace_id) = trace_id {
+        span.record("trace_id", format!("{trace_id:032x}"));
     }
 }
 

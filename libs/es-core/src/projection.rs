@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::deadletter;
 use crate::event::DecodeError;
 use crate::jetstream::JetStreamEventStore;
+use crate::reactor::{event_span, record_delivery};
 use crate::store::{StoreError, StoredEvent, StreamRef, decode_message};
 
 /// A read model built from one stream.
@@ -517,6 +518,8 @@ impl<P: Projection> ProjectionRunner<P> {
                     deadletter::publish(&self.context, self.projection.name(), message, &reason)
                         .await
                         .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+                    metrics::counter!("stocklet_dead_letters_total", "consumer" => self.projection.name().to_owned())
+                        .increment(1);
                     checkpoint = self.skip(message).await?;
                     tracing::error!(projection = self.projection.name(), %reason, "event dead-lettered");
                 }
@@ -547,9 +550,13 @@ impl<P: Projection> ProjectionRunner<P> {
     /// move the checkpoint, commit, then ack the last message (which acks
     /// the whole batch).
     async fn apply_batch(&self, batch: &[Message]) -> Result<u64, ProjectionError> {
+        let name = self.projection.name();
         let mut last = None;
         for message in batch {
             let sequence = stream_sequence(message)?;
+            if let Ok(info) = message.info() {
+                record_delivery(name, info.pending, info.delivered);
+            }
             if last.is_none_or(|(at, _)| sequence > at) {
                 last = Some((sequence, message));
             }
@@ -596,7 +603,14 @@ impl<P: Projection> ProjectionRunner<P> {
             next = sequence + 1;
         }
         if !events.is_empty() {
+            // One span per event, each a child of the span that wrote it,
+            // lasting as long as the batch that applies it.
+            let spans: Vec<_> = events
+                .iter()
+                .map(|event| event_span("project", name, event))
+                .collect();
             self.projection.apply(&mut tx, &events).await?;
+            drop(spans);
         }
         let new_checkpoint = next - 1;
         if new_checkpoint > checkpoint {
@@ -621,6 +635,7 @@ impl<P: Projection> ProjectionRunner<P> {
         last.ack()
             .await
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        record_lag(name, last, events.last());
         Ok(new_checkpoint)
     }
 
@@ -630,6 +645,23 @@ impl<P: Projection> ProjectionRunner<P> {
             *at = (*at).max(sequence);
             moved
         });
+    }
+}
+
+/// Projection lag after a batch: events the consumer has yet to deliver,
+/// and how old the newest applied event is.
+#[allow(clippy::cast_precision_loss)] // gauges; precision past 2^53 is moot
+fn record_lag(projection: &str, last: &Message, newest: Option<&StoredEvent>) {
+    if let Ok(info) = last.info() {
+        metrics::gauge!("stocklet_projection_lag_events", "projection" => projection.to_owned())
+            .set(info.pending as f64);
+    }
+    if let Some(event) = newest {
+        let age_ms = crate::envelope::now_ms()
+            .saturating_sub(event.meta.timestamp_ms)
+            .max(0);
+        metrics::gauge!("stocklet_projection_lag_seconds", "projection" => projection.to_owned())
+            .set(age_ms as f64 / 1000.0);
     }
 }
 

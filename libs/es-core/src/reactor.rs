@@ -30,7 +30,10 @@ use futures::StreamExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
 use crate::deadletter;
+use crate::envelope::link_span;
 use crate::projection::decode;
 use crate::store::{StoredEvent, StreamRef};
 
@@ -267,10 +270,13 @@ impl<R: Reaction> Handler<R> {
     async fn handle(self, message: Message) {
         let consumer = self.config.durable_name.as_str();
         let (sequence, deliveries) = match message.info() {
-            Ok(info) => (
-                info.stream_sequence,
-                u32::try_from(info.delivered).unwrap_or(u32::MAX),
-            ),
+            Ok(info) => {
+                record_delivery(consumer, info.pending, info.delivered);
+                (
+                    info.stream_sequence,
+                    u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                )
+            }
             Err(error) => {
                 tracing::error!(consumer, %error, "message without JetStream info");
                 return;
@@ -292,7 +298,11 @@ impl<R: Reaction> Handler<R> {
                 match deadletter::publish(&self.context, consumer, &message, &error.to_string())
                     .await
                 {
-                    Ok(()) => message.ack_with(AckKind::Term).await,
+                    Ok(()) => {
+                        metrics::counter!("stocklet_dead_letters_total", "consumer" => consumer.to_owned())
+                            .increment(1);
+                        message.ack_with(AckKind::Term).await
+                    }
                     Err(dlq_error) => {
                         tracing::error!(consumer, sequence, %dlq_error, "dead-letter publish failed; will retry");
                         message
@@ -310,9 +320,43 @@ impl<R: Reaction> Handler<R> {
 
     async fn react_all(&self, events: &[StoredEvent]) -> Result<(), ReactionError> {
         for event in events {
-            self.reaction.react(event).await?;
+            let span = event_span("react", &self.config.durable_name, event);
+            self.reaction.react(event).instrument(span).await?;
         }
         Ok(())
+    }
+}
+
+/// The span of one handled event: a child of the span that wrote it (from
+/// the event's `traceparent`), so the commands it causes continue the trace.
+pub(crate) fn event_span(kind: &'static str, consumer: &str, event: &StoredEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "event",
+        otel.name = format!("{kind} {}", event.raw.event_type),
+        kind,
+        consumer,
+        event_type = %event.raw.event_type,
+        event_id = %event.meta.event_id,
+        aggregate_id = %event.meta.aggregate_id,
+        trace_id = tracing::field::Empty,
+    );
+    link_span(
+        &span,
+        event.meta.traceparent.as_deref(),
+        event.meta.tracestate.as_deref(),
+    );
+    span
+}
+
+/// Consumer metrics from one delivery: what the consumer still has to
+/// deliver after it, and whether it is a redelivery.
+pub(crate) fn record_delivery(consumer: &str, pending: u64, delivered: i64) {
+    #[allow(clippy::cast_precision_loss)] // a gauge; precision past 2^53 is moot
+    metrics::gauge!("stocklet_consumer_pending", "consumer" => consumer.to_owned())
+        .set(pending as f64);
+    if delivered > 1 {
+        metrics::counter!("stocklet_consumer_redeliveries_total", "consumer" => consumer.to_owned())
+            .increment(1);
     }
 }
 

@@ -13,8 +13,12 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::aggregate::Aggregate;
-use crate::envelope::{AggregateId, CommandContext, EventMeta, now_ms};
+use crate::envelope::{
+    AggregateId, CommandContext, EventMeta, now_ms, parse_traceparent, record_trace_id,
+};
 use crate::event::{DomainEvent, Upcasters};
 use crate::snapshot::{DedupeEntry, RECENT_KEYS, SnapshotRecord, SnapshotState, SnapshotStore};
 use crate::store::{Appended, Commit, EventStore, NewEvent, StoreError, StreamRef};
@@ -344,7 +348,50 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Runs a command against an aggregate: load, decide, append, retrying
     /// lost races. A command whose dedupe key this aggregate has already
     /// seen writes nothing and returns the original outcome.
+    ///
+    /// Runs in a `command` span (a child of the caller's), whose trace
+    /// context the events carry in their headers, and records
+    /// `stocklet_commands_total` and `stocklet_command_duration_seconds` by
+    /// aggregate type and outcome.
     pub async fn execute(
+        &self,
+        id: &AggregateId,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        let span = tracing::info_span!(
+            "command",
+            otel.name = format!("{} command", A::TYPE),
+            aggregate_type = A::TYPE,
+            aggregate_id = %id,
+            trace_id = tracing::field::Empty,
+        );
+        let fallback = context
+            .traceparent
+            .as_deref()
+            .and_then(|parent| parse_traceparent(parent, None))
+            .map(|remote| remote.trace_id());
+        record_trace_id(&span, fallback);
+        let started = std::time::Instant::now();
+        let result = self
+            .execute_in_span(id, command, context)
+            .instrument(span)
+            .await;
+        let outcome = match &result {
+            Ok(executed) if executed.replayed => "replayed",
+            Ok(_) => "executed",
+            Err(ExecuteError::Rejected(_)) => "rejected",
+            Err(ExecuteError::Conflict { .. }) => "conflict",
+            Err(ExecuteError::Store(_)) => "failed",
+        };
+        metrics::counter!("stocklet_commands_total", "aggregate_type" => A::TYPE, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("stocklet_command_duration_seconds", "aggregate_type" => A::TYPE, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn execute_in_span(
         &self,
         id: &AggregateId,
         command: &A::Command,
@@ -450,7 +497,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     raw: event.to_raw(),
                 })
                 .collect(),
-            context: context.clone(),
+            // The span writing the commit is the events' parent.
+            context: context.clone().with_current_trace(),
             timestamp_ms: now_ms(),
         }
     }

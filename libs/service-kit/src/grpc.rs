@@ -5,12 +5,23 @@
 //! reflection (`grpc.reflection.v1`, from the shared descriptor set, so
 //! `grpcurl` works without the .proto files). The listener comes from the
 //! caller: binaries bind the configured address, tests bind port 0.
+//!
+//! Every call runs in a `grpc` span that is the child of the caller's span
+//! (W3C `traceparent`/`tracestate` metadata, see
+//! [`telemetry::inject_trace`](crate::telemetry::inject_trace)), so a trace
+//! continues across services without per-service code. The same port also
+//! answers plain HTTP/1 `GET /metrics` (Prometheus text, see
+//! [`metrics`](crate::metrics)).
 
+use std::task::{Context, Poll};
+
+use es_core::envelope::{TRACEPARENT, TRACESTATE, link_span};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use tracing::Instrument;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +52,14 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(stocklet_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    crate::metrics::install();
     let routes = routes.add_service(health).add_service(reflection);
+    let routes = Routes::from(
+        routes
+            .prepare()
+            .into_axum_router()
+            .route("/metrics", axum::routing::get(crate::metrics::serve)),
+    );
     let names: Vec<String> = service_names.iter().map(|n| (*n).to_owned()).collect();
     let stopping = async move {
         shutdown.cancelled().await;
@@ -52,8 +70,60 @@ pub async fn serve(
         }
     };
     tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(TraceContextLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
         .await?;
     Ok(())
+}
+
+/// Opens each call's `grpc` span as the child of the caller's trace context.
+#[derive(Clone, Copy, Debug)]
+struct TraceContextLayer;
+
+impl<S> tower::Layer<S> for TraceContextLayer {
+    type Service = TraceContext<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceContext { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct TraceContext<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TraceContext<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = path,
+            otel.kind = "server",
+            rpc = path,
+            trace_id = tracing::field::Empty,
+        );
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        link_span(&span, header(TRACEPARENT), header(TRACESTATE));
+        let future = span.in_scope(|| self.inner.call(request));
+        future.instrument(span)
+    }
 }

@@ -13,7 +13,9 @@
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
-//! - [`telemetry`]: tracing setup.
+//! - [`telemetry`]: logs and OpenTelemetry traces, and trace context in
+//!   gRPC metadata.
+//! - [`metrics`]: the Prometheus registry behind every service's `/metrics`.
 
 pub mod config;
 pub mod db;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod grpc;
 pub mod identity;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pagination;
 pub mod telemetry;
 

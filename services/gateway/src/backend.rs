@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
+use stocklet_service_kit::telemetry;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+use tracing::Instrument;
 
 use crate::routes::Route;
 
@@ -86,6 +88,16 @@ impl Backends {
             .map_err(|_| Status::internal(format!("bad gRPC path {path}")))?;
         let mut request = Request::from_parts(metadata, tonic::Extensions::new(), message);
         request.set_timeout(timeout);
+        // The gateway's span roots the trace; the backend's is its child.
+        let span = tracing::info_span!(
+            "gateway",
+            otel.name = %path,
+            otel.kind = "client",
+            backend = %route.backend,
+            trace_id = tracing::field::Empty,
+        );
+        telemetry::record_trace_id(&span);
+        span.in_scope(|| telemetry::inject_trace(request.metadata_mut()));
         let mut grpc = tonic::client::Grpc::new(channel);
         let call = async {
             grpc.ready()
@@ -94,7 +106,7 @@ impl Backends {
             grpc.unary(request, path, DynamicCodec(route.method.output()))
                 .await
         };
-        match tokio::time::timeout(timeout, call).await {
+        match tokio::time::timeout(timeout, call.instrument(span)).await {
             Ok(result) => result.map(tonic::Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded(
                 "the backend did not answer in time",

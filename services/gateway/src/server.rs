@@ -99,6 +99,7 @@ pub fn router(gateway: Arc<Gateway>, cors_origins: &[String]) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(stocklet_service_kit::metrics::serve))
         .fallback(api)
         .with_state(gateway)
         .layer(middleware::from_fn(access_log));

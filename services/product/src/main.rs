@@ -8,7 +8,7 @@ use stocklet_service_kit::{lifecycle, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init("product");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

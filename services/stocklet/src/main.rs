@@ -70,7 +70,7 @@ where
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init("stocklet");
     let shutdown = lifecycle::shutdown_on_signal();
     let mut tasks = JoinSet::new();
     // Each service is started by its own crate's `run`, from its own

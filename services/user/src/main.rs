@@ -8,7 +8,7 @@ use stocklet_user::{Config, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init("user");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

@@ -8,7 +8,7 @@ use stocklet_warehouse::{Config, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    let _telemetry = telemetry::init("warehouse");
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

@@ -10,3 +10,4 @@ mod faults;
 mod invariants;
 mod paths;
 mod redelivery;
+mod traces;
