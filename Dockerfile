@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # One image for every Stocklet binary; compose.yaml picks the binary per container
 # with `command:` (stocklet-product, stocklet-order, ..., stocklet-gateway).
 #
@@ -19,12 +20,6 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
            cp "target/release/$bin" /out/; \
        done
 
-# gRPC health checks for compose (grpc.health.v1, which every service serves).
-FROM debian:bookworm-slim AS probe
-ARG TARGETARCH=amd64
-ARG GRPC_HEALTH_PROBE_VERSION=v0.4.37
-ADD --chmod=755 https://github.com/grpc-ecosystem/grpc-health-probe/releases/download/${GRPC_HEALTH_PROBE_VERSION}/grpc_health_probe-linux-${TARGETARCH} /grpc_health_probe
-
 # Runtime: slim Debian, a non-root user, the binaries and the probes.
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -32,10 +27,13 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /var/lib/stocklet --create-home stocklet
 COPY --from=builder /out/ /usr/local/bin/
-COPY --from=probe /grpc_health_probe /usr/local/bin/grpc_health_probe
+# gRPC health checks for compose (grpc.health.v1, which every service serves).
+ARG TARGETARCH
+ARG GRPC_HEALTH_PROBE_VERSION=v0.4.38
+ADD --chmod=755 https://github.com/grpc-ecosystem/grpc-health-probe/releases/download/${GRPC_HEALTH_PROBE_VERSION}/grpc_health_probe-linux-${TARGETARCH} /usr/local/bin/grpc_health_probe
 USER stocklet
 WORKDIR /var/lib/stocklet
-# Containers listen on every interface; compose overrides the per-service address.
+# The defaults listen on 127.0.0.1; compose sets each service's address to 0.0.0.0.
 ENV STOCKLET_DATA_DIR=/var/lib/stocklet \
     RUST_LOG=info
 CMD ["stocklet"]
