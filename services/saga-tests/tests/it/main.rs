@@ -8,6 +8,7 @@ mod cluster;
 mod concurrency;
 mod faults;
 mod invariants;
+mod metrics;
 mod paths;
 mod redelivery;
 mod traces;
