@@ -13,11 +13,14 @@
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
+//! - [`consumers`]: a service's projections and reactors, started and
+//!   stopped together.
 //! - [`telemetry`]: logs and OpenTelemetry traces, and trace context in
 //!   gRPC metadata.
 //! - [`metrics`]: the Prometheus registry behind every service's `/metrics`.
 
 pub mod config;
+pub mod consumers;
 pub mod db;
 pub mod error;
 pub mod grpc;

@@ -41,6 +41,7 @@ use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Re
 use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, Secret, db, grpc};
 use tokio::net::TcpListener;
@@ -244,26 +245,16 @@ pub async fn run(
     ));
     let mut reactor_config = ReactorConfig::new(DURABLE_NAME);
     reactor_config.filter_subjects = vec![user_stream.subject("user", "*")];
-    let reactor = Reactor::new(
-        UserReactions::new(credentials.clone()),
-        store.context().clone(),
-        user_stream,
-        reactor_config,
-    );
-    reactor
-        .ensure_consumer()
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (logins, consumers) = (Arc::clone(&logins), consumers.clone());
-        async move { logins.run(consumers).await }
-    });
-    let reactions = tokio::spawn({
-        let consumers = consumers.clone();
-        async move { reactor.run(consumers).await }
-    });
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&logins));
+    consumers
+        .reactor(Reactor::new(
+            UserReactions::new(credentials.clone()),
+            store.context().clone(),
+            user_stream,
+            reactor_config,
+        ))
+        .await?;
 
     let api = AuthApi::new(
         credentials,
@@ -283,18 +274,9 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let projected = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
-    let reacted = reactions
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    projected?;
-    reacted
+    consumed
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::order::v1::order_service_server::OrderServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -159,43 +160,24 @@ pub async fn run(
         Repository::new(store.clone(), stream.clone()),
         config.shipping_fee,
     );
-    let mut reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&orders));
+    for timeline in timelines {
+        consumers.projection(Arc::new(timeline));
+    }
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {
             return Err(RunError::Config(format!("{name} stream missing")));
         }
-        let reactor = Reactor::new(
-            reaction.clone(),
-            store.context().clone(),
-            source,
-            ReactorConfig::new(consumer),
-        );
-        reactor
-            .ensure_consumer()
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?;
-        reactors.push(reactor);
+        consumers
+            .reactor(Reactor::new(
+                reaction.clone(),
+                store.context().clone(),
+                source,
+                ReactorConfig::new(consumer),
+            ))
+            .await?;
     }
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (orders, consumers) = (Arc::clone(&orders), consumers.clone());
-        async move { orders.run(consumers).await }
-    });
-    let timelines: Vec<_> = timelines
-        .into_iter()
-        .map(|timeline| {
-            let consumers = consumers.clone();
-            tokio::spawn(async move { timeline.run(consumers).await })
-        })
-        .collect();
-    let reacting: Vec<_> = reactors
-        .into_iter()
-        .map(|reactor| {
-            let consumers = consumers.clone();
-            tokio::spawn(async move { reactor.run(consumers).await })
-        })
-        .collect();
 
     let api = OrderApi::new(
         Repository::new(store, stream),
@@ -214,28 +196,8 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let mut reacted = Ok(());
-    for reactor in reacting {
-        let outcome = reactor
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?
-            .map_err(|e| RunError::Consumer(e.to_string()));
-        reacted = reacted.and(outcome);
-    }
-    for timeline in timelines {
-        let outcome = timeline
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?
-            .map_err(|e| RunError::Consumer(e.to_string()));
-        reacted = reacted.and(outcome);
-    }
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    reacted?;
     consumed
 }
 

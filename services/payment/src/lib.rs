@@ -27,6 +27,7 @@ use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::payment::v1::payment_service_server::PaymentServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -101,52 +102,30 @@ pub async fn run(
         stream,
         ProjectionConfig::default(),
     ));
-    let users = Reactor::new(
-        UserReaction::new(balances.clone()),
-        store.context().clone(),
-        user_stream,
-        ReactorConfig::new(USER_CONSUMER),
-    );
-    users
-        .ensure_consumer()
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
-
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&ledger));
+    consumers
+        .reactor(Reactor::new(
+            UserReaction::new(balances.clone()),
+            store.context().clone(),
+            user_stream,
+            ReactorConfig::new(USER_CONSUMER),
+        ))
+        .await?;
     let saga = SagaReaction::new(balances.clone());
-    let mut saga_reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {
             return Err(RunError::Config(format!("{name} stream missing")));
         }
-        let reactor = Reactor::new(
-            saga.clone(),
-            store.context().clone(),
-            source,
-            ReactorConfig::new(consumer),
-        );
-        reactor
-            .ensure_consumer()
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?;
-        saga_reactors.push(reactor);
+        consumers
+            .reactor(Reactor::new(
+                saga.clone(),
+                store.context().clone(),
+                source,
+                ReactorConfig::new(consumer),
+            ))
+            .await?;
     }
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (ledger, consumers) = (Arc::clone(&ledger), consumers.clone());
-        async move { ledger.run(consumers).await }
-    });
-    let reactor = tokio::spawn({
-        let consumers = consumers.clone();
-        async move { users.run(consumers).await }
-    });
-    let saga_reacting: Vec<_> = saga_reactors
-        .into_iter()
-        .map(|reactor| {
-            let consumers = consumers.clone();
-            tokio::spawn(async move { reactor.run(consumers).await })
-        })
-        .collect();
 
     let api = PaymentApi::new(balances, ledger, pool, config.common.internal_token.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), "payment service listening");
@@ -159,23 +138,7 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let mut reacted = reactor
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
-    for reactor in saga_reacting {
-        let outcome = reactor
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?
-            .map_err(|e| RunError::Consumer(e.to_string()));
-        reacted = reacted.and(outcome);
-    }
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    reacted?;
     consumed
 }

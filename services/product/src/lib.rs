@@ -26,6 +26,7 @@ use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::product::v1::product_service_server::ProductServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -87,29 +88,19 @@ pub async fn run(
         stream.clone(),
         ProjectionConfig::default(),
     ));
-    let orders = Reactor::new(
-        OrderReaction::new(
-            Repository::new(store.clone(), stream.clone()),
-            Repository::new(store.clone(), stream.clone()),
-        ),
-        store.context().clone(),
-        order_stream,
-        ReactorConfig::new(ORDER_CONSUMER),
-    );
-    orders
-        .ensure_consumer()
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (catalogue, consumers) = (Arc::clone(&catalogue), consumers.clone());
-        async move { catalogue.run(consumers).await }
-    });
-    let reactor = tokio::spawn({
-        let consumers = consumers.clone();
-        async move { orders.run(consumers).await }
-    });
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&catalogue));
+    consumers
+        .reactor(Reactor::new(
+            OrderReaction::new(
+                Repository::new(store.clone(), stream.clone()),
+                Repository::new(store.clone(), stream.clone()),
+            ),
+            store.context().clone(),
+            order_stream,
+            ReactorConfig::new(ORDER_CONSUMER),
+        ))
+        .await?;
 
     let api = ProductApi::new(
         Repository::new(store, stream),
@@ -127,16 +118,7 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let reacted = reactor
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    reacted?;
     consumed
 }

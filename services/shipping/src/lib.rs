@@ -27,6 +27,7 @@ use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_server::ShippingServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -108,7 +109,8 @@ pub async fn run(
         Repository::new(store.clone(), stream.clone()),
         config.shipment_capacity,
     );
-    let mut reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&shipments));
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {
             return Err(RunError::Config(format!("{name} stream missing")));
@@ -117,31 +119,15 @@ pub async fn run(
         if name == "WAREHOUSE" {
             reactor_config.filter_subjects = vec![RESERVATION_SUBJECTS.to_owned()];
         }
-        let reactor = Reactor::new(
-            saga.clone(),
-            store.context().clone(),
-            source,
-            reactor_config,
-        );
-        reactor
-            .ensure_consumer()
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?;
-        reactors.push(reactor);
+        consumers
+            .reactor(Reactor::new(
+                saga.clone(),
+                store.context().clone(),
+                source,
+                reactor_config,
+            ))
+            .await?;
     }
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (shipments, consumers) = (Arc::clone(&shipments), consumers.clone());
-        async move { shipments.run(consumers).await }
-    });
-    let reacting: Vec<_> = reactors
-        .into_iter()
-        .map(|reactor| {
-            let consumers = consumers.clone();
-            tokio::spawn(async move { reactor.run(consumers).await })
-        })
-        .collect();
 
     let api = ShippingApi::new(
         Repository::new(store, stream),
@@ -163,20 +149,7 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let mut reacted = Ok(());
-    for reactor in reacting {
-        let outcome = reactor
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?
-            .map_err(|e| RunError::Consumer(e.to_string()));
-        reacted = reacted.and(outcome);
-    }
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    reacted?;
     consumed
 }

@@ -36,6 +36,7 @@ use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::user::v1::user_service_server::UserServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -96,11 +97,8 @@ pub async fn run(
         stream.clone(),
         ProjectionConfig::default(),
     ));
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (directory, consumers) = (Arc::clone(&directory), consumers.clone());
-        async move { directory.run(consumers).await }
-    });
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&directory));
 
     let api = UserApi::new(
         Repository::new(store.clone(), stream.clone()),
@@ -120,11 +118,7 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
     consumed
 }

@@ -28,6 +28,7 @@ use es_core::reactor::{Reactor, ReactorConfig};
 use es_core::streams::definitions;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_server::WarehouseServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
+use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
@@ -107,52 +108,30 @@ pub async fn run(
         stream,
         ProjectionConfig::default(),
     ));
-    let products = Reactor::new(
-        ProductReaction::new(stocks.clone()),
-        store.context().clone(),
-        product_stream,
-        ReactorConfig::new(PRODUCT_CONSUMER),
-    );
-    products
-        .ensure_consumer()
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?;
-
+    let mut consumers = Consumers::new();
+    consumers.projection(Arc::clone(&inventory));
+    consumers
+        .reactor(Reactor::new(
+            ProductReaction::new(stocks.clone()),
+            store.context().clone(),
+            product_stream,
+            ReactorConfig::new(PRODUCT_CONSUMER),
+        ))
+        .await?;
     let saga = SagaReaction::new(stocks.clone(), reservations);
-    let mut saga_reactors = Vec::with_capacity(SAGA_CONSUMERS.len());
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {
             return Err(RunError::Config(format!("{name} stream missing")));
         }
-        let reactor = Reactor::new(
-            saga.clone(),
-            store.context().clone(),
-            source,
-            ReactorConfig::new(consumer),
-        );
-        reactor
-            .ensure_consumer()
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?;
-        saga_reactors.push(reactor);
+        consumers
+            .reactor(Reactor::new(
+                saga.clone(),
+                store.context().clone(),
+                source,
+                ReactorConfig::new(consumer),
+            ))
+            .await?;
     }
-
-    let consumers = CancellationToken::new();
-    let projection = tokio::spawn({
-        let (inventory, consumers) = (Arc::clone(&inventory), consumers.clone());
-        async move { inventory.run(consumers).await }
-    });
-    let reactor = tokio::spawn({
-        let consumers = consumers.clone();
-        async move { products.run(consumers).await }
-    });
-    let saga_reacting: Vec<_> = saga_reactors
-        .into_iter()
-        .map(|reactor| {
-            let consumers = consumers.clone();
-            tokio::spawn(async move { reactor.run(consumers).await })
-        })
-        .collect();
 
     let api = WarehouseApi::new(
         stocks,
@@ -170,23 +149,7 @@ pub async fn run(
     .await;
 
     // gRPC has drained; now let the consumers finish what they hold.
-    consumers.cancel();
-    let mut reacted = reactor
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
-    for reactor in saga_reacting {
-        let outcome = reactor
-            .await
-            .map_err(|e| RunError::Consumer(e.to_string()))?
-            .map_err(|e| RunError::Consumer(e.to_string()));
-        reacted = reacted.and(outcome);
-    }
-    let consumed = projection
-        .await
-        .map_err(|e| RunError::Consumer(e.to_string()))?
-        .map_err(|e| RunError::Consumer(e.to_string()));
+    let consumed = consumers.stop().await;
     served?;
-    reacted?;
     consumed
 }
