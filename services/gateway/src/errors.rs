@@ -30,6 +30,8 @@ pub struct ApiError {
     pub violations: Vec<(String, String)>,
     /// Seconds to send as `Retry-After`.
     pub retry_after_s: Option<u64>,
+    /// The methods to send as `Allow` with a 405.
+    pub allow: Vec<http::Method>,
 }
 
 impl ApiError {
@@ -41,6 +43,17 @@ impl ApiError {
             message: message.into(),
             violations: Vec::new(),
             retry_after_s: None,
+            allow: Vec::new(),
+        }
+    }
+
+    /// 405 with `Allow` listing the methods the path does answer (RFC 9110
+    /// requires it).
+    pub fn method_not_allowed(allow: Vec<http::Method>) -> Self {
+        Self {
+            allow,
+            ..Self::new(Code::Unimplemented, "method not allowed")
+                .with_status(StatusCode::METHOD_NOT_ALLOWED)
         }
     }
 
@@ -130,6 +143,12 @@ impl IntoResponse for ApiError {
         );
         if let Some(seconds) = self.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if !self.allow.is_empty() {
+            let allow: Vec<&str> = self.allow.iter().map(http::Method::as_str).collect();
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                headers.insert(header::ALLOW, value);
+            }
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

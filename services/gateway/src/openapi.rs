@@ -136,8 +136,11 @@ fn operation(route: &Route, public: bool, schemas: &mut BTreeMap<String, Value>)
     Value::Object(operation)
 }
 
+/// A JSON request body. Not required: as in gRPC-Gateway, an empty body
+/// is read as an empty message (`{}`), so a command whose fields all come
+/// from the path needs none.
 fn request_body(schema: Value) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+    json!({"required": false, "content": {"application/json": {"schema": schema}}})
 }
 
 /// A `$ref` to `message`'s schema, adding it (and what it uses) once.

@@ -119,8 +119,9 @@ impl Route {
 pub enum Lookup<'a> {
     /// A route, with its path variables (field name, decoded value).
     Found(&'a Route, Vec<(String, String)>),
-    /// The path exists, but not for this method.
-    MethodNotAllowed,
+    /// The path exists, but not for this method; these are its methods,
+    /// for the `Allow` header.
+    MethodNotAllowed(Vec<http::Method>),
     /// No route has this path.
     NotFound,
 }
@@ -179,14 +180,16 @@ impl RouteTable {
             return Lookup::NotFound;
         };
         let given: Vec<&str> = rest.split('/').collect();
-        let mut path_exists = false;
+        let mut allowed = Vec::new();
         let mut best: Option<(&Route, Vec<(String, String)>)> = None;
         for route in &self.routes {
             let Some(bound) = route.bind(&given) else {
                 continue;
             };
-            path_exists = true;
             if route.http_method != method {
+                if !allowed.contains(&route.http_method) {
+                    allowed.push(route.http_method.clone());
+                }
                 continue;
             }
             if best
@@ -198,7 +201,7 @@ impl RouteTable {
         }
         match best {
             Some((route, bound)) => Lookup::Found(route, bound),
-            None if path_exists => Lookup::MethodNotAllowed,
+            None if !allowed.is_empty() => Lookup::MethodNotAllowed(allowed),
             None => Lookup::NotFound,
         }
     }
@@ -401,9 +404,20 @@ mod tests {
             "stocklet.product.v1.ProductService.GetServiceInfo"
         );
         assert!(matches!(
-            table.lookup(&http::Method::PUT, "/v1/product/list"),
-            Lookup::MethodNotAllowed
+            table.lookup(&http::Method::POST, "/v1/product/p1/price"),
+            Lookup::MethodNotAllowed(allowed) if allowed == [http::Method::PUT]
         ));
+        // `/v1/product/list` is also `/v1/product/{id}`: GET, PATCH, DELETE.
+        let Lookup::MethodNotAllowed(mut allowed) =
+            table.lookup(&http::Method::PUT, "/v1/product/list")
+        else {
+            panic!("PUT /v1/product/list is a route");
+        };
+        allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(
+            allowed,
+            [http::Method::DELETE, http::Method::GET, http::Method::PATCH]
+        );
         assert!(matches!(
             table.lookup(&http::Method::GET, "/v1/nothing"),
             Lookup::NotFound

@@ -226,10 +226,7 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let (route, path_vars) = match gateway.routes.lookup(&parts.method, parts.uri.path()) {
         Lookup::Found(route, vars) => (route, vars),
-        Lookup::MethodNotAllowed => {
-            return Err(ApiError::new(Code::Unimplemented, "method not allowed")
-                .with_status(StatusCode::METHOD_NOT_ALLOWED));
-        }
+        Lookup::MethodNotAllowed(allowed) => return Err(ApiError::method_not_allowed(allowed)),
         Lookup::NotFound => return Err(ApiError::new(Code::NotFound, "no such route")),
     };
 

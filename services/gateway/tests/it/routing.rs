@@ -110,6 +110,8 @@ async fn errors_are_json_with_mapped_statuses_and_field_violations() {
         )
         .await;
     assert_eq!(wrong_method.status, 405);
+    // `/v1/product/list` also matches `/v1/product/{id}`.
+    assert_eq!(wrong_method.headers["allow"], "GET, PATCH, DELETE");
 
     // A backend that is down answers 503 without its cause.
     let down = app.get("/v1/warehouse/service", None).await;
