@@ -1,6 +1,6 @@
 //! A private 3-node (or n-node) nats-server cluster per test.
 //!
-//! The compose `cluster` profile runs Stocklet on three NATS nodes with R3
+//! `compose.cluster.yaml` runs Stocklet on three NATS nodes with R3
 //! streams and several instances per durable consumer. That deployment has
 //! to be provable without Docker, so this fixture runs the same topology on
 //! loopback: each node is a [`NatsServer`] (the project's

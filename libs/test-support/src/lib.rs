@@ -9,6 +9,8 @@
 //! - [`NatsServer`]: a private `nats-server` process per test (random port, JetStream
 //!   store in a temp dir, the project's own `nats/nats-server.conf`), which the test
 //!   can restart, pause (SIGSTOP) or kill to exercise failure paths.
+//! - [`NatsCluster`]: several such servers clustered over loopback routes, for
+//!   R3 streams and failover (a node can be killed and restarted).
 //! - [`TestDb`]: a fresh, uniquely named database per test on the PostgreSQL named by
 //!   `DATABASE_URL`, dropped again afterwards.
 //!

@@ -1,12 +1,13 @@
-//! The scaled-out deployment of the compose `cluster` profile, proven
-//! without Docker: a 3-node NATS cluster with R3 streams and two instances
-//! of the payment service sharing its durable consumers.
+//! The scaled-out deployment of `compose.cluster.yaml`, proven without
+//! Docker: a 3-node NATS cluster with R3 streams and two instances of the
+//! payment service sharing its durable consumers.
 //!
 //! The payment service's `payment-from-user` reactor opens a balance for
 //! every `UserRegistered`. The test registers users while both instances
-//! run, shows that the consumer's deliveries are split between the two,
-//! kills one instance abruptly mid-run (its runtime dropped: no acks, no
-//! goodbye), keeps registering, then kills a NATS node and registers more.
+//! run (instance `a` on node 1, `b` on node 0), shows that both take a
+//! share of the work, kills `a` abruptly mid-run (its runtime dropped: no
+//! acks, no goodbye), keeps registering, then kills NATS node 2 and
+//! registers more.
 //! Every user must end up with exactly one `BalanceOpened` event and a
 //! balance in the read model, with nothing dead-lettered.
 //!
