@@ -13,6 +13,8 @@
 //!   R3 streams and failover (a node can be killed and restarted).
 //! - [`TestDb`]: a fresh, uniquely named database per test on the PostgreSQL named by
 //!   `DATABASE_URL`, dropped again afterwards.
+//! - [`RunningService`]: a service's `run` on a port-0 listener, with a gRPC channel
+//!   to it and a graceful stop.
 //!
 //! **Tests never skip.** A missing `nats-server` binary or an unreachable PostgreSQL
 //! is a panic with instructions, not a silently green test: `make test` (and CI)
@@ -36,10 +38,12 @@
 mod cluster;
 mod nats;
 mod postgres;
+mod service;
 
 pub use cluster::NatsCluster;
 pub use nats::{NatsServer, NatsServerOptions};
 pub use postgres::{DEFAULT_DATABASE_URL, TestDb, redact_url};
+pub use service::RunningService;
 
 use std::path::PathBuf;
 

@@ -21,10 +21,8 @@ use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -148,8 +146,7 @@ impl Infra {
 pub struct TestApp {
     pub infra: Infra,
     pub client: AuthServiceClient<Channel>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 /// A request carrying `identity` the way the gateway sends it.
@@ -176,35 +173,18 @@ impl TestApp {
 
     /// Starts the service on existing infrastructure with `config`.
     pub async fn spawn_with(infra: Infra, config: Config) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         TestApp {
             infra,
             client: AuthServiceClient::new(channel),
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> Infra {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         self.infra
     }
 

@@ -16,9 +16,7 @@ use stocklet_proto::stocklet::order::v1::order_service_client::OrderServiceClien
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -32,8 +30,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub client: OrderServiceClient<Channel>,
     pub repository: Repository<Order, JetStreamEventStore>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 pub fn admin() -> Identity {
@@ -81,23 +78,8 @@ impl TestApp {
             shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
             stuck_saga_timeout: Duration::from_millis(DEFAULT_STUCK_SAGA_TIMEOUT_MS as u64),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         let stream = StreamDefinition::from_json(definitions::ORDER)
             .unwrap()
             .stream_ref();
@@ -107,15 +89,13 @@ impl TestApp {
             db,
             client: OrderServiceClient::new(channel),
             repository,
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         (self.nats, self.db)
     }
 

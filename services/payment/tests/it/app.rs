@@ -15,9 +15,7 @@ use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServic
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -28,8 +26,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub client: PaymentServiceClient<Channel>,
     pub store: JetStreamEventStore,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 pub fn admin() -> Identity {
@@ -75,23 +72,8 @@ impl TestApp {
             },
             listen_addr: "127.0.0.1:0".into(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         // The listener accepts before `run` has provisioned anything: one
         // answered call proves the streams, consumers and tables are ready.
         let mut client = PaymentServiceClient::new(channel);
@@ -105,15 +87,13 @@ impl TestApp {
             db,
             client,
             store,
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         (self.nats, self.db)
     }
 

@@ -7,9 +7,7 @@ use stocklet_proto::stocklet::product::v1::product_service_client::ProductServic
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -19,8 +17,7 @@ pub struct TestApp {
     pub nats: NatsServer,
     pub db: TestDb,
     pub client: ProductServiceClient<Channel>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 pub fn admin() -> Identity {
@@ -56,36 +53,19 @@ impl TestApp {
             },
             listen_addr: "127.0.0.1:0".into(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         TestApp {
             nats,
             db,
             client: ProductServiceClient::new(channel),
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         (self.nats, self.db)
     }
 

@@ -4,7 +4,6 @@
 //! customers.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use es_core::store::{Commit, NewEvent};
@@ -25,9 +24,7 @@ use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::Warehouse
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -93,11 +90,10 @@ impl Service {
     ];
 }
 
-/// A started service: how to stop it and wait for it.
+/// A started service of the saga.
 struct Running {
     service: Service,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    running: RunningService<RunError>,
 }
 
 /// The read-model tables of the saga's services, as `"schema"."table"`.
@@ -140,17 +136,6 @@ pub async fn drop_read_models(db: &TestDb) {
     }
 }
 
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let service = self.service;
-        self.task
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{service:?} did not stop cleanly: {e}"));
-    }
-}
-
 fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
     CommonConfig {
         nats_url: nats.url(),
@@ -158,32 +143,6 @@ fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
         internal_token: Secret::new(INTERNAL_TOKEN),
         stream_replicas: 1,
     }
-}
-
-/// Starts one service's `run` on a port-0 listener; returns its task and a
-/// channel to it.
-async fn start<F>(
-    run: impl FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
-    shutdown: &CancellationToken,
-) -> (JoinHandle<Result<(), RunError>>, Channel)
-where
-    F: Future<Output = Result<(), RunError>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(run(listener, shutdown.clone()));
-    let channel = loop {
-        match Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            Ok(channel) => break channel,
-            Err(_) if !task.is_finished() => tokio::time::sleep(Duration::from_millis(20)).await,
-            Err(error) => panic!("a service did not start: {error}"),
-        }
-    };
-    (task, channel)
 }
 
 /// A channel to nowhere, for a client whose service has not started yet.
@@ -226,43 +185,40 @@ impl Saga {
             self.running.iter().all(|r| r.service != service),
             "{service:?} is already running"
         );
-        let shutdown = CancellationToken::new();
         let common = common(&self.nats, &self.db);
         let listen_addr = "127.0.0.1:0".to_owned();
-        let task = match service {
+        let running = match service {
             Service::Product => {
                 let config = stocklet_product::Config {
                     common,
                     listen_addr,
                 };
-                let (task, channel) = start(
-                    |listener, shutdown| stocklet_product::run(config, listener, shutdown),
-                    &shutdown,
-                )
+                let (running, channel) = RunningService::start(|listener, shutdown| {
+                    stocklet_product::run(config, listener, shutdown)
+                })
                 .await;
                 self.products = ProductServiceClient::new(channel);
                 self.products
                     .get_service_info(product::GetServiceInfoRequest {})
                     .await
                     .unwrap();
-                task
+                running
             }
             Service::Warehouse => {
                 let config = stocklet_warehouse::Config {
                     common,
                     listen_addr,
                 };
-                let (task, channel) = start(
-                    |listener, shutdown| stocklet_warehouse::run(config, listener, shutdown),
-                    &shutdown,
-                )
+                let (running, channel) = RunningService::start(|listener, shutdown| {
+                    stocklet_warehouse::run(config, listener, shutdown)
+                })
                 .await;
                 self.warehouse = WarehouseServiceClient::new(channel);
                 self.warehouse
                     .get_service_info(warehouse::GetServiceInfoRequest {})
                     .await
                     .unwrap();
-                task
+                running
             }
             Service::Order => {
                 let config = stocklet_order::Config {
@@ -271,34 +227,32 @@ impl Saga {
                     shipping_fee: stocklet_order::domain::Cents::parse(SHIPPING_FEE).unwrap(),
                     stuck_saga_timeout: Duration::from_secs(30),
                 };
-                let (task, channel) = start(
-                    |listener, shutdown| stocklet_order::run(config, listener, shutdown),
-                    &shutdown,
-                )
+                let (running, channel) = RunningService::start(|listener, shutdown| {
+                    stocklet_order::run(config, listener, shutdown)
+                })
                 .await;
                 self.orders = OrderServiceClient::new(channel);
                 self.orders
                     .get_service_info(order::GetServiceInfoRequest {})
                     .await
                     .unwrap();
-                task
+                running
             }
             Service::Payment => {
                 let config = stocklet_payment::Config {
                     common,
                     listen_addr,
                 };
-                let (task, channel) = start(
-                    |listener, shutdown| stocklet_payment::run(config, listener, shutdown),
-                    &shutdown,
-                )
+                let (running, channel) = RunningService::start(|listener, shutdown| {
+                    stocklet_payment::run(config, listener, shutdown)
+                })
                 .await;
                 self.payments = PaymentServiceClient::new(channel);
                 self.payments
                     .get_service_info(payment::GetServiceInfoRequest {})
                     .await
                     .unwrap();
-                task
+                running
             }
             Service::Shipping => {
                 let config = stocklet_shipping::Config {
@@ -307,24 +261,19 @@ impl Saga {
                     shipment_capacity: stocklet_shipping::domain::Capacity::parse(CAPACITY)
                         .unwrap(),
                 };
-                let (task, channel) = start(
-                    |listener, shutdown| stocklet_shipping::run(config, listener, shutdown),
-                    &shutdown,
-                )
+                let (running, channel) = RunningService::start(|listener, shutdown| {
+                    stocklet_shipping::run(config, listener, shutdown)
+                })
                 .await;
                 self.shipping = ShippingServiceClient::new(channel);
                 self.shipping
                     .get_service_info(shipping::GetServiceInfoRequest {})
                     .await
                     .unwrap();
-                task
+                running
             }
         };
-        self.running.push(Running {
-            service,
-            shutdown,
-            task,
-        });
+        self.running.push(Running { service, running });
     }
 
     /// Stops one service gracefully; the others keep running.
@@ -334,7 +283,7 @@ impl Saga {
             .iter()
             .position(|r| r.service == service)
             .unwrap_or_else(|| panic!("{service:?} is not running"));
-        self.running.remove(index).stop().await;
+        self.running.remove(index).running.stop().await;
     }
 
     /// Stops every service gracefully, after checking that no consumer
@@ -347,8 +296,8 @@ impl Saga {
     /// Stops every service gracefully and hands back the infrastructure.
     pub async fn shut_down(mut self) -> (NatsServer, TestDb) {
         // In reverse start order, so no service outlives one it calls.
-        while let Some(running) = self.running.pop() {
-            running.stop().await;
+        while let Some(started) = self.running.pop() {
+            started.running.stop().await;
         }
         (self.nats, self.db)
     }

@@ -13,9 +13,7 @@ use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_shipping::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand};
 use stocklet_shipping::{Config, run};
-use stocklet_test_support::{NatsServer, TestDb};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -28,8 +26,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub client: ShippingServiceClient<Channel>,
     pub store: JetStreamEventStore,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 pub fn admin() -> Identity {
@@ -76,23 +73,8 @@ impl TestApp {
             listen_addr: "127.0.0.1:0".into(),
             shipment_capacity: Capacity::parse(CAPACITY).unwrap(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         // The listener accepts before `run` has provisioned anything: one
         // answered call proves the streams, consumers and tables are ready.
         let mut client = ShippingServiceClient::new(channel);
@@ -106,15 +88,13 @@ impl TestApp {
             db,
             client,
             store,
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         (self.nats, self.db)
     }
 

@@ -6,10 +6,8 @@ use stocklet_proto::stocklet::user::v1::user_service_client::UserServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, TestDb};
+use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use stocklet_user::{Config, run};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -19,8 +17,7 @@ pub struct TestApp {
     pub nats: NatsServer,
     pub db: TestDb,
     pub client: UserServiceClient<Channel>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RunError>>,
+    service: RunningService<RunError>,
 }
 
 pub fn admin() -> Identity {
@@ -62,36 +59,19 @@ impl TestApp {
             listen_addr: "127.0.0.1:0".into(),
             hash_concurrency: 2,
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(config, listener, shutdown.clone()));
-        let channel = loop {
-            match Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => break channel,
-                Err(_) if !task.is_finished() => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                Err(error) => panic!("the service did not start: {error}"),
-            }
-        };
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
         TestApp {
             nats,
             db,
             client: UserServiceClient::new(channel),
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().expect("the service stops cleanly");
+        self.service.stop().await;
         (self.nats, self.db)
     }
 
