@@ -46,13 +46,44 @@ async fn schemathesis_finds_no_server_errors_or_off_schema_answers() {
     let app = TestApp::spawn_full().await;
     // Some data to find: a stocked product, a paid order with a shipment.
     let admin = app.admin_user().await;
-    let (customer, _) = app.customer_with_order(&admin, "fuzz@example.com").await;
+    let (customer, order_id) = app.customer_with_order(&admin, "fuzz@example.com").await;
+    let order = app
+        .get(
+            &format!("/v1/order/orders/{order_id}"),
+            Some(&customer.token),
+        )
+        .await
+        .json["order"]
+        .clone();
+    let id_of = |field: &str| order[field].as_str().unwrap().to_owned();
+    let product = order["items"][0]["productId"].as_str().unwrap().to_owned();
 
     // schemathesis keeps a cache in its working directory: a fresh one per
-    // run, under the target directory.
+    // run, under the target directory. Its configuration there makes half
+    // of the generated path ids real ones, so requests reach the services'
+    // logic and not only their 404s.
     let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
     drop(std::fs::remove_dir_all(&workdir));
     std::fs::create_dir_all(&workdir).unwrap();
+    let known = [
+        ("order_id", vec![order_id.clone()]),
+        ("shipment_id", vec![id_of("shipmentId")]),
+        ("transaction_id", vec![id_of("transactionId")]),
+        ("reservation_id", vec![id_of("reservationId")]),
+        ("product_id", vec![product.clone()]),
+        ("customer_id", vec![customer.id.clone()]),
+        ("id", vec![customer.id.clone(), product]),
+    ];
+    let mut config = String::from("[dictionaries]\n");
+    for (name, values) in &known {
+        config += &format!("{name} = {{ values = {values:?} }}\n");
+    }
+    config += "\n[parameters]\n";
+    for (name, _) in &known {
+        config += &format!("\"path.{name}\" = {{ dictionary = \"{name}\", probability = 0.5 }}\n");
+    }
+    let config_file = workdir.join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
     let started = Instant::now();
     let url = format!("http://{}/openapi.json", app.addr);
     for (who, token) in [
@@ -62,12 +93,14 @@ async fn schemathesis_finds_no_server_errors_or_off_schema_answers() {
     ] {
         let mut command = tokio::process::Command::new(&bin);
         command
+            .arg("--config-file")
+            .arg(&config_file)
             .args(["run", &url])
             .args(["--checks", CHECKS])
             .args(["--phases", "examples,coverage,fuzzing"])
             .args([
                 "--max-examples",
-                "20",
+                "12",
                 "--seed",
                 "20261125",
                 "--workers",
