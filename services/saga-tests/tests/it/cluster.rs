@@ -125,9 +125,13 @@ impl Instance {
     }
 
     /// A crash: every task of the instance is dropped where it stands.
-    fn kill(&mut self) {
+    /// Waits until the runtime's threads are gone, so that nothing the
+    /// instance does can be observed afterwards.
+    async fn kill(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+                .await
+                .unwrap();
         }
     }
 
@@ -137,13 +141,15 @@ impl Instance {
         if let Some(task) = self.task.take() {
             task.await.unwrap().expect("the instance stops cleanly");
         }
-        self.kill();
+        self.kill().await;
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -397,7 +403,7 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    a.kill();
+    a.kill().await;
     let pulled_by_a = a.pulled.get();
     let in_flight = user_consumer_info(&js, consumer).await.num_ack_pending;
     let mut users = phase1.await.unwrap();
