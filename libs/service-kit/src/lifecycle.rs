@@ -45,18 +45,30 @@ pub enum RunError {
     Config(String),
 }
 
-/// Connects to NATS and returns the event store on it.
+/// Connects to NATS and returns the event store on it. `nats_url` may list
+/// several servers of a cluster, comma-separated, so a service starts
+/// while any one of them is up.
 pub async fn connect_event_store(nats_url: &str) -> Result<JetStreamEventStore, RunError> {
+    let servers = server_list(nats_url);
     let client = async_nats::ConnectOptions::new()
         .name("stocklet")
         .retry_on_initial_connect()
-        .connect(nats_url)
+        .connect(servers)
         .await
         .map_err(|e| RunError::Nats {
             url: nats_url.to_owned(),
             reason: e.to_string(),
         })?;
     Ok(JetStreamEventStore::new(client))
+}
+
+/// The servers of a `NATS_URL`: comma-separated, blanks ignored.
+fn server_list(nats_url: &str) -> Vec<&str> {
+    nats_url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect()
 }
 
 /// Creates or updates the streams a service writes to or reads from, plus
@@ -107,4 +119,18 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nats_url_may_list_a_cluster() {
+        assert_eq!(server_list("nats://a:4222"), ["nats://a:4222"]);
+        assert_eq!(
+            server_list("nats://a:4222, nats://b:4222,,nats://c:4222 "),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+    }
 }
