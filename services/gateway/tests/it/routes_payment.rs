@@ -72,15 +72,22 @@ async fn payment_routes_show_balances_credits_and_transactions() {
         )
         .await;
     assert_eq!(to_nobody.status, 404, "{to_nobody:?}");
-    let balance = app.get(&path, Some(&ann.token)).await;
-    assert_eq!(balance.json["balance"]["balanceCents"], "2500");
+    let balance = app
+        .eventually(&path, Some(&ann.token), |a| {
+            a.json["balance"]["balanceCents"] == "2500"
+        })
+        .await;
+    assert_eq!(balance.status, 200);
 
     // One transaction, and the list of them.
     let id = transaction["id"].as_str().unwrap();
     let one = app
-        .get(&format!("/v1/payment/transaction/{id}"), Some(&ann.token))
+        .eventually(
+            &format!("/v1/payment/transaction/{id}"),
+            Some(&ann.token),
+            |a| a.status == 200,
+        )
         .await;
-    assert_eq!(one.status, 200, "{one:?}");
     assert_eq!(one.json["transaction"]["customerId"], ann.id.as_str());
     let unknown = app
         .get(
@@ -118,22 +125,24 @@ async fn payment_routes_show_balances_credits_and_transactions() {
     let product = app.stocked_product(&admin, 1_000, 3).await;
     let order = app.settled_order(&ann, &product, 1).await;
     assert_eq!(order["status"], "ORDER_STATUS_APPROVED", "{order}");
-    let after = app.get(&path, Some(&ann.token)).await;
     let total: i64 = order["totalCents"].as_str().unwrap().parse().unwrap();
-    assert_eq!(
-        after.json["balance"]["balanceCents"],
-        (2_500 - total).to_string()
-    );
+    let left = (2_500 - total).to_string();
+    let after = app
+        .eventually(&path, Some(&ann.token), |a| {
+            a.json["balance"]["balanceCents"] == left.as_str()
+        })
+        .await;
+    assert_eq!(after.status, 200);
     let payment = app
-        .get(
+        .eventually(
             &format!(
                 "/v1/payment/transaction/{}",
                 order["transactionId"].as_str().unwrap()
             ),
             Some(&ann.token),
+            |a| a.status == 200,
         )
         .await;
-    assert_eq!(payment.status, 200, "{payment:?}");
     assert_eq!(
         payment.json["transaction"]["kind"],
         "TRANSACTION_KIND_PAYMENT"

@@ -130,7 +130,10 @@ async fn user_routes_register_read_list_update_and_delete() {
     let deleted = delete(path.clone(), Some(ann.token.clone())).await;
     assert_eq!(deleted.status, 200, "{deleted:?}");
     assert_eq!(deleted.json, json!({}));
-    assert_eq!(app.get(&path, Some(&admin.token)).await.status, 404);
+    let gone = app
+        .eventually(&path, Some(&admin.token), |a| a.status != 200)
+        .await;
+    assert_eq!(gone.status, 404, "{gone:?}");
     let again = delete(path.clone(), Some(admin.token.clone())).await;
     assert_eq!(again.status, 404, "{again:?}");
     let reused = register(json!({"firstName": "New", "lastName": "Ann", "email": "ann@new.example", "password": PASSWORD})).await;

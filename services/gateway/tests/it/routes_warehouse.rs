@@ -81,8 +81,9 @@ async fn warehouse_routes_read_and_change_stock() {
         "/v1/warehouse/reservation/{}",
         order["reservationId"].as_str().unwrap()
     );
-    let reservation = app.get(&reservation_path, Some(&admin.token)).await;
-    assert_eq!(reservation.status, 200, "{reservation:?}");
+    let reservation = app
+        .eventually(&reservation_path, Some(&admin.token), |a| a.status == 200)
+        .await;
     assert_eq!(reservation.json["reservation"]["orderId"], order["id"]);
     assert_eq!(
         reservation.json["reservation"]["lines"][0]["productId"],
