@@ -9,6 +9,12 @@
 //! With `STOCKLET_SEED=true` it also seeds demo data once every service is
 //! started (see [`seed`]); the auth service's start-up admin then defaults to
 //! the demo admin.
+//!
+//! `stocklet provision` starts every service on a private port and stops it
+//! at once: each provisions its streams, runs its migrations and creates its
+//! durable consumers, which is what a deployment's one-shot init needs (the
+//! services would do it themselves at start, but not all at the same moment
+//! and not before anyone depends on it). It exits 0 once all are done.
 
 mod seed;
 
@@ -71,6 +77,14 @@ where
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("stocklet");
+    let provision_only = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("provision") => true,
+        Some(other) => {
+            eprintln!("usage: stocklet [provision]  (unknown argument {other:?})");
+            return ExitCode::FAILURE;
+        }
+    };
     let shutdown = lifecycle::shutdown_on_signal();
     let mut tasks = JoinSet::new();
     // Each service is started by its own crate's `run`, from its own
@@ -84,7 +98,13 @@ async fn main() -> ExitCode {
                 &mut tasks,
                 $name,
                 $config,
-                |c| c.listen_addr.clone(),
+                |c| {
+                    if provision_only {
+                        "127.0.0.1:0".to_owned()
+                    } else {
+                        c.listen_addr.clone()
+                    }
+                },
                 $service::run,
                 &shutdown,
             )
@@ -92,7 +112,8 @@ async fn main() -> ExitCode {
         };
     }
     let started = async {
-        let seeding = seed::enabled().map_err(|e| StartError::Config("seed", e))?;
+        let seeding =
+            !provision_only && seed::enabled().map_err(|e| StartError::Config("seed", e))?;
         // Seeding needs an admin who can log in: the demo admin by default.
         let auth_config = stocklet_auth::Config::from_env().map(|mut config| {
             if seeding {
@@ -112,7 +133,9 @@ async fn main() -> ExitCode {
         start_service!("order", stocklet_order)?;
         let payment = start_service!("payment", stocklet_payment)?;
         start_service!("shipping", stocklet_shipping)?;
-        start_service!("gateway", stocklet_gateway)?;
+        if !provision_only {
+            start_service!("gateway", stocklet_gateway)?;
+        }
         let endpoints = seed::Endpoints {
             user,
             product,
@@ -135,6 +158,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if provision_only {
+        // Every `run` provisions before it serves; a cancelled token makes
+        // each stop as soon as it would start serving.
+        shutdown.cancel();
+    }
     if let Some((endpoints, admin_email)) = seed_with {
         let shutdown = shutdown.clone();
         // Not a service: a failed seed is logged, the services keep running.
@@ -168,6 +196,9 @@ async fn main() -> ExitCode {
     if failed {
         ExitCode::FAILURE
     } else {
+        if provision_only {
+            tracing::info!("streams, schemas and consumers are provisioned");
+        }
         ExitCode::SUCCESS
     }
 }

@@ -1,0 +1,81 @@
+//! `stocklet provision`: the one-shot init of a deployment. It must leave
+//! every stream, schema and durable consumer in place and exit 0, without
+//! serving anything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stocklet_test_support::{NatsServer, TestDb};
+
+#[tokio::test]
+async fn provision_prepares_streams_schemas_and_consumers_then_exits() {
+    let nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stocklet"))
+        .arg("provision")
+        .env("NATS_URL", nats.url())
+        .env("DATABASE_URL", &db.url)
+        .env("STOCKLET_DATA_DIR", data.path())
+        .env("STOCKLET_SEED", "true") // ignored when provisioning
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "stocklet provision never exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "stocklet provision failed: {status}");
+
+    let jetstream = nats.jetstream().await;
+    for name in [
+        "AUTH",
+        "USER",
+        "PRODUCT",
+        "WAREHOUSE",
+        "ORDER",
+        "PAYMENT",
+        "SHIPPING",
+        "DEADLETTER",
+    ] {
+        let mut stream = jetstream.get_stream(name).await.unwrap();
+        assert_eq!(stream.info().await.unwrap().state.messages, 0, "{name}");
+    }
+    // A projection's and a reactor's durable consumers.
+    let order = jetstream.get_stream("ORDER").await.unwrap();
+    for consumer in ["order-orders", "order-timeline-order"] {
+        order
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+            .await
+            .unwrap_or_else(|e| panic!("no consumer {consumer}: {e}"));
+    }
+    order
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+            stocklet_product::ORDER_CONSUMER,
+        )
+        .await
+        .unwrap();
+    // Every service's schema is migrated, and no demo data was seeded.
+    let (tables,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema IN ('auth', 'user', 'product', 'warehouse', 'order', 'payment', 'shipping')
+           AND table_name = '_sqlx_migrations'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 7);
+    let (products,): (i64,) = sqlx::query_as("SELECT count(*) FROM product.products")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(products, 0);
+}
