@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod app;
+mod coverage;
 mod fuzz;
 mod limits;
 mod mass_assignment;
