@@ -297,6 +297,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_w3c_traceparent_parses_into_a_remote_span_context() {
+        let parsed = parse_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            Some("vendor=abc"),
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{:032x}", parsed.trace_id()),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(format!("{:016x}", parsed.span_id()), "b7ad6b7169203331");
+        assert!(parsed.is_sampled());
+        assert!(parsed.is_remote());
+        assert_eq!(parsed.trace_state().get("vendor"), Some("abc"));
+        let unsampled = parse_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            None,
+        )
+        .unwrap();
+        assert!(!unsampled.is_sampled());
+    }
+
+    #[test]
+    fn a_malformed_traceparent_is_ignored() {
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+        ] {
+            assert!(parse_traceparent(bad, None).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn without_an_opentelemetry_layer_a_context_keeps_its_trace() {
+        let source = CommandContext {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            ..CommandContext::default()
+        };
+        assert_eq!(current_trace(), None);
+        assert_eq!(source.clone().with_current_trace(), source);
+    }
+
+    #[test]
     fn aggregate_ids_must_be_one_subject_token() {
         assert!(AggregateId::parse("0192-abc_DEF").is_ok());
         assert_eq!(AggregateId::parse(""), Err(InvalidAggregateId::Empty));
