@@ -6,7 +6,7 @@
 //! hex-encoded so clients treat them as opaque. Keyset paging stays correct
 //! while rows are inserted, unlike offsets.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Validation};
 
 /// Page size when the request gives none.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -25,19 +25,10 @@ pub struct PageRequest {
 impl PageRequest {
     /// Parses `page_size` and `page_token` from a request.
     pub fn parse(page_size: i32, page_token: &str) -> Result<Self, ApiError> {
-        let size = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 => return Err(ApiError::invalid("page_size", "must not be negative")),
-            n => n.unsigned_abs().min(MAX_PAGE_SIZE),
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(decode(page_token).ok_or_else(|| {
-                ApiError::invalid("page_token", "is not a token this server issued")
-            })?)
-        };
-        Ok(Self { size, after })
+        let mut validation = Validation::new();
+        let page = validation.page(page_size, page_token);
+        validation.finish()?;
+        page.ok_or_else(|| ApiError::Internal("a valid page request went missing".into()))
     }
 
     /// Rows to fetch: one more than the page, to learn whether another
@@ -60,6 +51,38 @@ impl PageRequest {
         } else {
             (rows, String::new())
         }
+    }
+}
+
+impl Validation {
+    /// The page a request asks for; `None`, with its problems recorded as
+    /// field violations, when `page_size` or `page_token` is bad. For list
+    /// methods that validate other fields too, so that one answer names
+    /// every bad field.
+    pub fn page(&mut self, page_size: i32, page_token: &str) -> Option<PageRequest> {
+        let size = match page_size {
+            0 => Some(DEFAULT_PAGE_SIZE),
+            n if n < 0 => {
+                self.check(false, "page_size", "must not be negative");
+                None
+            }
+            n => Some(n.unsigned_abs().min(MAX_PAGE_SIZE)),
+        };
+        let after = if page_token.is_empty() {
+            Some(None)
+        } else {
+            let decoded = decode(page_token);
+            self.check(
+                decoded.is_some(),
+                "page_token",
+                "is not a token this server issued",
+            );
+            decoded.map(Some)
+        };
+        Some(PageRequest {
+            size: size?,
+            after: after?,
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
-use stocklet_service_kit::{ApiError, FieldViolation, Identity, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, FieldViolation, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -188,16 +188,7 @@ impl OrderService for OrderApi {
                 .parse("customer_id", CustomerId::parse(&body.customer_id))
                 .map(|id| id.to_string())
         };
-        let page = match PageRequest::parse(body.page_size, &body.page_token) {
-            Ok(page) => Some(page),
-            Err(ApiError::InvalidArgument(violations)) => {
-                for violation in violations {
-                    validation.check(false, &violation.field, violation.description);
-                }
-                None
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let page = validation.page(body.page_size, &body.page_token);
         validation.finish()?;
         let (Some(customer), Some(page)) = (customer, page) else {
             return Err(missing());
@@ -331,16 +322,7 @@ impl OrderService for OrderApi {
         let body = request.get_ref();
         let mut validation = Validation::new();
         validation.check(body.timeout_ms >= 0, "timeout_ms", "must not be negative");
-        let page = match PageRequest::parse(body.page_size, &body.page_token) {
-            Ok(page) => Some(page),
-            Err(ApiError::InvalidArgument(violations)) => {
-                for violation in violations {
-                    validation.check(false, &violation.field, violation.description);
-                }
-                None
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let page = validation.page(body.page_size, &body.page_token);
         let after = match page.as_ref().and_then(|p| p.after.as_deref()) {
             None => None,
             Some(key) => {

@@ -15,7 +15,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
-use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
@@ -235,16 +235,7 @@ impl PaymentService for PaymentApi {
         } else {
             validation.parse("customer_id", AggregateId::parse(body.customer_id.as_str()))
         };
-        let page = match PageRequest::parse(body.page_size, &body.page_token) {
-            Ok(page) => Some(page),
-            Err(ApiError::InvalidArgument(violations)) => {
-                for violation in violations {
-                    validation.check(false, &violation.field, violation.description);
-                }
-                None
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let page = validation.page(body.page_size, &body.page_token);
         validation.finish()?;
         // Whose: the caller's own, unless an admin names someone.
         let customer_id = match named {

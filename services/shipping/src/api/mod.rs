@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::shipping::v1::{
     self as pb, shipping_service_server::ShippingService,
 };
-use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Shipment, ShipmentCommand, ShipmentError};
@@ -193,16 +193,7 @@ impl ShippingService for ShippingApi {
         let caller = identity.require_user()?.to_owned();
         let body = request.get_ref();
         let mut validation = Validation::new();
-        let page = match PageRequest::parse(body.page_size, &body.page_token) {
-            Ok(page) => Some(page),
-            Err(ApiError::InvalidArgument(violations)) => {
-                for violation in violations {
-                    validation.check(false, &violation.field, violation.description);
-                }
-                None
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let page = validation.page(body.page_size, &body.page_token);
         let status = validation.parse(
             "status",
             pb::ShipmentStatus::try_from(body.status).map_err(|_| "is not a shipment status"),
