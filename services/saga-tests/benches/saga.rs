@@ -7,10 +7,14 @@
 //! drives it over gRPC with concurrent customers:
 //!
 //! 1. **max**: closed loop, `SAGA_BENCH_CUSTOMERS` customers each placing an
-//!    order and waiting until the order read model shows it settled, for
-//!    `SAGA_BENCH_SECONDS`: the sustained approved orders per second;
+//!    order and waiting until the order read model shows it settled (polled
+//!    every `SAGA_BENCH_POLL_MS`, 50 by default, so that the polling does not
+//!    eat the machine), for `SAGA_BENCH_SECONDS`: the sustained approved
+//!    orders per second;
 //! 2. **half**: open loop at half that rate: latency p50/p95/p99 from
-//!    PlaceOrder to the terminal status in the read model.
+//!    PlaceOrder to the terminal status in the read model (polled every
+//!    2 ms), and where the saga's time goes, hop by hop, from the orders'
+//!    timelines.
 //!
 //! Messages appended per approved order are counted from the five saga
 //! streams, so the physical limit is `L = P / messages per order`. The RSS
@@ -426,6 +430,7 @@ where
 
 /// What one order did.
 struct Outcome {
+    order_id: String,
     approved: bool,
     latency: Duration,
 }
@@ -477,12 +482,14 @@ async fn one_order(
         match seen.status() {
             S::Approved | S::Completed => {
                 return Outcome {
+                    order_id: placed.id,
                     approved: true,
                     latency: started.elapsed(),
                 };
             }
             S::Rejected | S::Cancelled => {
                 return Outcome {
+                    order_id: placed.id,
                     approved: false,
                     latency: started.elapsed(),
                 };
@@ -501,6 +508,7 @@ async fn closed_loop(
     products: &Arc<Vec<String>>,
     warmup: Duration,
     duration: Duration,
+    poll: Duration,
 ) -> (f64, Vec<Duration>, u64) {
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -522,14 +530,7 @@ async fn closed_loop(
         tasks.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let pick = counter.fetch_add(1, Ordering::Relaxed);
-                let outcome = one_order(
-                    &clients,
-                    &customer,
-                    &products,
-                    pick,
-                    Duration::from_millis(20),
-                )
-                .await;
+                let outcome = one_order(&clients, &customer, &products, pick, poll).await;
                 let finished = Instant::now();
                 if finished >= measure_from && finished < end {
                     if outcome.approved {
@@ -552,14 +553,15 @@ async fn closed_loop(
 }
 
 /// Open loop: orders arrive at `rate` per second for `duration`, each from
-/// the next customer, whatever the system's pace. Returns the latencies.
+/// the next customer, whatever the system's pace. Returns the latencies and
+/// the order ids.
 async fn open_loop(
     clients: &Clients,
     customers: &[Customer],
     products: &Arc<Vec<String>>,
     rate: f64,
     duration: Duration,
-) -> (Vec<Duration>, u64) {
+) -> (Vec<Duration>, u64, Vec<String>) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -584,13 +586,15 @@ async fn open_loop(
     }
     let mut latencies = Vec::new();
     let mut rejected = 0;
+    let mut orders = Vec::new();
     for task in tasks {
         let outcome = task.await.unwrap();
         rejected += u64::from(!outcome.approved);
         latencies.push(outcome.latency);
+        orders.push(outcome.order_id);
     }
     latencies.sort();
-    (latencies, rejected)
+    (latencies, rejected, orders)
 }
 
 #[tokio::main]
@@ -646,6 +650,7 @@ async fn main() {
         &products,
         Duration::from_secs(3),
         duration,
+        Duration::from_millis(env_or("SAGA_BENCH_POLL_MS", 50)),
     )
     .await;
     let wall = wall.elapsed();
@@ -695,7 +700,8 @@ async fn main() {
     progress(&format!(
         "phase 2: open loop at {half:.1} orders/s (half the maximum)"
     ));
-    let (latencies, rejected) = open_loop(&clients, &customers, &products, half, duration).await;
+    let (latencies, rejected, orders) =
+        open_loop(&clients, &customers, &products, half, duration).await;
     let p99 = percentile_ms(&latencies, 0.99);
     emit(
         json!({"bench": "saga_latency_at_half_max", "rate": round2(half), "unit": "ms",
@@ -703,6 +709,8 @@ async fn main() {
         "p50": percentile_ms(&latencies, 0.5), "p95": percentile_ms(&latencies, 0.95), "p99": p99,
         "target": "p99 <= 100", "pass": p99 <= 100.0}),
     );
+
+    emit(hop_profile(&clients, &orders).await);
 
     let stocklet_usage = usage(processes.stocklet);
     let nats_usage = usage(processes.nats);
@@ -715,6 +723,56 @@ async fn main() {
         "stocklet_total_peak": mib(stocklet_usage.peak_rss_kib),
         "target": "Stocklet processes <= 300 MiB", "pass": stocklet_usage.peak_rss_kib <= 300 * 1024}));
     drop(stocklet);
+}
+
+/// Where a saga's time goes: for each step of the timeline (one event to
+/// the next, by service and type), the median and p95 gap over a sample of
+/// phase 2's orders. Commit times are the events' own, so this is the
+/// profile of the saga's critical path.
+async fn hop_profile(clients: &Clients, orders: &[String]) -> serde_json::Value {
+    let mut gaps: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let step = (orders.len() / 100).max(1);
+    for order_id in orders.iter().step_by(step) {
+        let entries = clients
+            .orders
+            .clone()
+            .view_order_timeline(as_user(
+                &admin(),
+                order::ViewOrderTimelineRequest {
+                    order_id: order_id.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        let name = |e: &order::TimelineEntry| {
+            format!(
+                "{}:{}",
+                e.service,
+                e.event_type.trim_start_matches("stocklet.events.v1.")
+            )
+        };
+        for pair in entries.windows(2) {
+            let gap = (pair[1].occurred_at_ms - pair[0].occurred_at_ms) as f64;
+            gaps.entry(format!("{} -> {}", name(&pair[0]), name(&pair[1])))
+                .or_default()
+                .push(gap);
+        }
+    }
+    let hops: serde_json::Map<String, serde_json::Value> = gaps
+        .into_iter()
+        .map(|(hop, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+            (
+                hop,
+                json!({"n": values.len(), "p50_ms": at(0.5), "p95_ms": at(0.95)}),
+            )
+        })
+        .collect();
+    json!({"bench": "saga_hop_profile", "unit": "ms between consecutive events of one saga",
+        "value": hops})
 }
 
 /// Orders placed in this run (the bench's database holds nothing else).
