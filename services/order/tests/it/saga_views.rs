@@ -166,6 +166,9 @@ async fn stuck_sagas_are_listed_with_the_step_they_wait_on() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&bad), ["timeout_ms", "page_size", "page_token"]);
+    assert_eq!(
+        violated_fields(&bad),
+        ["timeout_ms", "page_size", "page_token"]
+    );
     app.stop().await;
 }
