@@ -1,4 +1,5 @@
-//! Given/when/then helpers for testing aggregates without any server.
+//! Given/when/then helpers for testing aggregates without any server, and
+//! [`append_event`] for integration tests that play another service.
 //!
 //! ```ignore
 //! use es_core::testing::given;
@@ -7,7 +8,49 @@
 //!     .then_expect_error(|e| matches!(e, StockError::Insufficient { .. }));
 //! ```
 
+use prost::{Message, Name};
+
 use crate::aggregate::Aggregate;
+use crate::envelope::{CommandContext, now_ms};
+use crate::event::RawEvent;
+use crate::store::{Appended, Commit, EventStore, NewEvent, StoreError, StreamRef};
+
+/// Appends one protobuf event (schema version 1, a fresh event id, no
+/// saga context) after the last event of `aggregate_type`/`aggregate_id`
+/// on `stream`, as the service that owns the stream would: how an
+/// integration test feeds a service the events of a service it does not
+/// run.
+pub async fn append_event<S: EventStore, E: Message + Name>(
+    store: &S,
+    stream: &StreamRef,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    event: E,
+) -> Result<Appended, StoreError> {
+    let subject = stream.subject(aggregate_type, aggregate_id);
+    let expected_sequence = store
+        .load(stream, &subject, 0)
+        .await?
+        .last()
+        .map_or(0, |e| e.meta.stream_sequence);
+    let commit = Commit {
+        subject,
+        expected_sequence,
+        aggregate_type: aggregate_type.into(),
+        aggregate_id: aggregate_id.into(),
+        events: vec![NewEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            raw: RawEvent {
+                event_type: E::full_name(),
+                schema_version: 1,
+                payload: event.encode_to_vec().into(),
+            },
+        }],
+        context: CommandContext::default(),
+        timestamp_ms: now_ms(),
+    };
+    store.append(stream, &commit).await
+}
 
 /// An aggregate built from past events, waiting for a command.
 #[derive(Debug)]

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use es_core::store::{Commit, NewEvent};
 use es_core::streams::{StreamDefinition, definitions};
-use es_core::{CommandContext, EventStore, JetStreamEventStore, RawEvent};
+use es_core::{EventStore, JetStreamEventStore};
 use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::order::v1 as order;
@@ -750,30 +749,8 @@ impl Saga {
         let stream = StreamDefinition::from_json(definition)
             .unwrap()
             .stream_ref();
-        let subject = stream.subject(aggregate_type, aggregate_id);
-        let expected_sequence = self
-            .store
-            .load(&stream, &subject, 0)
+        es_core::testing::append_event(&self.store, &stream, aggregate_type, aggregate_id, event)
             .await
-            .unwrap()
-            .last()
-            .map_or(0, |e| e.meta.stream_sequence);
-        let commit = Commit {
-            subject,
-            expected_sequence,
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: aggregate_id.into(),
-            events: vec![NewEvent {
-                event_id: uuid::Uuid::now_v7().to_string(),
-                raw: RawEvent {
-                    event_type: E::full_name(),
-                    schema_version: 1,
-                    payload: event.encode_to_vec().into(),
-                },
-            }],
-            context: CommandContext::default(),
-            timestamp_ms: es_core::envelope::now_ms(),
-        };
-        self.store.append(&stream, &commit).await.unwrap();
+            .unwrap();
     }
 }

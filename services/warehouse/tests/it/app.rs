@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use es_core::store::{Commit, NewEvent};
 use es_core::streams::{StreamDefinition, definitions};
-use es_core::{CommandContext, EventStore, JetStreamEventStore, RawEvent, Repository, StreamRef};
+use es_core::{JetStreamEventStore, Repository, StreamRef};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::warehouse::v1 as pb;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::WarehouseServiceClient;
@@ -103,31 +102,9 @@ impl TestApp {
         event: E,
     ) {
         let stream = stream(definition);
-        let subject = stream.subject(aggregate_type, aggregate_id);
-        let expected_sequence = self
-            .store
-            .load(&stream, &subject, 0)
+        es_core::testing::append_event(&self.store, &stream, aggregate_type, aggregate_id, event)
             .await
-            .unwrap()
-            .last()
-            .map_or(0, |e| e.meta.stream_sequence);
-        let commit = Commit {
-            subject,
-            expected_sequence,
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: aggregate_id.into(),
-            events: vec![NewEvent {
-                event_id: uuid::Uuid::now_v7().to_string(),
-                raw: RawEvent {
-                    event_type: E::full_name(),
-                    schema_version: 1,
-                    payload: event.encode_to_vec().into(),
-                },
-            }],
-            context: CommandContext::default(),
-            timestamp_ms: es_core::envelope::now_ms(),
-        };
-        self.store.append(&stream, &commit).await.unwrap();
+            .unwrap();
     }
 
     /// The product service announces a new product.
