@@ -293,6 +293,13 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(checkpoint)
     }
 
+    /// Creates the checkpoint and the durable consumer if missing, so that a
+    /// service has them before it serves (and a deployment's init can
+    /// provision them without consuming anything).
+    pub async fn ensure_consumer(&self) -> Result<(), ProjectionError> {
+        self.consumer().await.map(drop)
+    }
+
     /// The durable consumer, created from the checkpoint when missing, and
     /// recreated when the read model is behind it.
     async fn consumer(&self) -> Result<consumer::PullConsumer, ProjectionError> {

@@ -39,10 +39,19 @@ impl Consumers {
         }
     }
 
-    /// Runs a projection until [`stop`](Self::stop). The runner is shared so
-    /// that the API can wait for it to reach a position (read-your-writes).
-    pub fn projection<P: Projection>(&mut self, runner: Arc<ProjectionRunner<P>>) {
+    /// Creates the projection's checkpoint and durable consumer, then runs
+    /// it until [`stop`](Self::stop). The runner is shared so that the API
+    /// can wait for it to reach a position (read-your-writes).
+    pub async fn projection<P: Projection>(
+        &mut self,
+        runner: Arc<ProjectionRunner<P>>,
+    ) -> Result<(), RunError> {
+        runner
+            .ensure_consumer()
+            .await
+            .map_err(|e| RunError::Consumer(e.to_string()))?;
         self.spawn(move |stop| async move { runner.run(stop).await });
+        Ok(())
     }
 
     /// Creates the reactor's durable consumer (so a failure stops the

@@ -246,7 +246,7 @@ pub async fn run(
     let mut reactor_config = ReactorConfig::new(DURABLE_NAME);
     reactor_config.filter_subjects = vec![user_stream.subject("user", "*")];
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&logins));
+    consumers.projection(Arc::clone(&logins)).await?;
     consumers
         .reactor(Reactor::new(
             UserReactions::new(credentials.clone()),

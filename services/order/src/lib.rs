@@ -161,9 +161,9 @@ pub async fn run(
         config.shipping_fee,
     );
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&orders));
+    consumers.projection(Arc::clone(&orders)).await?;
     for timeline in timelines {
-        consumers.projection(Arc::new(timeline));
+        consumers.projection(Arc::new(timeline)).await?;
     }
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {

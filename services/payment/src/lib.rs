@@ -103,7 +103,7 @@ pub async fn run(
         ProjectionConfig::default(),
     ));
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&ledger));
+    consumers.projection(Arc::clone(&ledger)).await?;
     consumers
         .reactor(Reactor::new(
             UserReaction::new(balances.clone()),

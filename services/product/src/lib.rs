@@ -89,7 +89,7 @@ pub async fn run(
         ProjectionConfig::default(),
     ));
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&catalogue));
+    consumers.projection(Arc::clone(&catalogue)).await?;
     consumers
         .reactor(Reactor::new(
             OrderReaction::new(

@@ -110,7 +110,7 @@ pub async fn run(
         config.shipment_capacity,
     );
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&shipments));
+    consumers.projection(Arc::clone(&shipments)).await?;
     for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
         if source.name != name {
             return Err(RunError::Config(format!("{name} stream missing")));

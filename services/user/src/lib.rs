@@ -98,7 +98,7 @@ pub async fn run(
         ProjectionConfig::default(),
     ));
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&directory));
+    consumers.projection(Arc::clone(&directory)).await?;
 
     let api = UserApi::new(
         Repository::new(store.clone(), stream.clone()),

@@ -109,7 +109,7 @@ pub async fn run(
         ProjectionConfig::default(),
     ));
     let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&inventory));
+    consumers.projection(Arc::clone(&inventory)).await?;
     consumers
         .reactor(Reactor::new(
             ProductReaction::new(stocks.clone()),
