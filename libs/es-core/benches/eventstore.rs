@@ -51,7 +51,7 @@ use bytes::Bytes;
 use es_core::projection::{Projection, ProjectionConfig, ProjectionError, ProjectionRunner};
 use es_core::snapshot::SnapshotStore;
 use es_core::store::StoredEvent;
-use es_core::streams::{StreamDefinition, definitions};
+use es_core::streams::StreamDefinition;
 use es_core::{
     Aggregate, AggregateId, CommandContext, DomainEvent, EventStore as _, JetStreamEventStore,
     Repository, StreamRef,
@@ -761,8 +761,7 @@ async fn main() {
 
     let store = JetStreamEventStore::new(client.clone());
     let js = store.context().clone();
-    let stream = StreamDefinition::from_json(definitions::ORDER)
-        .unwrap()
+    let stream = StreamDefinition::new("ORDER", "order")
         .ensure(&js)
         .await
         .unwrap();
@@ -1053,10 +1052,7 @@ async fn main() {
     // round a new projection (own checkpoint and durable consumer) catches up
     // from sequence 1 into the truncated table, next to a raw consumer with
     // the runner's settings that does no database work.
-    let mut config = StreamDefinition::from_json(definitions::ORDER)
-        .unwrap()
-        .config()
-        .clone();
+    let mut config = StreamDefinition::new("ORDER", "order").config().clone();
     config.name = "BENCH_PROJECTION".into();
     config.subjects = vec!["benchproj.>".into()];
     config.description = Some("es-core bench: projection catch-up".into());

@@ -10,6 +10,8 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::Message};
 
+use crate::streams::StreamDefinition;
+
 /// Header: the error that made the consumer give up.
 pub const ERROR: &str = "Stocklet-Dlq-Error";
 /// Header: the consumer that gave up.
@@ -23,8 +25,24 @@ pub const SOURCE_SUBJECT: &str = "Stocklet-Dlq-Subject";
 /// Header: how many deliveries were tried.
 pub const DELIVERIES: &str = "Stocklet-Dlq-Deliveries";
 
-/// Subject prefix of the dead-letter stream (see `nats/streams/deadletter.json`).
+/// Subject prefix of the dead-letter stream.
 pub const SUBJECT_PREFIX: &str = "deadletter";
+
+/// Name of the dead-letter stream.
+pub const STREAM_NAME: &str = "DEADLETTER";
+
+/// The dead-letter stream, capturing `deadletter.>`: file storage, no
+/// limits; unlike event streams, letters may be deleted once handled.
+pub fn definition() -> StreamDefinition {
+    let mut definition = StreamDefinition::new(STREAM_NAME, SUBJECT_PREFIX);
+    let config = definition.config_mut();
+    config.description =
+        Some("Events a consumer gave up on, with the error: deadletter.<consumer>".into());
+    config.deny_delete = false;
+    config.deny_purge = false;
+    config.allow_atomic_publish = false;
+    definition
+}
 
 /// Copies `message` to the dead-letter stream and waits for the ack.
 pub async fn publish(

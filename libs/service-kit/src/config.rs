@@ -90,6 +90,8 @@ pub struct CommonConfig {
     pub internal_token: Secret,
     /// `STOCKLET_STREAM_REPLICAS`: 1 on one server, 3 on a cluster.
     pub stream_replicas: usize,
+    /// `STOCKLET_DB_POOL_SIZE`: most PostgreSQL connections per service.
+    pub db_pool_size: u32,
 }
 
 /// Default `NATS_URL`: the nats-server `make run` starts.
@@ -99,6 +101,9 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 /// Default `STOCKLET_INTERNAL_TOKEN`, for local development only.
 pub const DEFAULT_INTERNAL_TOKEN: &str = "stocklet-dev-internal-token";
 
+/// Default `STOCKLET_DB_POOL_SIZE`.
+pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
+
 impl CommonConfig {
     /// Reads the common settings from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -107,6 +112,7 @@ impl CommonConfig {
             database_url: Secret::new(env_or("DATABASE_URL", DEFAULT_DATABASE_URL)),
             internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
             stream_replicas: env_parse("STOCKLET_STREAM_REPLICAS", 1)?,
+            db_pool_size: env_parse("STOCKLET_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
         })
     }
 }

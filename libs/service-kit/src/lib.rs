@@ -12,6 +12,7 @@
 //!   graceful shutdown.
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
+//! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
 //! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
 //! - [`consumers`]: a service's projections and reactors, started and
 //!   stopped together.
@@ -28,6 +29,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
+pub mod streams;
 pub mod telemetry;
 
 pub use config::{ConfigError, Secret};

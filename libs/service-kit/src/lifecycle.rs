@@ -8,11 +8,12 @@
 //! and SIGTERM into that token for binaries.
 
 use es_core::JetStreamEventStore;
-use es_core::streams::{ProvisionError, StreamDefinition};
+use es_core::streams::ProvisionError;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::DbError;
 use crate::grpc::ServeError;
+use crate::streams::{self, Stream};
 
 /// Why a service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +76,15 @@ fn server_list(nats_url: &str) -> Vec<&str> {
 /// the dead-letter stream, with `replicas` copies each. Idempotent.
 pub async fn provision(
     store: &JetStreamEventStore,
-    definitions: &[&str],
+    definitions: &[Stream],
     replicas: usize,
 ) -> Result<Vec<es_core::StreamRef>, RunError> {
     let mut streams = Vec::with_capacity(definitions.len());
-    for json in definitions
+    for stream in definitions
         .iter()
-        .chain(std::iter::once(&es_core::streams::definitions::DEADLETTER))
+        .chain(std::iter::once(&streams::DEADLETTER))
     {
-        let definition = StreamDefinition::from_json(json)?.with_replicas(replicas);
+        let definition = stream.definition()?.with_replicas(replicas);
         streams.push(definition.ensure(store.context()).await?);
     }
     streams.pop(); // the dead-letter stream is nobody's to write to

@@ -36,13 +36,13 @@ use std::sync::Arc;
 
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository};
 use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, Secret, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -217,7 +217,7 @@ pub async fn run(
     // service having started first.
     let mut streams = lifecycle::provision(
         &store,
-        &[definitions::AUTH, definitions::USER],
+        &[streams::AUTH, streams::USER],
         config.common.stream_replicas,
     )
     .await?
@@ -225,7 +225,12 @@ pub async fn run(
     let (Some(stream), Some(user_stream)) = (streams.next(), streams.next()) else {
         return Err(RunError::Config("AUTH or USER stream missing".into()));
     };
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let credentials = Repository::new(store.clone(), stream.clone());

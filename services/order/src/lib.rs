@@ -30,11 +30,11 @@ use std::time::Duration;
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::order::v1::order_service_server::OrderServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -117,11 +117,11 @@ pub async fn run(
     let streams = lifecycle::provision(
         &store,
         &[
-            definitions::ORDER,
-            definitions::PRODUCT,
-            definitions::WAREHOUSE,
-            definitions::SHIPPING,
-            definitions::PAYMENT,
+            streams::ORDER,
+            streams::PRODUCT,
+            streams::WAREHOUSE,
+            streams::SHIPPING,
+            streams::PAYMENT,
         ],
         config.common.stream_replicas,
     )
@@ -131,7 +131,12 @@ pub async fn run(
         .next()
         .ok_or_else(|| RunError::Config("ORDER stream missing".into()))?;
     let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     let descriptors = prost_reflect::DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| RunError::Config(format!("event descriptors: {e}")))?;

@@ -24,11 +24,11 @@ use std::sync::Arc;
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::payment::v1::payment_service_server::PaymentServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,10 +78,10 @@ pub async fn run(
     let streams = lifecycle::provision(
         &store,
         &[
-            definitions::PAYMENT,
-            definitions::USER,
-            definitions::SHIPPING,
-            definitions::ORDER,
+            streams::PAYMENT,
+            streams::USER,
+            streams::SHIPPING,
+            streams::ORDER,
         ],
         config.common.stream_replicas,
     )
@@ -91,7 +91,12 @@ pub async fn run(
         return Err(RunError::Config("PAYMENT or USER stream missing".into()));
     };
     let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let balances = Repository::new(store.clone(), stream.clone());

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::product::v1::product_service_server::ProductServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -71,14 +71,19 @@ pub async fn run(
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams = lifecycle::provision(
         &store,
-        &[definitions::PRODUCT, definitions::ORDER],
+        &[streams::PRODUCT, streams::ORDER],
         config.common.stream_replicas,
     )
     .await?;
     let [stream, order_stream]: [es_core::StreamRef; 2] = streams
         .try_into()
         .map_err(|_| RunError::Config("PRODUCT or ORDER stream missing".into()))?;
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let catalogue = Arc::new(ProjectionRunner::new(

@@ -24,11 +24,11 @@ use std::sync::Arc;
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_server::ShippingServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -82,10 +82,10 @@ pub async fn run(
     let streams = lifecycle::provision(
         &store,
         &[
-            definitions::SHIPPING,
-            definitions::WAREHOUSE,
-            definitions::PAYMENT,
-            definitions::ORDER,
+            streams::SHIPPING,
+            streams::WAREHOUSE,
+            streams::PAYMENT,
+            streams::ORDER,
         ],
         config.common.stream_replicas,
     )
@@ -95,7 +95,12 @@ pub async fn run(
         .next()
         .ok_or_else(|| RunError::Config("SHIPPING stream missing".into()))?;
     let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let shipments = Arc::new(ProjectionRunner::new(

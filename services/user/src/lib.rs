@@ -33,11 +33,11 @@ use std::sync::Arc;
 
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::user::v1::user_service_server::UserServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -82,12 +82,17 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
     let streams =
-        lifecycle::provision(&store, &[definitions::USER], config.common.stream_replicas).await?;
+        lifecycle::provision(&store, &[streams::USER], config.common.stream_replicas).await?;
     let stream = streams
         .into_iter()
         .next()
         .ok_or_else(|| RunError::Config("USER stream missing".into()))?;
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let directory = Arc::new(ProjectionRunner::new(

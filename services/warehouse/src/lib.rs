@@ -25,11 +25,11 @@ use std::sync::Arc;
 use es_core::Repository;
 use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reactor, ReactorConfig};
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_server::WarehouseServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or};
 use stocklet_service_kit::consumers::Consumers;
 use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -80,11 +80,11 @@ pub async fn run(
     let streams = lifecycle::provision(
         &store,
         &[
-            definitions::WAREHOUSE,
-            definitions::PRODUCT,
-            definitions::ORDER,
-            definitions::SHIPPING,
-            definitions::PAYMENT,
+            streams::WAREHOUSE,
+            streams::PRODUCT,
+            streams::ORDER,
+            streams::SHIPPING,
+            streams::PAYMENT,
         ],
         config.common.stream_replicas,
     )
@@ -96,7 +96,12 @@ pub async fn run(
         ));
     };
     let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(&config.common.database_url, SCHEMA, 8).await?;
+    let pool = db::connect(
+        &config.common.database_url,
+        SCHEMA,
+        config.common.db_pool_size,
+    )
+    .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
 
     let stocks = Repository::new(store.clone(), stream.clone());

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use es_core::streams::{StreamDefinition, definitions};
+use es_core::streams::StreamDefinition;
 use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
 use stocklet_test_support::NatsServer;
 
@@ -146,9 +146,9 @@ impl Aggregate for Account {
     }
 }
 
-/// The shipped `PAYMENT` stream definition, as the tests' bank stream.
+/// The tests' bank stream, with the event-sourcing defaults.
 pub fn bank_definition() -> StreamDefinition {
-    StreamDefinition::from_json(definitions::PAYMENT).unwrap()
+    StreamDefinition::new("PAYMENT", "payment")
 }
 
 /// A server with the bank stream (and the dead-letter stream) provisioned.
@@ -167,8 +167,7 @@ impl Bank {
         let server = NatsServer::start().await;
         let store = JetStreamEventStore::with_timeout(server.client().await, timeout);
         let stream = definition.ensure(store.context()).await.unwrap();
-        StreamDefinition::from_json(definitions::DEADLETTER)
-            .unwrap()
+        es_core::deadletter::definition()
             .ensure(store.context())
             .await
             .unwrap();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::reactor::{Reaction, ReactionError, Reactor, ReactorConfig};
-use es_core::streams::{StreamDefinition, definitions};
+use es_core::streams::StreamDefinition;
 use es_core::{
     CommandContext, DomainEvent, JetStreamEventStore, Repository, StoredEvent, StreamRef,
 };
@@ -80,8 +80,7 @@ struct Setup {
 
 async fn setup(fail_after_append_once: bool, poison_amount: Option<i64>) -> Setup {
     let bank = Bank::start().await;
-    let mirror_stream: StreamRef = StreamDefinition::from_json(definitions::SHIPPING)
-        .unwrap()
+    let mirror_stream: StreamRef = StreamDefinition::new("SHIPPING", "shipping")
         .ensure(bank.store.context())
         .await
         .unwrap();

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{Aggregate, AggregateId, CommandContext, JetStreamEventStore, Repository};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -20,6 +19,7 @@ use stocklet_proto::stocklet::auth::v1::login_password_request::Login;
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tempfile::TempDir;
@@ -79,6 +79,7 @@ impl Infra {
                 database_url: Secret::new(self.db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
             signing_key: KeySource::Generated(
@@ -96,7 +97,8 @@ impl Infra {
     pub async fn users(&self) -> Repository<FakeUser, JetStreamEventStore> {
         let client = async_nats::connect(self.nats.url()).await.unwrap();
         let store = JetStreamEventStore::new(client);
-        let stream = StreamDefinition::from_json(definitions::USER)
+        let stream = streams::USER
+            .definition()
             .unwrap()
             .ensure(store.context())
             .await

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use stocklet_order::domain::{
     Cents, Order, OrderCommand, ProductId, Quantity, QuotedLine, SagaInput,
@@ -15,6 +14,7 @@ use stocklet_proto::stocklet::order::v1 as pb;
 use stocklet_proto::stocklet::order::v1::order_service_client::OrderServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
@@ -73,6 +73,7 @@ impl TestApp {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
             shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
@@ -80,9 +81,7 @@ impl TestApp {
         };
         let (service, channel) =
             RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
-        let stream = StreamDefinition::from_json(definitions::ORDER)
-            .unwrap()
-            .stream_ref();
+        let stream = streams::ORDER.definition().unwrap().stream_ref();
         let repository = Repository::new(JetStreamEventStore::new(nats.client().await), stream);
         TestApp {
             nats,

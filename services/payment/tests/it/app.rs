@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{JetStreamEventStore, Repository, StreamRef};
 use stocklet_payment::domain::Balance;
 use stocklet_payment::{Config, run};
@@ -13,6 +12,7 @@ use stocklet_proto::stocklet::payment::v1 as pb;
 use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
@@ -47,10 +47,8 @@ pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
     request
 }
 
-fn stream(definition: &str) -> StreamRef {
-    StreamDefinition::from_json(definition)
-        .unwrap()
-        .stream_ref()
+fn stream(definition: streams::Stream) -> StreamRef {
+    definition.stream_ref()
 }
 
 impl TestApp {
@@ -68,6 +66,7 @@ impl TestApp {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
         };
@@ -100,7 +99,7 @@ impl TestApp {
     /// would (appended after the subject's last event).
     pub async fn publish<E: prost::Message + prost::Name>(
         &self,
-        definition: &str,
+        definition: streams::Stream,
         aggregate_type: &str,
         aggregate_id: &str,
         event: E,
@@ -114,7 +113,7 @@ impl TestApp {
     /// The user service announces a registration.
     pub async fn user_registered(&self, user_id: &str) {
         self.publish(
-            definitions::USER,
+            streams::USER,
             "user",
             user_id,
             events::UserRegistered {
@@ -132,7 +131,7 @@ impl TestApp {
     /// The user service announces a deletion.
     pub async fn user_deleted(&self, user_id: &str) {
         self.publish(
-            definitions::USER,
+            streams::USER,
             "user",
             user_id,
             events::UserDeleted {
@@ -146,7 +145,7 @@ impl TestApp {
 
     /// The balance aggregates, written directly as the saga will.
     pub fn balances(&self) -> Repository<Balance, JetStreamEventStore> {
-        Repository::new(self.store.clone(), stream(definitions::PAYMENT))
+        Repository::new(self.store.clone(), stream(streams::PAYMENT))
     }
 
     pub async fn balance(

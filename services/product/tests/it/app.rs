@@ -50,6 +50,7 @@ impl TestApp {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
         };

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{EventStore, JetStreamEventStore};
 use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
@@ -22,6 +21,7 @@ use stocklet_proto::stocklet::warehouse::v1 as warehouse;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::WarehouseServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use tonic::transport::Channel;
@@ -141,6 +141,7 @@ fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
         database_url: Secret::new(db.url.clone()),
         internal_token: Secret::new(INTERNAL_TOKEN),
         stream_replicas: 1,
+        db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
     }
 }
 
@@ -310,10 +311,7 @@ impl Saga {
 
     /// What the dead-letter stream holds: (consumer, error) per event.
     pub async fn dead_letters(&self) -> Vec<(String, String)> {
-        let name = StreamDefinition::from_json(definitions::DEADLETTER)
-            .unwrap()
-            .stream_ref()
-            .name;
+        let name = streams::DEADLETTER.definition().unwrap().stream_ref().name;
         let mut stream = self.nats.jetstream().await.get_stream(name).await.unwrap();
         let state = stream.info().await.unwrap().state.clone();
         let mut dead = Vec::new();
@@ -478,7 +476,7 @@ impl Saga {
     pub async fn customer(&self, balance_cents: i64) -> Customer {
         let id = uuid::Uuid::now_v7().to_string();
         self.publish(
-            definitions::USER,
+            streams::USER,
             "user",
             &id,
             events::UserRegistered {
@@ -705,13 +703,11 @@ impl Saga {
     /// Every event of one aggregate: (event type, correlation id).
     pub async fn history(
         &self,
-        definition: &str,
+        definition: streams::Stream,
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Vec<(String, Option<String>)> {
-        let stream = StreamDefinition::from_json(definition)
-            .unwrap()
-            .stream_ref();
+        let stream = definition.stream_ref();
         let subject = stream.subject(aggregate_type, aggregate_id);
         self.store
             .load(&stream, &subject, 0)
@@ -741,14 +737,12 @@ impl Saga {
     /// Appends an event to another service's stream, as that service would.
     pub async fn publish<E: Message + Name>(
         &self,
-        definition: &str,
+        definition: streams::Stream,
         aggregate_type: &str,
         aggregate_id: &str,
         event: E,
     ) {
-        let stream = StreamDefinition::from_json(definition)
-            .unwrap()
-            .stream_ref();
+        let stream = definition.stream_ref();
         es_core::testing::append_event(&self.store, &stream, aggregate_type, aggregate_id, event)
             .await
             .unwrap();

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use es_core::store::{Commit, NewEvent};
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{CommandContext, EventStore, JetStreamEventStore, RawEvent};
 use futures::StreamExt;
 use prost::{Message, Name};
@@ -34,6 +33,7 @@ use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServic
 use stocklet_service_kit::Secret;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_test_support::{NatsCluster, TestDb};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +81,7 @@ impl Instance {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 3,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
         };
@@ -228,9 +229,7 @@ async fn watch_acks(url: &str, stream: &str, consumer: &str) -> Arc<Mutex<Acks>>
 /// Registers a user the way the user service would, retrying through a
 /// NATS failover (the event id makes a retried append a duplicate).
 async fn register(store: &JetStreamEventStore, user_id: &str) {
-    let stream = StreamDefinition::from_json(definitions::USER)
-        .unwrap()
-        .stream_ref();
+    let stream = streams::USER.definition().unwrap().stream_ref();
     let event = events::UserRegistered {
         user_id: user_id.to_owned(),
         email: format!("{user_id}@example.com"),
@@ -417,9 +416,7 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
     users.extend(register_many(store.clone(), PER_PHASE).await.unwrap());
 
     // Nothing lost: each user's balance opened exactly once and readable.
-    let payment_stream = StreamDefinition::from_json(definitions::PAYMENT)
-        .unwrap()
-        .stream_ref();
+    let payment_stream = streams::PAYMENT.definition().unwrap().stream_ref();
     let deadline = Instant::now() + SETTLE;
     for user in &users {
         let subject = payment_stream.subject("balance", user);

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use es_core::streams::definitions;
+use stocklet_service_kit::streams;
 
 use futures::future::join_all;
 use stocklet_proto::stocklet::order::v1 as order;
@@ -219,7 +219,7 @@ async fn stock_and_money_are_conserved_through_restarts_redeliveries_and_cancell
     // once each: straight from the payment stream.
     for customer in &customers {
         let history = saga
-            .history(definitions::PAYMENT, "balance", &customer.id)
+            .history(streams::PAYMENT, "balance", &customer.id)
             .await;
         let count = |event: &str| {
             let mut per_order: HashMap<String, usize> = HashMap::new();

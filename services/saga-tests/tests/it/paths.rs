@@ -1,11 +1,11 @@
 //! One test per path of the saga, each checking the order's final status
 //! and the side effects on stock, balance and shipment.
 
-use es_core::streams::definitions;
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::{OrderStatus, RejectionReason};
 use stocklet_proto::stocklet::shipping::v1 as shipping;
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
+use stocklet_service_kit::streams;
 
 use crate::app::{CAPACITY, SHIPPING_FEE, Saga, admin, as_user};
 
@@ -49,12 +49,12 @@ async fn an_order_with_stock_shipping_and_money_is_approved() {
     // Every saga event, in every service, carries the order id as its
     // correlation id.
     let saga_subjects = [
-        (definitions::ORDER, "order", placed.id.as_str()),
-        (definitions::PRODUCT, "quote", placed.id.as_str()),
-        (definitions::WAREHOUSE, "reservation", placed.id.as_str()),
-        (definitions::WAREHOUSE, "stock", widget.as_str()),
-        (definitions::SHIPPING, "shipment", placed.id.as_str()),
-        (definitions::PAYMENT, "balance", customer.id.as_str()),
+        (streams::ORDER, "order", placed.id.as_str()),
+        (streams::PRODUCT, "quote", placed.id.as_str()),
+        (streams::WAREHOUSE, "reservation", placed.id.as_str()),
+        (streams::WAREHOUSE, "stock", widget.as_str()),
+        (streams::SHIPPING, "shipment", placed.id.as_str()),
+        (streams::PAYMENT, "balance", customer.id.as_str()),
     ];
     let not_saga = [
         "stocklet.events.v1.StockCreated",

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use es_core::EventStore;
 use es_core::envelope::parse_traceparent;
-use es_core::streams::{StreamDefinition, definitions};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::telemetry;
 use tracing::Instrument;
 
@@ -155,17 +155,15 @@ async fn one_order_is_one_trace_across_all_five_services() {
     // of this trace (the one that wrote it), and every span that handled the
     // event is that span's child.
     let saga_aggregates = [
-        (definitions::ORDER, "order", placed.id.as_str()),
-        (definitions::PRODUCT, "quote", placed.id.as_str()),
-        (definitions::WAREHOUSE, "reservation", placed.id.as_str()),
-        (definitions::SHIPPING, "shipment", placed.id.as_str()),
-        (definitions::PAYMENT, "balance", customer.id.as_str()),
+        (streams::ORDER, "order", placed.id.as_str()),
+        (streams::PRODUCT, "quote", placed.id.as_str()),
+        (streams::WAREHOUSE, "reservation", placed.id.as_str()),
+        (streams::SHIPPING, "shipment", placed.id.as_str()),
+        (streams::PAYMENT, "balance", customer.id.as_str()),
     ];
     let mut checked = HashSet::new();
     for (definition, aggregate_type, id) in saga_aggregates {
-        let stream = StreamDefinition::from_json(definition)
-            .unwrap()
-            .stream_ref();
+        let stream = definition.stream_ref();
         let subject = stream.subject(aggregate_type, id);
         let events = saga.store.load(&stream, &subject, 0).await.unwrap();
         let mut in_this_trace = 0;

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository, StreamRef};
 use stocklet_proto::stocklet::shipping::v1 as pb;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_client::ShippingServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_shipping::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand};
 use stocklet_shipping::{Config, run};
@@ -48,10 +48,8 @@ pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
     request
 }
 
-fn stream(definition: &str) -> StreamRef {
-    StreamDefinition::from_json(definition)
-        .unwrap()
-        .stream_ref()
+fn stream(definition: streams::Stream) -> StreamRef {
+    definition.stream_ref()
 }
 
 impl TestApp {
@@ -69,6 +67,7 @@ impl TestApp {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
             shipment_capacity: Capacity::parse(CAPACITY).unwrap(),
@@ -100,7 +99,7 @@ impl TestApp {
 
     /// The shipment aggregates, written directly as the saga will.
     pub fn shipments(&self) -> Repository<Shipment, JetStreamEventStore> {
-        Repository::new(self.store.clone(), stream(definitions::SHIPPING))
+        Repository::new(self.store.clone(), stream(streams::SHIPPING))
     }
 
     /// Allocates a shipment for a new order of `customer_id` carrying

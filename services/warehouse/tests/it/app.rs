@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use es_core::streams::{StreamDefinition, definitions};
 use es_core::{JetStreamEventStore, Repository, StreamRef};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::warehouse::v1 as pb;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::WarehouseServiceClient;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
 use stocklet_warehouse::domain::Stock;
@@ -43,10 +43,8 @@ pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
     request
 }
 
-fn stream(definition: &str) -> StreamRef {
-    StreamDefinition::from_json(definition)
-        .unwrap()
-        .stream_ref()
+fn stream(definition: streams::Stream) -> StreamRef {
+    definition.stream_ref()
 }
 
 impl TestApp {
@@ -64,6 +62,7 @@ impl TestApp {
                 database_url: Secret::new(db.url.clone()),
                 internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 1,
+                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
             },
             listen_addr: "127.0.0.1:0".into(),
         };
@@ -96,7 +95,7 @@ impl TestApp {
     /// would (appended after the subject's last event).
     pub async fn publish<E: prost::Message + prost::Name>(
         &self,
-        definition: &str,
+        definition: streams::Stream,
         aggregate_type: &str,
         aggregate_id: &str,
         event: E,
@@ -110,7 +109,7 @@ impl TestApp {
     /// The product service announces a new product.
     pub async fn product_created(&self, product_id: &str) {
         self.publish(
-            definitions::PRODUCT,
+            streams::PRODUCT,
             "product",
             product_id,
             events::ProductCreated {
@@ -126,7 +125,7 @@ impl TestApp {
 
     /// The stock aggregates, written directly as the saga will.
     pub fn stocks(&self) -> Repository<Stock, JetStreamEventStore> {
-        Repository::new(self.store.clone(), stream(definitions::WAREHOUSE))
+        Repository::new(self.store.clone(), stream(streams::WAREHOUSE))
     }
 
     pub async fn stock(&self, product_id: &str) -> Result<pb::ProductStock, Status> {
