@@ -48,9 +48,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use async_nats::{HeaderMap, header};
 use bytes::Bytes;
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionConfig, ProjectionError, ProjectionRunner};
 use es_core::snapshot::SnapshotStore;
-use es_core::store::StoredEvent;
 use es_core::streams::StreamDefinition;
 use es_core::{
     Aggregate, AggregateId, CommandContext, DomainEvent, EventStore as _, JetStreamEventStore,
@@ -678,6 +678,8 @@ impl LedgerEntries {
 }
 
 impl Projection for LedgerEntries {
+    type Event = LedgerEvent;
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -685,7 +687,7 @@ impl Projection for LedgerEntries {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<LedgerEvent>],
     ) -> Result<(), ProjectionError> {
         let mut sequences = Vec::with_capacity(events.len());
         let mut event_ids = Vec::with_capacity(events.len());
@@ -693,7 +695,7 @@ impl Projection for LedgerEntries {
         let mut amounts = Vec::with_capacity(events.len());
         let mut timestamps = Vec::with_capacity(events.len());
         for stored in events {
-            let LedgerEvent::Deposited(deposit) = LedgerEvent::decode(&stored.raw)?;
+            let LedgerEvent::Deposited(deposit) = &stored.event;
             sequences.push(i64::try_from(stored.meta.stream_sequence).unwrap_or(i64::MAX));
             event_ids.push(stored.meta.event_id.clone());
             aggregate_ids.push(stored.meta.aggregate_id.clone());

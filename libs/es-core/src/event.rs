@@ -47,6 +47,9 @@ pub enum DecodeError {
 
 /// A domain event type: usually an enum with one variant per protobuf event.
 pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// Every event type name this type decodes.
+    fn event_types() -> &'static [&'static str];
+
     /// Full protobuf name of this event's payload.
     fn event_type(&self) -> &'static str;
 
@@ -69,6 +72,43 @@ pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
             schema_version: self.schema_version(),
             payload: self.encode(),
         }
+    }
+}
+
+/// The events a projection or a reaction handles, decoded from the stream.
+///
+/// A handler declares its event type once; the consumer then skips (and
+/// acknowledges) every event of another type and hands the handler only
+/// decoded events. Every [`DomainEvent`] is an `EventSet` of its own
+/// types, so a service can declare the outside events it reacts to as a
+/// [`domain_events!`](crate::domain_events) enum. [`RawEvent`] is the set
+/// of every event, undecoded, for handlers that read any type (an audit
+/// log, a timeline).
+pub trait EventSet: Sized + Send + Sync + 'static {
+    /// The event types wanted, or `None` for every type.
+    fn wanted_types() -> Option<&'static [&'static str]>;
+
+    /// Decodes one stored event of a wanted type.
+    fn decode_stored(raw: &RawEvent) -> Result<Self, DecodeError>;
+}
+
+impl<E: DomainEvent> EventSet for E {
+    fn wanted_types() -> Option<&'static [&'static str]> {
+        Some(E::event_types())
+    }
+
+    fn decode_stored(raw: &RawEvent) -> Result<Self, DecodeError> {
+        E::decode(raw)
+    }
+}
+
+impl EventSet for RawEvent {
+    fn wanted_types() -> Option<&'static [&'static str]> {
+        None
+    }
+
+    fn decode_stored(raw: &RawEvent) -> Result<Self, DecodeError> {
+        Ok(raw.clone())
     }
 }
 
@@ -150,22 +190,13 @@ impl Upcasters {
 #[macro_export]
 macro_rules! domain_events {
     ($(#[$meta:meta])* $vis:vis enum $name:ident {
-        $($variant:ident($ty:ty) $(@ $version:literal)?),+ $(,)?
+        $($(#[$variant_meta:meta])* $variant:ident($ty:ty) $(@ $version:literal)?),+ $(,)?
     }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq)]
-        $vis enum $name { $($variant($ty)),+ }
+        $vis enum $name { $($(#[$variant_meta])* $variant($ty)),+ }
 
         impl $name {
-            /// Every event type name this enum decodes, in declaration order.
-            pub fn event_types() -> &'static [&'static str] {
-                static NAMES: ::std::sync::OnceLock<::std::vec::Vec<&'static str>> =
-                    ::std::sync::OnceLock::new();
-                NAMES.get_or_init(|| {
-                    ::std::vec![$($crate::event::type_name::<$ty>()),+]
-                })
-            }
-
             fn variant_index(&self) -> usize {
                 let mut index = 0usize;
                 $(
@@ -179,8 +210,17 @@ macro_rules! domain_events {
         }
 
         impl $crate::event::DomainEvent for $name {
+            /// Every event type name this enum decodes, in declaration order.
+            fn event_types() -> &'static [&'static str] {
+                static NAMES: ::std::sync::OnceLock<::std::vec::Vec<&'static str>> =
+                    ::std::sync::OnceLock::new();
+                NAMES.get_or_init(|| {
+                    ::std::vec![$($crate::event::type_name::<$ty>()),+]
+                })
+            }
+
             fn event_type(&self) -> &'static str {
-                Self::event_types()[self.variant_index()]
+                <Self as $crate::event::DomainEvent>::event_types()[self.variant_index()]
             }
 
             fn schema_version(&self) -> u32 {
@@ -198,7 +238,7 @@ macro_rules! domain_events {
             fn decode(raw: &$crate::event::RawEvent) -> Result<Self, $crate::event::DecodeError> {
                 let mut index = 0usize;
                 $(
-                    if raw.event_type == Self::event_types()[index]
+                    if raw.event_type == <Self as $crate::event::DomainEvent>::event_types()[index]
                         && raw.schema_version == $crate::__schema_version!($($version)?)
                     {
                         return <$ty as $crate::prost::Message>::decode(raw.payload.clone())

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod consumer;
 pub mod deadletter;
 pub mod envelope;
 pub mod event;
@@ -17,11 +18,14 @@ pub mod testing;
 
 pub use aggregate::Aggregate;
 pub use envelope::{AggregateId, CommandContext, EventMeta};
-pub use event::{DecodeError, DomainEvent, RawEvent, Upcaster, Upcasters};
+pub use event::{DecodeError, DomainEvent, EventSet, RawEvent, Upcaster, Upcasters};
 pub use jetstream::JetStreamEventStore;
 pub use memory::InMemoryEventStore;
-pub use repository::{ExecuteError, Executed, Loaded, Repository, RetryPolicy};
-pub use store::{EventStore, StoreError, StoredEvent, StreamRef};
+pub use repository::{
+    AtomicDecision, AtomicExecuted, ExecuteError, Executed, Loaded, PendingSnapshot, ReadModel,
+    Repository, RetryPolicy,
+};
+pub use store::{EventStore, Recorded, StoreError, StoredEvent, StreamRef};
 
 // Re-exported for the `domain_events!` macro.
 #[doc(hidden)]

@@ -33,19 +33,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, message::Message};
-use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::{
+    Deliveries, decode_delivery, decode_wanted, event_span, pause, record_delivery,
+};
 use crate::deadletter;
-use crate::event::DecodeError;
+use crate::event::{DecodeError, EventSet};
 use crate::jetstream::JetStreamEventStore;
-use crate::reactor::{event_span, record_delivery};
-use crate::store::{StoreError, StoredEvent, StreamRef, decode_message};
+use crate::repository::ReadModel;
+use crate::store::{Recorded, StoreError, StreamRef};
 
 /// A read model built from one stream.
 pub trait Projection: Send + Sync + 'static {
+    /// The events it shows. The runner skips every other event of the
+    /// stream (still moving the checkpoint past it) and hands
+    /// [`apply`](Self::apply) only these, decoded.
+    type Event: EventSet;
+
     /// Unique name: the durable consumer's name and the checkpoint's key.
     fn name(&self) -> &str;
 
@@ -53,7 +60,7 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<Self::Event>],
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
     /// Deletes every row of the read model, before a rebuild.
@@ -125,26 +132,6 @@ impl Default for ProjectionConfig {
     }
 }
 
-/// Where a projection has got to: a stream sequence that only grows.
-#[derive(Clone, Debug)]
-pub struct ProjectionPosition(watch::Receiver<u64>);
-
-impl ProjectionPosition {
-    /// The last stream sequence applied.
-    pub fn current(&self) -> u64 {
-        *self.0.borrow()
-    }
-
-    /// Waits until the projection has applied `sequence`, at most `timeout`.
-    /// Returns whether it got there. This is how queries read their writes.
-    pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> bool {
-        let mut receiver = self.0.clone();
-        tokio::time::timeout(timeout, receiver.wait_for(|at| *at >= sequence))
-            .await
-            .is_ok_and(|changed| changed.is_ok())
-    }
-}
-
 /// Runs one [`Projection`] against one stream.
 pub struct ProjectionRunner<P> {
     projection: Arc<P>,
@@ -202,16 +189,16 @@ impl<P: Projection> ProjectionRunner<P> {
         self
     }
 
-    /// The projection's position, for read-your-writes waits.
-    pub fn position(&self) -> ProjectionPosition {
-        ProjectionPosition(self.position.subscribe())
+    /// The last stream sequence this runner knows the read model holds.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
     }
 
     /// Waits until the read model holds `sequence`, at most `timeout`, and
-    /// says whether it got there. Watches this instance's progress and, since
-    /// another instance sharing the durable consumer may have applied it,
-    /// the shared checkpoint too. Commands call it with their position so
-    /// that queries read their writes.
+    /// says whether it got there: the read-your-writes wait (see
+    /// [`Repository::execute_and_wait`](crate::Repository::execute_and_wait)).
+    /// Watches this instance's progress and, since another instance sharing
+    /// the durable consumer may have applied it, the shared checkpoint too.
     pub async fn wait_for(&self, sequence: u64, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut position = self.position.subscribe();
@@ -397,81 +384,47 @@ impl<P: Projection> ProjectionRunner<P> {
         progress: bool,
     ) -> Result<u64, ProjectionError> {
         let progress = progress && std::io::stderr().is_terminal();
-        let mut failures = 0u32;
-        'connect: loop {
-            let checkpoint = self.prepare_checkpoint().await?;
-            if until.is_some_and(|target| checkpoint >= target) || shutdown.is_cancelled() {
-                return Ok(checkpoint);
+        let checkpoint = self.prepare_checkpoint().await?;
+        if until.is_some_and(|target| checkpoint >= target) || shutdown.is_cancelled() {
+            return Ok(checkpoint);
+        }
+        let mut deliveries =
+            Deliveries::new(self.projection.name(), self.config.batch_size, || {
+                self.consumer()
+            });
+        // A running service retries what may pass; a one-off catch-up or
+        // rebuild reports it.
+        let retry = |error: &ProjectionError| error.is_transient() && until.is_none();
+        loop {
+            let Some(first) = deliveries.next(shutdown, retry).await? else {
+                return self.checkpoint().await;
+            };
+            // Gather a batch: whatever arrives within a couple of
+            // milliseconds of the first event, up to the batch size. When
+            // caught up this adds at most that to a read-your-writes wait;
+            // when behind it fills whole batches.
+            let mut batch = vec![first];
+            let gather_until = tokio::time::Instant::now() + BATCH_GATHER;
+            while batch.len() < self.config.batch_size {
+                match deliveries.next_before(gather_until).await {
+                    Some(message) => batch.push(message),
+                    None => break,
+                }
             }
-            let consumer = match self.consumer().await {
-                Ok(consumer) => consumer,
-                Err(error) if error.is_transient() && until.is_none() => {
-                    failures += 1;
-                    tracing::warn!(projection = self.projection.name(), %error, "cannot open consumer; retrying");
-                    pause(failures, shutdown).await;
-                    continue 'connect;
+            let applied = self.apply_with_retries(&batch, shutdown).await?;
+            if progress && let Some(target) = until {
+                let percent = applied.saturating_mul(100) / target.max(1);
+                eprint!(
+                    "\r{}: {applied}/{target} events ({percent}%)",
+                    self.projection.name()
+                );
+                let _ = std::io::stderr().flush();
+            }
+            if until.is_some_and(|target| applied >= target) {
+                if progress {
+                    eprintln!();
                 }
-                Err(error) => return Err(error),
-            };
-            let mut messages = match consumer
-                .stream()
-                .max_messages_per_batch(self.config.batch_size)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-            {
-                Ok(messages) => messages,
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(projection = self.projection.name(), %error, "cannot pull; retrying");
-                    pause(failures, shutdown).await;
-                    continue 'connect;
-                }
-            };
-            loop {
-                let first = tokio::select! {
-                    () = shutdown.cancelled() => return self.checkpoint().await,
-                    next = messages.next() => next,
-                };
-                let first = match first {
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => {
-                        failures += 1;
-                        tracing::warn!(projection = self.projection.name(), %error, "pull failed; reopening the consumer");
-                        pause(failures, shutdown).await;
-                        continue 'connect;
-                    }
-                    None => continue 'connect,
-                };
-                // Gather a batch: whatever arrives within a couple of
-                // milliseconds of the first event, up to the batch size. When
-                // caught up this adds at most that to a read-your-writes wait;
-                // when behind it fills whole batches.
-                let mut batch = vec![first];
-                let gather_until = tokio::time::Instant::now() + BATCH_GATHER;
-                while batch.len() < self.config.batch_size {
-                    match tokio::time::timeout_at(gather_until, messages.next()).await {
-                        Ok(Some(Ok(message))) => batch.push(message),
-                        _ => break,
-                    }
-                }
-                let applied = self.apply_with_retries(&batch, shutdown).await?;
-                failures = 0;
-                if progress && let Some(target) = until {
-                    let percent = applied.saturating_mul(100) / target.max(1);
-                    eprint!(
-                        "\r{}: {applied}/{target} events ({percent}%)",
-                        self.projection.name()
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-                if until.is_some_and(|target| applied >= target) {
-                    if progress {
-                        eprintln!();
-                    }
-                    return Ok(applied);
-                }
+                return Ok(applied);
             }
         }
     }
@@ -606,19 +559,21 @@ impl<P: Projection> ProjectionRunner<P> {
                 );
                 events.extend(gap);
             }
-            events.extend(decode(message, sequence)?);
+            events.extend(decode_delivery(message, sequence)?);
             next = sequence + 1;
         }
-        if !events.is_empty() {
-            // One span per event, each a child of the span that wrote it,
-            // lasting as long as the batch that applies it.
-            let spans: Vec<_> = events
-                .iter()
-                .map(|event| event_span("project", name, event))
-                .collect();
-            self.projection.apply(&mut tx, &events).await?;
-            drop(spans);
+        let newest = events.last().map(|event| event.meta.timestamp_ms);
+        // One span per event, each a child of the span that wrote it,
+        // lasting as long as the batch that applies it.
+        let spans: Vec<_> = events
+            .iter()
+            .map(|event| event_span("project", name, event))
+            .collect();
+        let wanted = decode_wanted::<P::Event>(events)?;
+        if !wanted.is_empty() {
+            self.projection.apply(&mut tx, &wanted).await?;
         }
+        drop(spans);
         let new_checkpoint = next - 1;
         if new_checkpoint > checkpoint {
             sqlx::query(
@@ -642,7 +597,7 @@ impl<P: Projection> ProjectionRunner<P> {
         last.ack()
             .await
             .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-        record_lag(name, last, events.last());
+        record_lag(name, last, newest);
         Ok(new_checkpoint)
     }
 
@@ -658,14 +613,14 @@ impl<P: Projection> ProjectionRunner<P> {
 /// Projection lag after a batch: events the consumer has yet to deliver,
 /// and how old the newest applied event is.
 #[allow(clippy::cast_precision_loss)] // gauges; precision past 2^53 is moot
-fn record_lag(projection: &str, last: &Message, newest: Option<&StoredEvent>) {
+fn record_lag(projection: &str, last: &Message, newest_timestamp_ms: Option<i64>) {
     if let Ok(info) = last.info() {
         metrics::gauge!("stocklet_projection_lag_events", "projection" => projection.to_owned())
             .set(info.pending as f64);
     }
-    if let Some(event) = newest {
+    if let Some(timestamp_ms) = newest_timestamp_ms {
         let age_ms = crate::envelope::now_ms()
-            .saturating_sub(event.meta.timestamp_ms)
+            .saturating_sub(timestamp_ms)
             .max(0);
         metrics::gauge!("stocklet_projection_lag_seconds", "projection" => projection.to_owned())
             .set(age_ms as f64 / 1000.0);
@@ -674,28 +629,11 @@ fn record_lag(projection: &str, last: &Message, newest: Option<&StoredEvent>) {
 
 /// The stream sequence of a consumed message.
 fn stream_sequence(message: &Message) -> Result<u64, ProjectionError> {
-    message
-        .info()
-        .map(|info| info.stream_sequence)
-        .map_err(|e| ProjectionError::Nats(format!("message without JetStream info: {e}")))
+    crate::consumer::stream_sequence(message).map_err(ProjectionError::Nats)
 }
 
-/// Decodes the events of a consumed message.
-pub fn decode(message: &Message, sequence: u64) -> Result<Vec<StoredEvent>, DecodeError> {
-    let headers = message.headers.as_ref();
-    decode_message(
-        sequence,
-        message.subject.as_str(),
-        |name| headers.and_then(|h| h.get(name)).map(|v| v.as_str()),
-        &message.payload,
-    )
-}
-
-/// Waits a growing time (capped at 5 s), or until shutdown.
-async fn pause(failures: u32, shutdown: &CancellationToken) {
-    let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = tokio::time::sleep(delay) => {}
+impl<P: Projection> ReadModel for ProjectionRunner<P> {
+    async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        ProjectionRunner::wait_for(self, position, timeout).await
     }
 }

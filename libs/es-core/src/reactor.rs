@@ -29,13 +29,12 @@ use async_nats::jetstream::{self, AckKind, consumer, message::Message};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
 use tracing::Instrument;
 
+use crate::consumer::{Deliveries, decode_delivery, event_span, is_wanted, record_delivery};
 use crate::deadletter;
-use crate::envelope::link_span;
-use crate::projection::decode;
-use crate::store::{StoredEvent, StreamRef};
+use crate::event::EventSet;
+use crate::store::{Recorded, StoredEvent, StreamRef};
 
 /// How soon an event released on shutdown is redelivered.
 pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
@@ -54,8 +53,15 @@ pub enum ReactionError {
 
 /// What a service does when another service's event arrives.
 pub trait Reaction: Send + Sync + 'static {
-    /// Handles one event. Events it does not care about return `Ok(())`.
-    fn react(&self, event: &StoredEvent) -> impl Future<Output = Result<(), ReactionError>> + Send;
+    /// The events it reacts to; the reactor acknowledges every other event
+    /// without calling [`react`](Self::react).
+    type Event: EventSet;
+
+    /// Handles one event of [`Event`](Self::Event).
+    fn react(
+        &self,
+        event: &Recorded<Self::Event>,
+    ) -> impl Future<Output = Result<(), ReactionError>> + Send;
 }
 
 /// Tuning of a [`Reactor`].
@@ -167,61 +173,26 @@ impl<R: Reaction> Reactor<R> {
 
     /// Reacts to events until `shutdown`, then finishes the ones in hand.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ReactorError> {
+        let concurrency = self.config.concurrency.max(1);
+        let mut deliveries =
+            Deliveries::new(self.config.durable_name.clone(), concurrency * 2, || {
+                self.ensure_consumer()
+            });
         let mut in_flight = JoinSet::new();
-        let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            let consumer = match self.ensure_consumer().await {
-                Ok(consumer) => consumer,
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(%error, "cannot open consumer; retrying");
-                    pause(failures, &shutdown).await;
-                    continue;
-                }
-            };
-            let mut messages = match consumer
-                .stream()
-                .max_messages_per_batch(self.config.concurrency.max(1) * 2)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-            {
-                Ok(messages) => messages,
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(consumer = %self.config.durable_name, %error, "cannot pull; retrying");
-                    pause(failures, &shutdown).await;
-                    continue;
-                }
-            };
-            loop {
-                // Keep at most `concurrency` events in hand.
-                while in_flight.len() >= self.config.concurrency.max(1) {
-                    in_flight.join_next().await;
-                }
-                let next = tokio::select! {
-                    () = shutdown.cancelled() => {
-                        self.release_unstarted(&mut messages).await;
-                        break;
-                    }
-                    next = messages.next() => next,
-                };
-                match next {
-                    Some(Ok(message)) => {
-                        failures = 0;
-                        let handler = self.handler();
-                        in_flight.spawn(async move { handler.handle(message).await });
-                    }
-                    Some(Err(error)) => {
-                        failures += 1;
-                        tracing::warn!(consumer = %self.config.durable_name, %error, "pull failed; reopening");
-                        pause(failures, &shutdown).await;
-                        break;
-                    }
-                    None => break,
-                }
+        loop {
+            // Keep at most `concurrency` events in hand.
+            while in_flight.len() >= concurrency {
+                in_flight.join_next().await;
             }
+            // Opening the consumer is retried for as long as the service runs.
+            let Ok(Some(message)) = deliveries.next(&shutdown, |_| true).await else {
+                break;
+            };
+            let handler = self.handler();
+            in_flight.spawn(async move { handler.handle(message).await });
+        }
+        if let Some(messages) = deliveries.open_pull_mut() {
+            self.release_unstarted(messages).await;
         }
         while in_flight.join_next().await.is_some() {}
         Ok(())
@@ -282,8 +253,8 @@ impl<R: Reaction> Handler<R> {
                 return;
             }
         };
-        let outcome = match decode(&message, sequence) {
-            Ok(events) => self.react_all(&events).await,
+        let outcome = match decode_delivery(&message, sequence) {
+            Ok(events) => self.react_all(events).await,
             Err(error) => Err(ReactionError::Permanent(error.to_string())),
         };
         let ack = match outcome {
@@ -318,52 +289,18 @@ impl<R: Reaction> Handler<R> {
         }
     }
 
-    async fn react_all(&self, events: &[StoredEvent]) -> Result<(), ReactionError> {
-        for event in events {
-            let span = event_span("react", &self.config.durable_name, event);
-            self.reaction.react(event).instrument(span).await?;
+    /// Reacts to the wanted events of one message, in order.
+    async fn react_all(&self, events: Vec<StoredEvent>) -> Result<(), ReactionError> {
+        for stored in events.into_iter().filter(is_wanted::<R::Event>) {
+            let span = event_span("react", &self.config.durable_name, &stored);
+            let event = R::Event::decode_stored(&stored.raw)
+                .map_err(|error| ReactionError::Permanent(error.to_string()))?;
+            let recorded = Recorded {
+                meta: stored.meta,
+                event,
+            };
+            self.reaction.react(&recorded).instrument(span).await?;
         }
         Ok(())
-    }
-}
-
-/// The span of one handled event: a child of the span that wrote it (from
-/// the event's `traceparent`), so the commands it causes continue the trace.
-pub(crate) fn event_span(kind: &'static str, consumer: &str, event: &StoredEvent) -> tracing::Span {
-    let span = tracing::info_span!(
-        "event",
-        otel.name = format!("{kind} {}", event.raw.event_type),
-        kind,
-        consumer,
-        event_type = %event.raw.event_type,
-        event_id = %event.meta.event_id,
-        aggregate_id = %event.meta.aggregate_id,
-        trace_id = tracing::field::Empty,
-    );
-    link_span(
-        &span,
-        event.meta.traceparent.as_deref(),
-        event.meta.tracestate.as_deref(),
-    );
-    span
-}
-
-/// Consumer metrics from one delivery: what the consumer still has to
-/// deliver after it, and whether it is a redelivery.
-pub(crate) fn record_delivery(consumer: &str, pending: u64, delivered: i64) {
-    #[allow(clippy::cast_precision_loss)] // a gauge; precision past 2^53 is moot
-    metrics::gauge!("stocklet_consumer_pending", "consumer" => consumer.to_owned())
-        .set(pending as f64);
-    if delivered > 1 {
-        metrics::counter!("stocklet_consumer_redeliveries_total", "consumer" => consumer.to_owned())
-            .increment(1);
-    }
-}
-
-async fn pause(failures: u32, shutdown: &CancellationToken) {
-    let delay = Duration::from_millis(100 * 2u64.pow(failures.min(6))).min(Duration::from_secs(5));
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = tokio::time::sleep(delay) => {}
     }
 }

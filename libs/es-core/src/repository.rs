@@ -10,18 +10,19 @@
 //! long after the window is still recognised in the loaded history and
 //! answered with the original outcome).
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{
-    AggregateId, CommandContext, EventMeta, now_ms, parse_traceparent, record_trace_id,
-};
+use crate::envelope::{AggregateId, CommandContext, now_ms, parse_traceparent, record_trace_id};
 use crate::event::{DomainEvent, Upcasters};
 use crate::snapshot::{DedupeEntry, RECENT_KEYS, SnapshotRecord, SnapshotState, SnapshotStore};
-use crate::store::{Appended, Commit, EventStore, NewEvent, StoreError, StreamRef};
+use crate::store::{Appended, Commit, EventStore, NewEvent, Recorded, StoreError, StreamRef};
 
 /// How hard [`Repository::execute`] tries before giving up.
 #[derive(Clone, Copy, Debug)]
@@ -39,15 +40,6 @@ impl Default for RetryPolicy {
             max_publish_retries: 3,
         }
     }
-}
-
-/// One event of a loaded history, with its metadata.
-#[derive(Clone, Debug)]
-pub struct Recorded<E> {
-    /// Where, when and why it was written.
-    pub meta: EventMeta,
-    /// The event, upcast to the current schema.
-    pub event: E,
 }
 
 /// An aggregate as loaded from its history.
@@ -80,22 +72,23 @@ impl<A: Aggregate> Loaded<A> {
             .filter(|r| r.meta.dedupe_key.as_deref() == Some(dedupe_key))
             .collect();
         if let Some(last) = original.last() {
-            return Some(Executed {
-                position: last.meta.stream_sequence,
-                events: original.into_iter().map(|r| r.event.clone()).collect(),
-                state: self.state.clone(),
-                replayed: true,
-            });
+            let position = last.meta.stream_sequence;
+            return Some(Executed::new(
+                original.into_iter().map(|r| r.event.clone()).collect(),
+                position,
+                self.state.clone(),
+                true,
+            ));
         }
         // Folded into a snapshot: the position is known, the events are not
         // kept.
         let entry = self.snapshot_keys.iter().find(|e| e.key == dedupe_key)?;
-        Some(Executed {
-            events: Vec::new(),
-            position: entry.sequence,
-            state: self.state.clone(),
-            replayed: true,
-        })
+        Some(Executed::new(
+            Vec::new(),
+            entry.sequence,
+            self.state.clone(),
+            true,
+        ))
     }
 
     /// The dedupe keys a new snapshot should remember, newest last.
@@ -127,6 +120,7 @@ impl<A: Aggregate> Loaded<A> {
 
 /// What a command did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Executed<A: Aggregate> {
     /// The events it recorded; for a replayed command, the ones the original
     /// recorded.
@@ -138,6 +132,83 @@ pub struct Executed<A: Aggregate> {
     pub state: A,
     /// `true` when the dedupe key had been seen and nothing new was written.
     pub replayed: bool,
+    /// How many times the command decided: 1 unless it lost races.
+    pub attempts: u32,
+    /// The snapshot this commit triggered, being written in the background.
+    pub snapshot: Option<PendingSnapshot>,
+}
+
+impl<A: Aggregate> Executed<A> {
+    fn after(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    fn new(events: Vec<A::Event>, position: u64, state: A, replayed: bool) -> Self {
+        Self {
+            events,
+            position,
+            state,
+            replayed,
+            attempts: 1,
+            snapshot: None,
+        }
+    }
+}
+
+/// A snapshot being stored in the background after a commit. A command
+/// never waits for its snapshot; whoever needs it stored (a test, a
+/// benchmark, a shutdown) can.
+#[derive(Clone, Debug)]
+pub struct PendingSnapshot(watch::Receiver<Option<Result<(), String>>>);
+
+impl PendingSnapshot {
+    /// Waits until the snapshot is stored, or says why it was not.
+    pub async fn wait(mut self) -> Result<(), String> {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the snapshot task ended without an outcome".into()),
+        }
+    }
+}
+
+/// A read model that a command can wait for, so that the caller's next
+/// query reads its write. [`ProjectionRunner`](crate::projection::ProjectionRunner)
+/// is one.
+pub trait ReadModel: Send + Sync {
+    /// Waits until the read model holds stream sequence `position`, at most
+    /// `timeout`; says whether it got there.
+    fn wait_for(&self, position: u64, timeout: Duration) -> impl Future<Output = bool> + Send;
+}
+
+/// What one attempt of a multi-aggregate command decided
+/// (see [`Repository::execute_atomic`]).
+#[derive(Clone, Debug)]
+pub enum AtomicDecision<T> {
+    /// Nothing to store: the work is done already, or is not this
+    /// command's to do.
+    Done(T),
+    /// Store these commits together, all or none. Build each with
+    /// [`Repository::commit`] from the version it was decided on.
+    Commit {
+        /// One commit per aggregate, all in the repository's stream.
+        commits: Vec<Commit>,
+        /// What the caller gets back once they are stored.
+        outcome: T,
+    },
+}
+
+/// What a multi-aggregate command did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AtomicExecuted<T> {
+    /// What the deciding attempt returned.
+    pub outcome: T,
+    /// Stream sequence of each stored commit, in order; empty for
+    /// [`AtomicDecision::Done`].
+    pub positions: Vec<u64>,
+    /// How many times it decided.
+    pub attempts: u32,
 }
 
 /// Why a command did not go through.
@@ -302,12 +373,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         position: u64,
         new_events: usize,
         key: Option<&str>,
-    ) {
-        let Some(policy) = &self.snapshots else {
-            return;
-        };
+    ) -> Option<PendingSnapshot> {
+        let policy = self.snapshots.as_ref()?;
         if loaded.history.len() + new_events < policy.every {
-            return;
+            return None;
         }
         let record = SnapshotRecord {
             format_version: policy.format_version,
@@ -317,11 +386,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         };
         let store = policy.store.clone();
         let id = loaded.id.clone();
+        let (done, pending) = watch::channel(None);
         tokio::spawn(async move {
-            if let Err(error) = store.put(A::TYPE, id.as_str(), &record).await {
+            let outcome = store.put(A::TYPE, id.as_str(), &record).await;
+            if let Err(error) = &outcome {
                 tracing::warn!(aggregate = A::TYPE, %id, %error, "could not store snapshot");
             }
+            done.send_replace(Some(outcome.map_err(|e| e.to_string())));
         });
+        Some(PendingSnapshot(pending))
     }
 
     /// Brings a loaded aggregate up to date by folding only the events
@@ -398,26 +471,25 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         context: &CommandContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let mut loaded = self.load(id).await?;
-        for attempt in 1..=self.policy.max_attempts {
+        let max_attempts = self.policy.max_attempts.max(1);
+        for attempt in 1..=max_attempts {
             if let Some(key) = &context.dedupe_key
                 && let Some(original) = loaded.replay(key)
             {
-                return Ok(original);
+                return Ok(original.after(attempt));
             }
             let events = loaded
                 .state
                 .decide(command)
                 .map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
-                return Ok(Executed {
-                    events,
-                    position: loaded.version,
-                    state: loaded.state,
-                    replayed: false,
-                });
+                return Ok(
+                    Executed::new(events, loaded.version, loaded.state, false).after(attempt)
+                );
             }
             let commit = self.commit(id, loaded.version, &events, context);
-            match self.append(&commit).await {
+            let (appended, resent) = self.append(&commit).await;
+            match appended {
                 Ok(Appended {
                     duplicate: false,
                     sequence,
@@ -426,19 +498,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     for event in &events {
                         state.apply(event);
                     }
-                    self.maybe_snapshot(
+                    let snapshot = self.maybe_snapshot(
                         &loaded,
                         &state,
                         sequence,
                         events.len(),
                         context.dedupe_key.as_deref(),
                     );
-                    return Ok(Executed {
-                        events,
-                        position: sequence,
-                        state,
-                        replayed: false,
-                    });
+                    let mut executed = Executed::new(events, sequence, state, false).after(attempt);
+                    executed.snapshot = snapshot;
+                    return Ok(executed);
+                }
+                // A plain conflict on the last attempt: our commit was sent
+                // once and refused, and no twin can share its key, so there
+                // is nothing to look up.
+                Err(StoreError::Conflict { .. })
+                    if attempt == max_attempts && !resent && context.dedupe_key.is_none() =>
+                {
+                    break;
                 }
                 // The server already holds this message id: either our own
                 // earlier send whose ack we missed, or a concurrent twin of
@@ -449,22 +526,107 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 | Err(StoreError::Conflict { .. }) => {
                     loaded = self.refresh(loaded).await?;
                     if let Some(original) = find_commit(&loaded, &commit) {
-                        return Ok(original);
+                        return Ok(original.after(attempt));
                     }
-                    tracing::debug!(subject = %commit.subject, attempt, "lost a race, deciding again");
-                    backoff(attempt).await;
+                    if attempt < max_attempts {
+                        tracing::debug!(subject = %commit.subject, attempt, "lost a race, deciding again");
+                        backoff(attempt).await;
+                    }
                 }
                 Err(other) => return Err(other.into()),
             }
         }
         Err(ExecuteError::Conflict {
-            attempts: self.policy.max_attempts,
+            attempts: max_attempts,
+        })
+    }
+
+    /// Runs a command like [`execute`](Self::execute), then waits (at most
+    /// `timeout`) until `read_model` holds its commit, so that the caller's
+    /// next query reads its write: the read-your-writes rule of an API.
+    /// A read model still behind after `timeout` is logged and the command
+    /// answers anyway: it is stored, only the view is late.
+    pub async fn execute_and_wait(
+        &self,
+        id: &AggregateId,
+        command: &A::Command,
+        context: &CommandContext,
+        read_model: &impl ReadModel,
+        timeout: Duration,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        let executed = self.execute(id, command, context).await?;
+        if !read_model.wait_for(executed.position, timeout).await {
+            tracing::warn!(
+                aggregate_type = A::TYPE,
+                aggregate_id = %id,
+                position = executed.position,
+                "read model is lagging; answering before it caught up"
+            );
+        }
+        Ok(executed)
+    }
+
+    /// Runs a command that spans several aggregates of this repository's
+    /// stream (of any types), stored as one atomic batch: all of its
+    /// commits or none. Each attempt calls `decide`, which loads what it
+    /// needs (fresh each time), decides, and returns the commits with the
+    /// versions they were decided on; a lost race on any of them (or an
+    /// append in doubt) decides again, with the same bounded retries and
+    /// backoff as [`execute`](Self::execute).
+    ///
+    /// An atomic batch carries no `Nats-Msg-Id` (JetStream refuses one), so
+    /// idempotency is the decision's own: `decide` must recognise work that
+    /// an earlier attempt or delivery already stored (from the state it
+    /// loads) and answer [`AtomicDecision::Done`]. A retry after a timed-out
+    /// batch relies on that too.
+    pub async fn execute_atomic<T, E, F, Fut>(
+        &self,
+        mut decide: F,
+    ) -> Result<AtomicExecuted<T>, ExecuteError<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<AtomicDecision<T>, ExecuteError<E>>>,
+    {
+        let max_attempts = self.policy.max_attempts.max(1);
+        for attempt in 1..=max_attempts {
+            let (commits, outcome) = match decide().await? {
+                AtomicDecision::Done(outcome) => {
+                    return Ok(AtomicExecuted {
+                        outcome,
+                        positions: Vec::new(),
+                        attempts: attempt,
+                    });
+                }
+                AtomicDecision::Commit { commits, outcome } => (commits, outcome),
+            };
+            match self.store.append_atomic(&self.stream, &commits).await {
+                Ok(positions) => {
+                    return Ok(AtomicExecuted {
+                        outcome,
+                        positions,
+                        attempts: attempt,
+                    });
+                }
+                Err(StoreError::Conflict { .. } | StoreError::Timeout)
+                    if attempt < max_attempts =>
+                {
+                    tracing::debug!(stream = %self.stream.name, attempt, "atomic command lost a race or is in doubt; deciding again");
+                    backoff(attempt).await;
+                }
+                Err(StoreError::Conflict { .. }) => break,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ExecuteError::Conflict {
+            attempts: max_attempts,
         })
     }
 
     /// Appends one commit, re-sending it with the same message id while the
     /// ack times out: the server's duplicate window makes that safe.
-    async fn append(&self, commit: &Commit) -> Result<Appended, StoreError> {
+    /// Returns whether it was sent more than once.
+    async fn append(&self, commit: &Commit) -> (Result<Appended, StoreError>, bool) {
         let mut resends = 0;
         loop {
             match self.store.append(&self.stream, commit).await {
@@ -472,7 +634,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     resends += 1;
                     tracing::warn!(subject = %commit.subject, resends, "append timed out; re-sending with the same message id");
                 }
-                result => return result,
+                result => return (result, resends > 0),
             }
         }
     }
@@ -521,12 +683,7 @@ fn find_commit<A: Aggregate>(loaded: &Loaded<A>, commit: &Commit) -> Option<Exec
         .take_while(|r| r.meta.stream_sequence == sequence)
         .map(|r| r.event.clone())
         .collect();
-    Some(Executed {
-        events,
-        position: sequence,
-        state: loaded.state.clone(),
-        replayed: false,
-    })
+    Some(Executed::new(events, sequence, loaded.state.clone(), false))
 }
 
 /// A short, growing, jittered pause between attempts, so racing writers on a

@@ -121,6 +121,32 @@ pub struct StoredEvent {
     pub raw: RawEvent,
 }
 
+impl StoredEvent {
+    /// This event as the protobuf message `T`, or `None` when it is an
+    /// event of another type: how a handler picks out one outside event
+    /// without declaring an enum for it.
+    pub fn decode_as<T: prost::Message + prost::Name + Default>(
+        &self,
+    ) -> Option<Result<T, DecodeError>> {
+        (self.raw.event_type == T::full_name()).then(|| {
+            T::decode(self.raw.payload.clone()).map_err(|e| DecodeError::Malformed {
+                event_type: self.raw.event_type.clone(),
+                reason: e.to_string(),
+            })
+        })
+    }
+}
+
+/// A decoded event with its metadata: what aggregates load and what
+/// projections and reactions are handed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded<E> {
+    /// Where, when and why it was written.
+    pub meta: EventMeta,
+    /// The event, upcast to the current schema.
+    pub event: E,
+}
+
 /// The server's answer to an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {

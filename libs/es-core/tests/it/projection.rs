@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use es_core::projection::{Projection, ProjectionConfig, ProjectionError, ProjectionRunner};
-use es_core::{CommandContext, DomainEvent, StoredEvent};
+use es_core::{CommandContext, Recorded};
 use sqlx::{PgConnection, PgPool};
 use stocklet_test_support::TestDb;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ impl Ledger {
 }
 
 impl Projection for Ledger {
+    type Event = AccountEvent;
+
     fn name(&self) -> &str {
         "ledger"
     }
@@ -45,11 +47,10 @@ impl Projection for Ledger {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<AccountEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            let event = AccountEvent::decode(&stored.raw)?;
-            let (kind, amount) = match &event {
+            let (kind, amount) = match &stored.event {
                 AccountEvent::Opened(_) => ("opened", 0),
                 AccountEvent::Deposited(e) => ("deposited", e.amount_cents),
                 AccountEvent::Withdrawn(e) => ("withdrawn", -e.amount_cents),
@@ -276,7 +277,6 @@ async fn lag_and_read_your_writes() {
         .unwrap();
     assert!(
         ledger
-            .position()
             .wait_for(written.position, Duration::from_secs(10))
             .await
     );
@@ -288,7 +288,6 @@ async fn lag_and_read_your_writes() {
     assert_eq!(balance, 3 + 99);
     assert!(
         !ledger
-            .position()
             .wait_for(written.position + 1, Duration::from_millis(200))
             .await
     );

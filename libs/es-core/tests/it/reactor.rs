@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use es_core::reactor::{Reaction, ReactionError, Reactor, ReactorConfig};
 use es_core::streams::StreamDefinition;
-use es_core::{
-    CommandContext, DomainEvent, JetStreamEventStore, Repository, StoredEvent, StreamRef,
-};
+use es_core::{CommandContext, JetStreamEventStore, RawEvent, Recorded, Repository, StreamRef};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -28,16 +26,16 @@ struct MirrorDeposits {
 }
 
 impl Reaction for MirrorDeposits {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+    type Event = AccountEvent;
+
+    async fn react(&self, stored: &Recorded<AccountEvent>) -> Result<(), ReactionError> {
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap();
             let n = attempts.entry(stored.meta.event_id.clone()).or_default();
             *n += 1;
             *n
         };
-        let event = AccountEvent::decode(&stored.raw)
-            .map_err(|e| ReactionError::Permanent(e.to_string()))?;
-        let AccountEvent::Deposited(deposit) = event else {
+        let AccountEvent::Deposited(deposit) = &stored.event else {
             return Ok(());
         };
         if Some(deposit.amount_cents) == self.poison_amount {
@@ -254,7 +252,9 @@ struct SlowRecorder {
 }
 
 impl Reaction for SlowRecorder {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+    type Event = RawEvent;
+
+    async fn react(&self, stored: &Recorded<RawEvent>) -> Result<(), ReactionError> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.handled
             .lock()

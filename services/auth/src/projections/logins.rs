@@ -1,7 +1,7 @@
 //! The logins: one row per live set of credentials, without its hash.
 
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{CredentialsEvent, Role, normalise_email};
@@ -11,6 +11,8 @@ use crate::domain::{CredentialsEvent, Role, normalise_email};
 pub struct Logins;
 
 impl Projection for Logins {
+    type Event = CredentialsEvent;
+
     fn name(&self) -> &str {
         "auth-logins"
     }
@@ -18,13 +20,10 @@ impl Projection for Logins {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<CredentialsEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            if !CredentialsEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            match CredentialsEvent::decode(&stored.raw)? {
+            match &stored.event {
                 CredentialsEvent::Created(e) => {
                     sqlx::query(
                         "INSERT INTO logins (user_id, email, email_normalised, role, created_at_ms, updated_at_ms)

@@ -10,8 +10,7 @@
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, DomainEvent, ExecuteError, JetStreamEventStore, Repository,
-    StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
 use stocklet_proto::stocklet::events::v1 as events;
 
@@ -45,13 +44,10 @@ impl UserReactions {
 }
 
 impl Reaction for UserReactions {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        if !UserEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-            return Ok(());
-        }
-        let event =
-            UserEvent::decode(&stored.raw).map_err(|e| ReactionError::Permanent(e.to_string()))?;
-        let (user_id, command) = match event {
+    type Event = UserEvent;
+
+    async fn react(&self, stored: &Recorded<UserEvent>) -> Result<(), ReactionError> {
+        let (user_id, command) = match stored.event.clone() {
             UserEvent::Registered(e) => (
                 e.user_id.clone(),
                 CredentialsCommand::Create {

@@ -2,7 +2,7 @@
 //! one row per order line.
 
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
+use es_core::{DomainEvent, Recorded};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::{OrderEvent, OrderStatus, RejectionReason};
@@ -12,6 +12,8 @@ use crate::domain::{OrderEvent, OrderStatus, RejectionReason};
 pub struct Orders;
 
 impl Projection for Orders {
+    type Event = OrderEvent;
+
     fn name(&self) -> &str {
         "order-orders"
     }
@@ -19,15 +21,10 @@ impl Projection for Orders {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<OrderEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream may hold events this read model does not show.
-            if !OrderEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            let event = OrderEvent::decode(&stored.raw)?;
-            apply_one(conn, &event).await?;
+            apply_one(conn, &stored.event).await?;
         }
         Ok(())
     }

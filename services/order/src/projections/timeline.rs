@@ -14,8 +14,8 @@
 //! Summaries are rendered from the event's protobuf descriptor, so a new
 //! event type needs no code here.
 
-use es_core::StoredEvent;
 use es_core::projection::{Projection, ProjectionError};
+use es_core::{RawEvent, Recorded};
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, Value};
 use sqlx::{PgConnection, PgPool};
 
@@ -49,6 +49,8 @@ impl Timeline {
 }
 
 impl Projection for Timeline {
+    type Event = RawEvent;
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -56,7 +58,7 @@ impl Projection for Timeline {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<RawEvent>],
     ) -> Result<(), ProjectionError> {
         let mut rows = Rows::default();
         for stored in events {
@@ -68,12 +70,12 @@ impl Projection for Timeline {
             }
             rows.event_ids.push(stored.meta.event_id.clone());
             rows.order_ids.push(order_id.to_owned());
-            rows.event_types.push(stored.raw.event_type.clone());
+            rows.event_types.push(stored.event.event_type.clone());
             rows.occurred_at_ms.push(stored.meta.timestamp_ms);
             rows.summaries.push(summarize(
                 &self.descriptors,
-                &stored.raw.event_type,
-                &stored.raw.payload,
+                &stored.event.event_type,
+                &stored.event.payload,
             ));
         }
         if rows.event_ids.is_empty() {

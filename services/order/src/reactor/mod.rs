@@ -15,9 +15,8 @@
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{
@@ -27,6 +26,26 @@ use crate::domain::{
 
 /// The handler name in the dedupe key of a saga outcome recorded on an order.
 pub const RECORD_OUTCOME: &str = "order.record-outcome";
+
+es_core::domain_events! {
+    /// The other services' saga outcomes that move an order.
+    pub enum SagaOutcome {
+        /// The catalogue priced the order.
+        PriceQuoted(events::PriceQuoted),
+        /// The catalogue could not price the order.
+        PriceQuoteFailed(events::PriceQuoteFailed),
+        /// The warehouse could not reserve the order's stock.
+        StockReservationFailed(events::StockReservationFailed),
+        /// Shipping could not allocate a shipment.
+        ShipmentAllocationFailed(events::ShipmentAllocationFailed),
+        /// The payment failed.
+        PaymentFailed(events::PaymentFailed),
+        /// The payment was captured.
+        PaymentCaptured(events::PaymentCaptured),
+        /// The shipment left the warehouse.
+        ShipmentDispatched(events::ShipmentDispatched),
+    }
+}
 
 /// Records other services' saga outcomes on orders.
 #[derive(Clone)]
@@ -44,90 +63,95 @@ impl SagaReaction {
         }
     }
 
-    /// The order an event addresses and the input it means, if it is a saga
-    /// outcome at all.
-    fn input(&self, stored: &StoredEvent) -> Result<Option<(String, SagaInput)>, ReactionError> {
-        let outcome = if let Some(e) = decode::<events::PriceQuoted>(stored)? {
-            let lines = e
-                .lines
-                .iter()
-                .map(|line| {
-                    Ok(QuotedLine {
-                        product_id: ProductId::parse(&line.product_id)?,
-                        quantity: Quantity::parse(line.quantity)?,
-                        unit_price: Cents::parse(line.unit_price_cents)?,
+    /// The order an outcome addresses and the input it means.
+    fn input(&self, outcome: SagaOutcome) -> Result<(String, SagaInput), ReactionError> {
+        let addressed = match outcome {
+            SagaOutcome::PriceQuoted(e) => {
+                let lines = e
+                    .lines
+                    .iter()
+                    .map(|line| {
+                        Ok(QuotedLine {
+                            product_id: ProductId::parse(&line.product_id)?,
+                            quantity: Quantity::parse(line.quantity)?,
+                            unit_price: Cents::parse(line.unit_price_cents)?,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, InvalidValue>>()
-                .map_err(malformed)?;
-            let input = SagaInput::PriceQuoted {
-                lines,
-                items_price: Cents::parse(e.items_price_cents).map_err(malformed)?,
-                shipping_fee: self.shipping_fee,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::PriceQuoteFailed>(stored)? {
-            let input = SagaInput::PriceQuoteFailed {
-                product_ids: product_ids(&e.unavailable_product_ids)?,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::StockReservationFailed>(stored)? {
-            let input = SagaInput::StockReservationFailed {
-                product_ids: product_ids(&e.short_product_ids)?,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::ShipmentAllocationFailed>(stored)? {
-            let input = SagaInput::ShipmentAllocationFailed {
-                reservation_id: e.reservation_id,
-                detail: e.reason,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::PaymentFailed>(stored)? {
-            let (reason, detail) = match events::PaymentFailureReason::try_from(e.reason) {
-                Ok(events::PaymentFailureReason::InsufficientBalance) => (
-                    PaymentFailure::InsufficientBalance,
-                    format!(
-                        "the balance of {} cents is less than the total of {} cents",
-                        e.balance_cents, e.amount_cents
+                    .collect::<Result<Vec<_>, InvalidValue>>()
+                    .map_err(malformed)?;
+                let input = SagaInput::PriceQuoted {
+                    lines,
+                    items_price: Cents::parse(e.items_price_cents).map_err(malformed)?,
+                    shipping_fee: self.shipping_fee,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::PriceQuoteFailed(e) => {
+                let input = SagaInput::PriceQuoteFailed {
+                    product_ids: product_ids(&e.unavailable_product_ids)?,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::StockReservationFailed(e) => {
+                let input = SagaInput::StockReservationFailed {
+                    product_ids: product_ids(&e.short_product_ids)?,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::ShipmentAllocationFailed(e) => {
+                let input = SagaInput::ShipmentAllocationFailed {
+                    reservation_id: e.reservation_id,
+                    detail: e.reason,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::PaymentFailed(e) => {
+                let (reason, detail) = match events::PaymentFailureReason::try_from(e.reason) {
+                    Ok(events::PaymentFailureReason::InsufficientBalance) => (
+                        PaymentFailure::InsufficientBalance,
+                        format!(
+                            "the balance of {} cents is less than the total of {} cents",
+                            e.balance_cents, e.amount_cents
+                        ),
                     ),
-                ),
-                _ => (
-                    PaymentFailure::Declined,
-                    "the customer has no open balance".to_owned(),
-                ),
-            };
-            let input = SagaInput::PaymentFailed {
-                reason,
-                detail,
-                reservation_id: e.reservation_id,
-                shipment_id: e.shipment_id,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::PaymentCaptured>(stored)? {
-            let input = SagaInput::PaymentCaptured {
-                transaction_id: e.transaction_id,
-                amount: Cents::parse(e.amount_cents).map_err(malformed)?,
-                shipment_id: e.shipment_id,
-                reservation_id: e.reservation_id,
-            };
-            (e.order_id, input)
-        } else if let Some(e) = decode::<events::ShipmentDispatched>(stored)? {
-            let input = SagaInput::ShipmentDispatched {
-                shipment_id: e.shipment_id,
-            };
-            (e.order_id, input)
-        } else {
-            return Ok(None);
+                    _ => (
+                        PaymentFailure::Declined,
+                        "the customer has no open balance".to_owned(),
+                    ),
+                };
+                let input = SagaInput::PaymentFailed {
+                    reason,
+                    detail,
+                    reservation_id: e.reservation_id,
+                    shipment_id: e.shipment_id,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::PaymentCaptured(e) => {
+                let input = SagaInput::PaymentCaptured {
+                    transaction_id: e.transaction_id,
+                    amount: Cents::parse(e.amount_cents).map_err(malformed)?,
+                    shipment_id: e.shipment_id,
+                    reservation_id: e.reservation_id,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::ShipmentDispatched(e) => {
+                let input = SagaInput::ShipmentDispatched {
+                    shipment_id: e.shipment_id,
+                };
+                (e.order_id, input)
+            }
         };
-        Ok(Some(outcome))
+        Ok(addressed)
     }
 }
 
 impl Reaction for SagaReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        let Some((order_id, input)) = self.input(stored)? else {
-            return Ok(());
-        };
+    type Event = SagaOutcome;
+
+    async fn react(&self, stored: &Recorded<SagaOutcome>) -> Result<(), ReactionError> {
+        let (order_id, input) = self.input(stored.event.clone())?;
         let id = AggregateId::parse(order_id)
             .map_err(|e| ReactionError::Permanent(format!("bad order id: {e}")))?;
         let command = OrderCommand::React {
@@ -147,15 +171,6 @@ impl Reaction for SagaReaction {
             Err(error) => Err(ReactionError::Transient(error.to_string())),
         }
     }
-}
-
-fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
-    if stored.raw.event_type != T::full_name() {
-        return Ok(None);
-    }
-    T::decode(stored.raw.payload.clone())
-        .map(Some)
-        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
 }
 
 fn malformed(error: InvalidValue) -> ReactionError {

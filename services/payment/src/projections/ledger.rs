@@ -5,8 +5,8 @@
 //! (the user's deletion overtook their registration) still gets a row,
 //! marked closed.
 
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -17,6 +17,8 @@ use crate::domain::BalanceEvent;
 pub struct Ledger;
 
 impl Projection for Ledger {
+    type Event = BalanceEvent;
+
     fn name(&self) -> &str {
         "payment-ledger"
     }
@@ -24,14 +26,10 @@ impl Projection for Ledger {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<BalanceEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream may hold events this read model does not show.
-            if !BalanceEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            match BalanceEvent::decode(&stored.raw)? {
+            match &stored.event {
                 BalanceEvent::Opened(e) => {
                     sqlx::query(
                         "INSERT INTO balances (customer_id, balance_cents, created_at_ms, updated_at_ms)

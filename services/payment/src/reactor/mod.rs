@@ -15,11 +15,11 @@ pub mod saga;
 
 pub use saga::SagaReaction;
 
+use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{Balance, BalanceCommand};
@@ -28,6 +28,16 @@ use crate::domain::{Balance, BalanceCommand};
 pub const OPEN_BALANCE: &str = "payment.open-balance";
 /// The handler name in the dedupe key of a deleted user's balance closing.
 pub const CLOSE_BALANCE: &str = "payment.close-balance";
+
+es_core::domain_events! {
+    /// The user events that balances follow.
+    pub enum UserEvent {
+        /// A user registered: open their balance.
+        Registered(events::UserRegistered),
+        /// A user was deleted: close their balance.
+        Deleted(events::UserDeleted),
+    }
+}
 
 /// Opens and closes balances as users come and go.
 #[derive(Clone)]
@@ -43,14 +53,14 @@ impl UserReaction {
 
     async fn run(
         &self,
-        stored: &StoredEvent,
+        source: &EventMeta,
         user_id: String,
         handler: &str,
         command: impl FnOnce(String) -> BalanceCommand,
     ) -> Result<(), ReactionError> {
         let id = AggregateId::parse(user_id.clone())
             .map_err(|e| ReactionError::Permanent(format!("bad user id: {e}")))?;
-        let context = CommandContext::caused_by(&stored.meta, handler);
+        let context = CommandContext::caused_by(source, handler);
         match self
             .balances
             .execute(&id, &command(user_id), &context)
@@ -63,33 +73,30 @@ impl UserReaction {
     }
 }
 
-fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Option<Result<T, ReactionError>> {
-    (stored.raw.event_type == T::full_name()).then(|| {
-        T::decode(stored.raw.payload.clone()).map_err(|e| {
-            ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type))
-        })
-    })
-}
-
 impl Reaction for UserReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+    type Event = UserEvent;
+
+    async fn react(&self, stored: &Recorded<UserEvent>) -> Result<(), ReactionError> {
         let at_ms = es_core::envelope::now_ms();
-        if let Some(registered) = decode::<events::UserRegistered>(stored) {
-            let user_id = registered?.user_id;
-            return self
-                .run(stored, user_id, OPEN_BALANCE, |customer_id| {
-                    BalanceCommand::Open { customer_id, at_ms }
-                })
-                .await;
+        match &stored.event {
+            UserEvent::Registered(registered) => {
+                self.run(
+                    &stored.meta,
+                    registered.user_id.clone(),
+                    OPEN_BALANCE,
+                    |customer_id| BalanceCommand::Open { customer_id, at_ms },
+                )
+                .await
+            }
+            UserEvent::Deleted(deleted) => {
+                self.run(
+                    &stored.meta,
+                    deleted.user_id.clone(),
+                    CLOSE_BALANCE,
+                    |customer_id| BalanceCommand::Close { customer_id, at_ms },
+                )
+                .await
+            }
         }
-        if let Some(deleted) = decode::<events::UserDeleted>(stored) {
-            let user_id = deleted?.user_id;
-            return self
-                .run(stored, user_id, CLOSE_BALANCE, |customer_id| {
-                    BalanceCommand::Close { customer_id, at_ms }
-                })
-                .await;
-        }
-        Ok(())
     }
 }

@@ -10,11 +10,11 @@
 //! order, so with the dedupe key from the source event a redelivery never
 //! charges or refunds twice.
 
+use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
@@ -23,6 +23,16 @@ use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
 pub const DEBIT: &str = "payment.debit-order";
 /// The handler name in the dedupe key of a cancelled order's refund.
 pub const REFUND: &str = "payment.refund-order";
+
+es_core::domain_events! {
+    /// The saga events that move money.
+    pub enum SagaEvent {
+        /// Shipping allocated the order's shipment: debit the total.
+        ShipmentAllocated(events::ShipmentAllocated),
+        /// The order was cancelled: refund what was captured.
+        OrderCancelled(events::OrderCancelled),
+    }
+}
 
 /// Debits and refunds orders.
 #[derive(Clone)]
@@ -38,14 +48,14 @@ impl SagaReaction {
 
     async fn execute(
         &self,
-        stored: &StoredEvent,
+        source: &EventMeta,
         customer_id: &str,
         command: BalanceCommand,
         handler: &str,
     ) -> Result<(), ReactionError> {
         let id = AggregateId::parse(customer_id)
             .map_err(|e| ReactionError::Permanent(format!("bad customer id: {e}")))?;
-        let context = CommandContext::caused_by(&stored.meta, handler);
+        let context = CommandContext::caused_by(source, handler);
         match self.balances.execute(&id, &command, &context).await {
             Ok(_) => Ok(()),
             // A refund seen before its payment is recorded: retry later.
@@ -59,46 +69,38 @@ impl SagaReaction {
 }
 
 impl Reaction for SagaReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        let at_ms = es_core::envelope::now_ms();
-        if let Some(allocated) = decode::<events::ShipmentAllocated>(stored)? {
-            let amount = Cents::parse(allocated.total_cents)
-                .map_err(|e| ReactionError::Permanent(format!("bad total: {e}")))?;
-            let command = BalanceCommand::Debit {
-                transaction_id: AggregateId::new_v7().to_string(),
-                customer_id: allocated.customer_id.clone(),
-                order_id: allocated.order_id,
-                amount,
-                shipment_id: allocated.shipment_id,
-                reservation_id: allocated.reservation_id,
-                at_ms,
-            };
-            return self
-                .execute(stored, &allocated.customer_id, command, DEBIT)
-                .await;
-        }
-        if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
-            // No transaction named: nothing was captured for the order.
-            if cancelled.transaction_id.is_empty() {
-                return Ok(());
-            }
-            let command = BalanceCommand::Reverse {
-                order_id: cancelled.order_id,
-                at_ms,
-            };
-            return self
-                .execute(stored, &cancelled.customer_id, command, REFUND)
-                .await;
-        }
-        Ok(())
-    }
-}
+    type Event = SagaEvent;
 
-fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
-    if stored.raw.event_type != T::full_name() {
-        return Ok(None);
+    async fn react(&self, stored: &Recorded<SagaEvent>) -> Result<(), ReactionError> {
+        let at_ms = es_core::envelope::now_ms();
+        match stored.event.clone() {
+            SagaEvent::ShipmentAllocated(allocated) => {
+                let amount = Cents::parse(allocated.total_cents)
+                    .map_err(|e| ReactionError::Permanent(format!("bad total: {e}")))?;
+                let command = BalanceCommand::Debit {
+                    transaction_id: AggregateId::new_v7().to_string(),
+                    customer_id: allocated.customer_id.clone(),
+                    order_id: allocated.order_id,
+                    amount,
+                    shipment_id: allocated.shipment_id,
+                    reservation_id: allocated.reservation_id,
+                    at_ms,
+                };
+                self.execute(&stored.meta, &allocated.customer_id, command, DEBIT)
+                    .await
+            }
+            SagaEvent::OrderCancelled(cancelled) => {
+                // No transaction named: nothing was captured for the order.
+                if cancelled.transaction_id.is_empty() {
+                    return Ok(());
+                }
+                let command = BalanceCommand::Reverse {
+                    order_id: cancelled.order_id,
+                    at_ms,
+                };
+                self.execute(&stored.meta, &cancelled.customer_id, command, REFUND)
+                    .await
+            }
+        }
     }
-    T::decode(stored.raw.payload.clone())
-        .map(Some)
-        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
 }

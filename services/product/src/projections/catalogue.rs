@@ -1,7 +1,7 @@
 //! The catalogue: one row per product, deleted ones flagged.
 
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::ProductEvent;
@@ -11,6 +11,8 @@ use crate::domain::ProductEvent;
 pub struct Catalogue;
 
 impl Projection for Catalogue {
+    type Event = ProductEvent;
+
     fn name(&self) -> &str {
         "product-catalogue"
     }
@@ -18,14 +20,10 @@ impl Projection for Catalogue {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<ProductEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream also holds events this read model does not show.
-            if !ProductEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            match ProductEvent::decode(&stored.raw)? {
+            match &stored.event {
                 ProductEvent::Created(e) => {
                     sqlx::query(
                         "INSERT INTO products (id, name, description, price_cents, created_at_ms, updated_at_ms)

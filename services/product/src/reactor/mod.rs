@@ -11,15 +11,22 @@
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{LineToQuote, Product, Quote, QuoteCommand};
 
 /// The handler name in the dedupe key of an order's quote.
 pub const QUOTE_ORDER: &str = "product.quote-order";
+
+es_core::domain_events! {
+    /// The order events the catalogue answers.
+    pub enum OrderEvent {
+        /// A customer placed an order: quote its lines.
+        OrderPlaced(events::OrderPlaced),
+    }
+}
 
 /// Prices placed orders.
 #[derive(Clone)]
@@ -52,12 +59,10 @@ impl OrderReaction {
 }
 
 impl Reaction for OrderReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        if stored.raw.event_type != events::OrderPlaced::full_name() {
-            return Ok(());
-        }
-        let placed = events::OrderPlaced::decode(stored.raw.payload.clone())
-            .map_err(|e| ReactionError::Permanent(format!("malformed OrderPlaced: {e}")))?;
+    type Event = OrderEvent;
+
+    async fn react(&self, stored: &Recorded<OrderEvent>) -> Result<(), ReactionError> {
+        let OrderEvent::OrderPlaced(placed) = stored.event.clone();
         let id = AggregateId::parse(placed.order_id.clone())
             .map_err(|e| ReactionError::Permanent(format!("bad order id: {e}")))?;
         let mut lines = Vec::with_capacity(placed.lines.len());

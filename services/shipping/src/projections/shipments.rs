@@ -3,8 +3,8 @@
 //! The aggregate is keyed by order id; this table is keyed by shipment id,
 //! which is what clients hold, and maps it back to the order.
 
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -15,6 +15,8 @@ use crate::domain::ShipmentEvent;
 pub struct Shipments;
 
 impl Projection for Shipments {
+    type Event = ShipmentEvent;
+
     fn name(&self) -> &str {
         "shipping-shipments"
     }
@@ -22,14 +24,10 @@ impl Projection for Shipments {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<ShipmentEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream may hold events this read model does not show.
-            if !ShipmentEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            match ShipmentEvent::decode(&stored.raw)? {
+            match &stored.event {
                 ShipmentEvent::Allocated(e) => {
                     sqlx::query(
                         "INSERT INTO shipments (id, order_id, customer_id, status, created_at_ms, updated_at_ms)

@@ -15,11 +15,11 @@
 //! redelivered `StockReserved` then lands on the same aggregate, whose
 //! history holds the dedupe key (a fresh random id would allocate twice).
 
+use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository, StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand, ShipmentError};
@@ -30,6 +30,18 @@ pub const ALLOCATE: &str = "shipping.allocate";
 pub const RELEASE: &str = "shipping.release";
 /// The warehouse subjects this service reads: order-level reservations.
 pub const RESERVATION_SUBJECTS: &str = "warehouse.reservation.>";
+
+es_core::domain_events! {
+    /// The saga events that allocate and release shipments.
+    pub enum SagaEvent {
+        /// The warehouse reserved an order's stock: allocate its shipment.
+        StockReserved(events::StockReserved),
+        /// The payment failed: release the shipment.
+        PaymentFailed(events::PaymentFailed),
+        /// The order was cancelled: release the shipment.
+        OrderCancelled(events::OrderCancelled),
+    }
+}
 
 /// Allocates and releases shipments for orders.
 #[derive(Clone)]
@@ -50,14 +62,14 @@ impl SagaReaction {
 
     async fn execute(
         &self,
-        stored: &StoredEvent,
+        source: &EventMeta,
         shipment_id: &str,
         command: ShipmentCommand,
         handler: &str,
     ) -> Result<(), ReactionError> {
         let id = AggregateId::parse(shipment_id)
             .map_err(|e| ReactionError::Permanent(format!("bad shipment id: {e}")))?;
-        let context = CommandContext::caused_by(&stored.meta, handler);
+        let context = CommandContext::caused_by(source, handler);
         match self.shipments.execute(&id, &command, &context).await {
             Ok(_) => Ok(()),
             // Released before it was allocated: retry once it is.
@@ -71,68 +83,60 @@ impl SagaReaction {
 }
 
 impl Reaction for SagaReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
+    type Event = SagaEvent;
+
+    async fn react(&self, stored: &Recorded<SagaEvent>) -> Result<(), ReactionError> {
         let at_ms = es_core::envelope::now_ms();
-        if let Some(reserved) = decode::<events::StockReserved>(stored)? {
-            let lines = reserved
-                .lines
-                .iter()
-                .map(|line| {
-                    Ok(ManifestLine {
-                        product_id: line.product_id.clone(),
-                        quantity: Quantity::parse(line.quantity)
-                            .map_err(|e| ReactionError::Permanent(format!("bad quantity: {e}")))?,
+        match stored.event.clone() {
+            SagaEvent::StockReserved(reserved) => {
+                let lines = reserved
+                    .lines
+                    .iter()
+                    .map(|line| {
+                        Ok(ManifestLine {
+                            product_id: line.product_id.clone(),
+                            quantity: Quantity::parse(line.quantity).map_err(|e| {
+                                ReactionError::Permanent(format!("bad quantity: {e}"))
+                            })?,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, ReactionError>>()?;
-            let command = ShipmentCommand::Allocate {
-                shipment_id: reserved.order_id.clone(),
-                order_id: reserved.order_id.clone(),
-                customer_id: reserved.customer_id,
-                reservation_id: reserved.reservation_id,
-                lines,
-                total_cents: reserved.total_cents,
-                capacity: self.capacity,
-                at_ms,
-            };
-            return self
-                .execute(stored, &reserved.order_id, command, ALLOCATE)
-                .await;
-        }
-        if let Some(failed) = decode::<events::PaymentFailed>(stored)? {
-            return self
-                .execute(
-                    stored,
+                    .collect::<Result<Vec<_>, ReactionError>>()?;
+                let command = ShipmentCommand::Allocate {
+                    shipment_id: reserved.order_id.clone(),
+                    order_id: reserved.order_id.clone(),
+                    customer_id: reserved.customer_id,
+                    reservation_id: reserved.reservation_id,
+                    lines,
+                    total_cents: reserved.total_cents,
+                    capacity: self.capacity,
+                    at_ms,
+                };
+                self.execute(&stored.meta, &reserved.order_id, command, ALLOCATE)
+                    .await
+            }
+            SagaEvent::PaymentFailed(failed) => {
+                self.execute(
+                    &stored.meta,
                     &failed.shipment_id,
                     ShipmentCommand::Release { at_ms },
                     RELEASE,
                 )
-                .await;
-        }
-        if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
-            // No shipment named: the saga never allocated one, or its failure
-            // path already released it.
-            if cancelled.shipment_id.is_empty() {
-                return Ok(());
+                .await
             }
-            return self
-                .execute(
-                    stored,
+            SagaEvent::OrderCancelled(cancelled) => {
+                // No shipment named: the saga never allocated one, or its
+                // failure path already released it.
+                if cancelled.shipment_id.is_empty() {
+                    return Ok(());
+                }
+                self.execute(
+                    &stored.meta,
                     &cancelled.shipment_id,
                     ShipmentCommand::Release { at_ms },
                     RELEASE,
                 )
-                .await;
+                .await
+            }
         }
-        Ok(())
     }
-}
-
-fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
-    if stored.raw.event_type != T::full_name() {
-        return Ok(None);
-    }
-    T::decode(stored.raw.payload.clone())
-        .map(Some)
-        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
 }

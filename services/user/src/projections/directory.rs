@@ -1,7 +1,7 @@
 //! The directory: one row per live user. Password hashes are not kept.
 
+use es_core::Recorded;
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{DomainEvent, StoredEvent};
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::UserEvent;
@@ -11,6 +11,8 @@ use crate::domain::UserEvent;
 pub struct Directory;
 
 impl Projection for Directory {
+    type Event = UserEvent;
+
     fn name(&self) -> &str {
         "user-directory"
     }
@@ -18,14 +20,10 @@ impl Projection for Directory {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<UserEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream also holds email claims, which this model does not show.
-            if !UserEvent::event_types().contains(&stored.raw.event_type.as_str()) {
-                continue;
-            }
-            match UserEvent::decode(&stored.raw)? {
+            match &stored.event {
                 UserEvent::Registered(e) => {
                     sqlx::query(
                         "INSERT INTO users (id, email, first_name, last_name, created_at_ms, updated_at_ms)

@@ -6,7 +6,7 @@
 //! lines, which move `reserved` (and `on_hand` when consumed or returned).
 
 use es_core::projection::{Projection, ProjectionError};
-use es_core::{Aggregate, DomainEvent, StoredEvent};
+use es_core::{Aggregate, Recorded};
 use sqlx::{PgConnection, PgPool};
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -18,6 +18,8 @@ use crate::domain::{Stock, StockEvent};
 pub struct Inventory;
 
 impl Projection for Inventory {
+    type Event = StockEvent;
+
     fn name(&self) -> &str {
         "warehouse-inventory"
     }
@@ -25,18 +27,15 @@ impl Projection for Inventory {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[StoredEvent],
+        events: &[Recorded<StockEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The stream may hold events this read model does not show; the
-            // order-level `StockReserved` on a reservation subject repeats
-            // the per-product holds, which alone move the stock.
-            if stored.meta.aggregate_type != Stock::TYPE
-                || !StockEvent::event_types().contains(&stored.raw.event_type.as_str())
-            {
+            // The order-level `StockReserved` on a reservation subject
+            // repeats the per-product holds, which alone move the stock.
+            if stored.meta.aggregate_type != Stock::TYPE {
                 continue;
             }
-            match StockEvent::decode(&stored.raw)? {
+            match &stored.event {
                 StockEvent::Created(e) => {
                     sqlx::query(
                         "INSERT INTO stocks (product_id, on_hand, reserved, created_at_ms, updated_at_ms)

@@ -16,16 +16,22 @@ pub use saga::SagaReaction;
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, RawEvent, Repository,
-    StoredEvent,
+    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
-use prost::Message as _;
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{Stock, StockCommand, StockError};
 
 /// The handler name in the dedupe key of stock opened for a new product.
 pub const OPEN_STOCK: &str = "warehouse.open-stock";
+
+es_core::domain_events! {
+    /// The catalogue events the warehouse follows.
+    pub enum ProductEvent {
+        /// A product was created: open its stock at zero.
+        ProductCreated(events::ProductCreated),
+    }
+}
 
 /// Opens a product's stock when the product is created.
 #[derive(Clone)]
@@ -40,17 +46,11 @@ impl ProductReaction {
     }
 }
 
-fn is<T: prost::Name>(raw: &RawEvent) -> bool {
-    raw.event_type == T::full_name()
-}
-
 impl Reaction for ProductReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        if !is::<events::ProductCreated>(&stored.raw) {
-            return Ok(());
-        }
-        let created = events::ProductCreated::decode(stored.raw.payload.clone())
-            .map_err(|e| ReactionError::Permanent(format!("malformed ProductCreated: {e}")))?;
+    type Event = ProductEvent;
+
+    async fn react(&self, stored: &Recorded<ProductEvent>) -> Result<(), ReactionError> {
+        let ProductEvent::ProductCreated(created) = stored.event.clone();
         let id = AggregateId::parse(created.product_id.clone())
             .map_err(|e| ReactionError::Permanent(format!("bad product id: {e}")))?;
         let command = StockCommand::Create {

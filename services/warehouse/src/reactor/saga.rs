@@ -39,14 +39,13 @@
 //! idempotent per order anyway.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
-    Aggregate, AggregateId, CommandContext, EventStore, ExecuteError, JetStreamEventStore,
-    Repository, StoreError, StoredEvent,
+    Aggregate, AggregateId, AtomicDecision, AtomicExecuted, CommandContext, ExecuteError,
+    JetStreamEventStore, Recorded, Repository, RetryPolicy,
 };
-use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{
@@ -62,8 +61,25 @@ pub const CONSUME: &str = "warehouse.consume";
 /// The handler name in the dedupe key of returned stock.
 pub const RETURN: &str = "warehouse.return";
 
-/// Attempts at the atomic reservation before the event is retried later.
+/// Attempts at the atomic reservation before the event is retried later:
+/// popular products make reservations race often.
 const RESERVE_ATTEMPTS: u32 = 30;
+
+es_core::domain_events! {
+    /// The saga events that move stock.
+    pub enum SagaEvent {
+        /// The order was priced: reserve every line, all or nothing.
+        OrderPriced(events::OrderPriced),
+        /// No shipment could be allocated: release the reservation.
+        ShipmentAllocationFailed(events::ShipmentAllocationFailed),
+        /// The payment failed: release the reservation.
+        PaymentFailed(events::PaymentFailed),
+        /// The payment was captured: consume the reservation.
+        PaymentCaptured(events::PaymentCaptured),
+        /// The order was cancelled: return a paid order's units.
+        OrderCancelled(events::OrderCancelled),
+    }
+}
 
 /// Reserves, releases, consumes and returns stock for orders.
 #[derive(Clone)]
@@ -80,6 +96,14 @@ enum Step {
     Return,
 }
 
+/// A reservation's decision that can never succeed (a bug or a poison event).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// The order's lines as one hold per product: units and unit price.
+type Wanted<'a> = BTreeMap<&'a str, (i64, i64)>;
+
 impl SagaReaction {
     /// A reaction writing through `stocks` and `reservations` (one stream).
     pub fn new(
@@ -88,117 +112,130 @@ impl SagaReaction {
     ) -> Self {
         Self {
             stocks,
-            reservations,
+            reservations: reservations.with_retry_policy(RetryPolicy {
+                max_attempts: RESERVE_ATTEMPTS,
+                ..RetryPolicy::default()
+            }),
         }
     }
 
     async fn reserve(
         &self,
-        stored: &StoredEvent,
+        source: &EventMeta,
         order: events::OrderPriced,
     ) -> Result<(), ReactionError> {
         let order_id = parse_id(&order.order_id)?;
-        let context = CommandContext::caused_by(&stored.meta, RESERVE);
+        let context = CommandContext::caused_by(source, RESERVE);
         // One hold per product, even if a product appears on several lines.
-        let mut wanted: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        let mut wanted: Wanted<'_> = BTreeMap::new();
         for line in &order.lines {
             let entry = wanted
                 .entry(line.product_id.as_str())
                 .or_insert((0, line.unit_price_cents));
             entry.0 = entry.0.saturating_add(line.quantity);
         }
-        for attempt in 1..=RESERVE_ATTEMPTS {
-            let reservation = self.reservations.load(&order_id).await.map_err(transient)?;
-            if reservation.state.decided() {
-                return Ok(());
+        let decided = self
+            .reservations
+            .execute_atomic(|| self.decide_reservation(&order_id, &order, &wanted, &context))
+            .await;
+        let short = match decided {
+            Ok(AtomicExecuted {
+                outcome: Some(short),
+                ..
+            }) => short,
+            Ok(_) => return Ok(()),
+            Err(ExecuteError::Rejected(Refused(reason))) => {
+                return Err(ReactionError::Permanent(reason));
             }
-            let reservation_id = AggregateId::new_v7().to_string();
-            let at_ms = es_core::envelope::now_ms();
-            let mut short = Vec::new();
-            let mut commits = Vec::new();
-            for (&product_id, &(units, unit_price_cents)) in &wanted {
-                let Ok(id) = AggregateId::parse(product_id) else {
-                    short.push(product_id.to_owned());
-                    continue;
-                };
-                let quantity = Quantity::parse(units)
-                    .map_err(|e| ReactionError::Permanent(format!("bad quantity: {e}")))?;
-                let stock = self.stocks.load(&id).await.map_err(transient)?;
-                let command = StockCommand::Reserve {
-                    reservation_id: reservation_id.clone(),
-                    order_id: order.order_id.clone(),
-                    customer_id: order.customer_id.clone(),
-                    quantity,
-                    unit_price_cents,
-                    at_ms,
-                };
-                match stock.state.decide(&command) {
-                    Ok(decided) if decided.is_empty() => {}
-                    Ok(decided) => {
-                        commits.push(self.stocks.commit(&id, stock.version, &decided, &context));
-                    }
-                    Err(StockError::Insufficient { .. } | StockError::NotFound) => {
-                        short.push(product_id.to_owned());
-                    }
-                    Err(error) => return Err(ReactionError::Permanent(error.to_string())),
-                }
+            Err(ExecuteError::Conflict { .. }) => {
+                return Err(ReactionError::Transient(format!(
+                    "reservation of order {order_id} kept losing races"
+                )));
             }
-            let command = ReservationCommand {
-                reservation_id,
-                order: order.clone(),
-                short_product_ids: short,
+            Err(error) => return Err(transient(error)),
+        };
+        // A failed reservation touches one aggregate only: an ordinary,
+        // deduplicated append.
+        match self.reservations.execute(&order_id, &short, &context).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
+            Err(error) => Err(transient(error)),
+        }
+    }
+
+    /// One attempt at an order's reservation: the holds on every product
+    /// and the order-level outcome, to be stored in one atomic batch; done
+    /// already if the reservation is decided; or, when a product is short,
+    /// the failed reservation to record instead (`Done(Some(..))`).
+    async fn decide_reservation(
+        &self,
+        order_id: &AggregateId,
+        order: &events::OrderPriced,
+        wanted: &Wanted<'_>,
+        context: &CommandContext,
+    ) -> Result<AtomicDecision<Option<ReservationCommand>>, ExecuteError<Refused>> {
+        let reservation = self.reservations.load(order_id).await?;
+        if reservation.state.decided() {
+            return Ok(AtomicDecision::Done(None));
+        }
+        let reservation_id = AggregateId::new_v7().to_string();
+        let at_ms = es_core::envelope::now_ms();
+        let mut short = Vec::new();
+        let mut commits = Vec::new();
+        for (&product_id, &(units, unit_price_cents)) in wanted {
+            let Ok(id) = AggregateId::parse(product_id) else {
+                short.push(product_id.to_owned());
+                continue;
+            };
+            let quantity = Quantity::parse(units)
+                .map_err(|e| ExecuteError::Rejected(Refused(format!("bad quantity: {e}"))))?;
+            let stock = self.stocks.load(&id).await?;
+            let command = StockCommand::Reserve {
+                reservation_id: reservation_id.clone(),
+                order_id: order.order_id.clone(),
+                customer_id: order.customer_id.clone(),
+                quantity,
+                unit_price_cents,
                 at_ms,
             };
-            if !command.short_product_ids.is_empty() {
-                // One aggregate only: an ordinary, deduplicated append.
-                return match self
-                    .reservations
-                    .execute(&order_id, &command, &context)
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(ExecuteError::Rejected(error)) => {
-                        Err(ReactionError::Permanent(error.to_string()))
-                    }
-                    Err(error) => Err(transient(error)),
-                };
-            }
-            let outcome = reservation
-                .state
-                .decide(&command)
-                .map_err(|e| ReactionError::Permanent(e.to_string()))?;
-            commits.push(self.reservations.commit(
-                &order_id,
-                reservation.version,
-                &outcome,
-                &context,
-            ));
-            match self
-                .stocks
-                .store()
-                .append_atomic(self.stocks.stream(), &commits)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                // Someone changed a product (or decided this order) since we
-                // loaded it; or the batch is in doubt. Reload and decide again:
-                // a stored batch shows as a decided reservation.
-                Err(StoreError::Conflict { .. } | StoreError::Timeout) => {
-                    tracing::debug!(order_id = %order_id, attempt, "reservation lost a race; retrying");
-                    tokio::time::sleep(jitter(attempt)).await;
+            match stock.state.decide(&command) {
+                Ok(decided) if decided.is_empty() => {}
+                Ok(decided) => {
+                    commits.push(self.stocks.commit(&id, stock.version, &decided, context));
                 }
-                Err(error) => return Err(transient(error)),
+                Err(StockError::Insufficient { .. } | StockError::NotFound) => {
+                    short.push(product_id.to_owned());
+                }
+                Err(error) => return Err(ExecuteError::Rejected(Refused(error.to_string()))),
             }
         }
-        Err(ReactionError::Transient(format!(
-            "reservation of order {order_id} kept losing races"
-        )))
+        let command = ReservationCommand {
+            reservation_id,
+            order: order.clone(),
+            short_product_ids: short,
+            at_ms,
+        };
+        if !command.short_product_ids.is_empty() {
+            return Ok(AtomicDecision::Done(Some(command)));
+        }
+        let outcome = reservation
+            .state
+            .decide(&command)
+            .map_err(|e| ExecuteError::Rejected(Refused(e.to_string())))?;
+        commits.push(
+            self.reservations
+                .commit(order_id, reservation.version, &outcome, context),
+        );
+        Ok(AtomicDecision::Commit {
+            commits,
+            outcome: None,
+        })
     }
 
     /// Applies `step` to every product held for `order_id`.
     async fn follow(
         &self,
-        stored: &StoredEvent,
+        source: &EventMeta,
         order_id: &str,
         step: Step,
         handler: &str,
@@ -214,7 +251,7 @@ impl SagaReaction {
             // The reservation failed: nothing is held.
             return Ok(());
         };
-        let context = CommandContext::caused_by(&stored.meta, handler);
+        let context = CommandContext::caused_by(source, handler);
         let at_ms = es_core::envelope::now_ms();
         let command = match step {
             Step::Release => StockCommand::Release {
@@ -257,46 +294,36 @@ impl SagaReaction {
 }
 
 impl Reaction for SagaReaction {
-    async fn react(&self, stored: &StoredEvent) -> Result<(), ReactionError> {
-        if let Some(priced) = decode::<events::OrderPriced>(stored)? {
-            return self.reserve(stored, priced).await;
-        }
-        if let Some(failed) = decode::<events::ShipmentAllocationFailed>(stored)? {
-            return self
-                .follow(stored, &failed.order_id, Step::Release, RELEASE)
-                .await;
-        }
-        if let Some(failed) = decode::<events::PaymentFailed>(stored)? {
-            return self
-                .follow(stored, &failed.order_id, Step::Release, RELEASE)
-                .await;
-        }
-        if let Some(captured) = decode::<events::PaymentCaptured>(stored)? {
-            return self
-                .follow(stored, &captured.order_id, Step::Consume, CONSUME)
-                .await;
-        }
-        if let Some(cancelled) = decode::<events::OrderCancelled>(stored)? {
-            // Only a paid order consumed its reservation; an order cancelled
-            // before payment holds nothing (its failure path released it).
-            if cancelled.transaction_id.is_empty() {
-                return Ok(());
-            }
-            return self
-                .follow(stored, &cancelled.order_id, Step::Return, RETURN)
-                .await;
-        }
-        Ok(())
-    }
-}
+    type Event = SagaEvent;
 
-fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>, ReactionError> {
-    if stored.raw.event_type != T::full_name() {
-        return Ok(None);
+    async fn react(&self, stored: &Recorded<SagaEvent>) -> Result<(), ReactionError> {
+        let source = &stored.meta;
+        match stored.event.clone() {
+            SagaEvent::OrderPriced(priced) => self.reserve(source, priced).await,
+            SagaEvent::ShipmentAllocationFailed(failed) => {
+                self.follow(source, &failed.order_id, Step::Release, RELEASE)
+                    .await
+            }
+            SagaEvent::PaymentFailed(failed) => {
+                self.follow(source, &failed.order_id, Step::Release, RELEASE)
+                    .await
+            }
+            SagaEvent::PaymentCaptured(captured) => {
+                self.follow(source, &captured.order_id, Step::Consume, CONSUME)
+                    .await
+            }
+            SagaEvent::OrderCancelled(cancelled) => {
+                // Only a paid order consumed its reservation; an order
+                // cancelled before payment holds nothing (its failure path
+                // released it).
+                if cancelled.transaction_id.is_empty() {
+                    return Ok(());
+                }
+                self.follow(source, &cancelled.order_id, Step::Return, RETURN)
+                    .await
+            }
+        }
     }
-    T::decode(stored.raw.payload.clone())
-        .map(Some)
-        .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
 }
 
 fn parse_id(raw: &str) -> Result<AggregateId, ReactionError> {
@@ -305,16 +332,4 @@ fn parse_id(raw: &str) -> Result<AggregateId, ReactionError> {
 
 fn transient(error: impl std::fmt::Display) -> ReactionError {
     ReactionError::Transient(error.to_string())
-}
-
-/// A short, growing, jittered pause, so racing reservations spread out.
-fn jitter(attempt: u32) -> Duration {
-    let spread = 1_000 * u64::from(attempt.min(10));
-    let nanos = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos(),
-    );
-    Duration::from_micros(200 + nanos % spread.max(1))
 }
