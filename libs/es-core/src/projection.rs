@@ -113,6 +113,7 @@ impl ProjectionError {
 
 /// Tuning of a [`ProjectionRunner`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ProjectionConfig {
     /// Most events applied in one transaction.
     pub batch_size: usize,
@@ -120,6 +121,29 @@ pub struct ProjectionConfig {
     pub max_attempts: u32,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
+}
+
+impl ProjectionConfig {
+    /// Applies at most `events` events per transaction.
+    #[must_use]
+    pub fn with_batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events;
+        self
+    }
+
+    /// Isolates a poison event after `attempts` failed batches.
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Lets the server wait `ack_wait` for an ack before redelivering.
+    #[must_use]
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
 }
 
 impl Default for ProjectionConfig {

@@ -34,6 +34,7 @@ use tracing::Instrument;
 use crate::consumer::{Deliveries, decode_delivery, event_span, is_wanted, record_delivery};
 use crate::deadletter;
 use crate::event::EventSet;
+use crate::jetstream::JetStreamEventStore;
 use crate::store::{Recorded, StoredEvent, StreamRef};
 
 /// How soon an event released on shutdown is redelivered.
@@ -66,6 +67,7 @@ pub trait Reaction: Send + Sync + 'static {
 
 /// Tuning of a [`Reactor`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReactorConfig {
     /// Durable consumer name, e.g. `warehouse-from-order`.
     pub durable_name: String,
@@ -99,6 +101,44 @@ impl ReactorConfig {
         }
     }
 
+    /// Receives only these subjects of the source stream.
+    #[must_use]
+    pub fn with_filter_subjects(
+        mut self,
+        subjects: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.filter_subjects = subjects.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Gives up on an event after `attempts` deliveries.
+    #[must_use]
+    pub fn with_max_deliveries(mut self, attempts: u32) -> Self {
+        self.max_deliveries = attempts;
+        self
+    }
+
+    /// Waits `backoff[n]` before the n-th retry; the last entry repeats.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Vec<Duration>) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Handles `events` events at once.
+    #[must_use]
+    pub fn with_concurrency(mut self, events: usize) -> Self {
+        self.concurrency = events;
+        self
+    }
+
+    /// Lets the server wait `ack_wait` for an ack before redelivering.
+    #[must_use]
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
     fn delay_after(&self, deliveries: u32) -> Duration {
         let index = usize::try_from(deliveries.saturating_sub(1)).unwrap_or(usize::MAX);
         self.backoff
@@ -126,16 +166,17 @@ pub struct Reactor<R> {
 }
 
 impl<R: Reaction> Reactor<R> {
-    /// A reactor from `source` into `reaction`.
+    /// A reactor from `source` (read through `store`'s connection) into
+    /// `reaction`.
     pub fn new(
         reaction: R,
-        context: jetstream::Context,
+        store: &JetStreamEventStore,
         source: StreamRef,
         config: ReactorConfig,
     ) -> Self {
         Self {
             reaction: Arc::new(reaction),
-            context,
+            context: store.context().clone(),
             source,
             config,
         }

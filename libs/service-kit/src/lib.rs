@@ -13,6 +13,7 @@
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
+//! - [`service`]: the builder every service's `run` is declared with.
 //! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
 //! - [`consumers`]: a service's projections and reactors, started and
 //!   stopped together.
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
+pub mod service;
 pub mod streams;
 pub mod telemetry;
 

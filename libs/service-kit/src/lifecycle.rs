@@ -1,11 +1,13 @@
 //! Starting and stopping a service: the steps every `run` shares.
 //!
-//! A service's `run(config, listener, shutdown)` connects to NATS,
-//! provisions its streams ([`provision`]), prepares its database, starts its
-//! consumers, and serves gRPC until `shutdown`. It then stops taking calls,
-//! lets in-flight calls finish, and only then stops its consumers, which
-//! finish and ack the events in hand. [`shutdown_on_signal`] turns Ctrl-C
-//! and SIGTERM into that token for binaries.
+//! A service's `run(config, listener, shutdown)` is declared with the
+//! [`Service`](crate::service::Service) builder, which connects to NATS
+//! ([`connect_event_store`]), provisions its streams, prepares its database,
+//! starts its consumers, and serves gRPC until `shutdown`; it then stops
+//! taking calls, lets in-flight calls finish, and only then stops its
+//! consumers, which finish and ack the events in hand. [`RunError`] is why
+//! a start or a stop failed; [`shutdown_on_signal`] turns Ctrl-C and SIGTERM
+//! into that token for binaries.
 
 use es_core::JetStreamEventStore;
 use es_core::streams::ProvisionError;
@@ -13,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::DbError;
 use crate::grpc::ServeError;
-use crate::streams::{self, Stream};
 
 /// Why a service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -70,25 +71,6 @@ fn server_list(nats_url: &str) -> Vec<&str> {
         .map(str::trim)
         .filter(|url| !url.is_empty())
         .collect()
-}
-
-/// Creates or updates the streams a service writes to or reads from, plus
-/// the dead-letter stream, with `replicas` copies each. Idempotent.
-pub async fn provision(
-    store: &JetStreamEventStore,
-    definitions: &[Stream],
-    replicas: usize,
-) -> Result<Vec<es_core::StreamRef>, RunError> {
-    let mut streams = Vec::with_capacity(definitions.len());
-    for stream in definitions
-        .iter()
-        .chain(std::iter::once(&streams::DEADLETTER))
-    {
-        let definition = stream.definition()?.with_replicas(replicas);
-        streams.push(definition.ensure(store.context()).await?);
-    }
-    streams.pop(); // the dead-letter stream is nobody's to write to
-    Ok(streams)
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM.

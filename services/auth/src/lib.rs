@@ -32,18 +32,16 @@ pub mod reactor;
 pub mod tokens;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository};
 use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, Secret, db, grpc};
+use stocklet_service_kit::{ConfigError, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -198,6 +196,13 @@ async fn bootstrap_admin(
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "auth",
+    schema: SCHEMA,
+    stream: streams::AUTH,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
@@ -212,76 +217,35 @@ pub async fn run(
         config.audience.clone(),
         config.token_ttl_s,
     );
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    // USER is provisioned too, so the reactor does not depend on the user
-    // service having started first.
-    let mut streams = lifecycle::provision(
-        &store,
-        &[streams::AUTH, streams::USER],
-        config.common.stream_replicas,
-    )
-    .await?
-    .into_iter();
-    let (Some(stream), Some(user_stream)) = (streams.next(), streams.next()) else {
-        return Err(RunError::Config("AUTH or USER stream missing".into()));
-    };
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let credentials = Repository::new(store.clone(), stream.clone());
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let credentials = service.repository::<Credentials>();
     let passwords = Passwords::new(config.hash_concurrency)
         .await
         .map_err(|e| RunError::Config(e.to_string()))?;
     if let Some(admin) = &config.admin {
         bootstrap_admin(admin, &credentials, &passwords).await?;
     }
-
-    let logins = Arc::new(ProjectionRunner::new(
-        Logins,
-        pool.clone(),
-        store.clone(),
-        stream,
-        ProjectionConfig::default(),
-    ));
-    let mut reactor_config = ReactorConfig::new(DURABLE_NAME);
-    reactor_config.filter_subjects = vec![user_stream.subject("user", "*")];
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&logins)).await?;
-    consumers
-        .reactor(Reactor::new(
+    let logins = service.projection(Logins).await?;
+    // Users only, not their email claims.
+    let users = service.source(streams::USER).await?.subject("user", "*");
+    service
+        .reactor(
+            streams::USER,
+            ReactorConfig::new(DURABLE_NAME).with_filter_subjects([users]),
             UserReactions::new(credentials.clone()),
-            store.context().clone(),
-            user_stream,
-            reactor_config,
-        ))
+        )
         .await?;
-
     let api = AuthApi::new(
         credentials,
         logins,
-        pool,
+        service.pool().clone(),
         passwords,
         signer,
         config.common.internal_token.clone(),
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "auth service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(AuthServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, AuthServiceServer::new(api), shutdown)
+        .await
 }
 
 #[cfg(test)]

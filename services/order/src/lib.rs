@@ -24,18 +24,15 @@ pub mod domain;
 pub mod projections;
 pub mod reactor;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::order::v1::order_service_server::OrderServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
-use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
+use stocklet_service_kit::streams::{self, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -50,11 +47,11 @@ pub const SERVICE_NAME: &str = "stocklet.order.v1.OrderService";
 pub const SCHEMA: &str = "order";
 /// The durable consumers that react to the saga's source streams, one per
 /// stream: (stream, consumer).
-pub const SAGA_CONSUMERS: [(&str, &str); 4] = [
-    ("PRODUCT", "order-from-product"),
-    ("WAREHOUSE", "order-from-warehouse"),
-    ("SHIPPING", "order-from-shipping"),
-    ("PAYMENT", "order-from-payment"),
+pub const SAGA_CONSUMERS: [(Stream, &str); 4] = [
+    (streams::PRODUCT, "order-from-product"),
+    (streams::WAREHOUSE, "order-from-warehouse"),
+    (streams::SHIPPING, "order-from-shipping"),
+    (streams::PAYMENT, "order-from-payment"),
 ];
 /// The default flat shipping fee, in cents.
 pub const DEFAULT_SHIPPING_FEE_CENTS: i64 = 499;
@@ -107,103 +104,48 @@ fn shipping_fee(raw: i64) -> Result<Cents, ConfigError> {
     })
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "order",
+    schema: SCHEMA,
+    stream: streams::ORDER,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams = lifecycle::provision(
-        &store,
-        &[
-            streams::ORDER,
-            streams::PRODUCT,
-            streams::WAREHOUSE,
-            streams::SHIPPING,
-            streams::PAYMENT,
-        ],
-        config.common.stream_replicas,
-    )
-    .await?;
-    let mut streams = streams.into_iter();
-    let stream = streams
-        .next()
-        .ok_or_else(|| RunError::Config("ORDER stream missing".into()))?;
-    let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let orders = service.projection(Orders).await?;
+    // The saga's timeline gathers every source stream, this one included.
     let descriptors = prost_reflect::DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| RunError::Config(format!("event descriptors: {e}")))?;
-    // The saga's timeline gathers every source stream, this one included.
-    let timelines: Vec<_> = std::iter::once(&stream)
-        .chain(&sources)
-        .map(|source| {
-            ProjectionRunner::new(
-                Timeline::of_stream(&source.name, descriptors.clone()),
-                pool.clone(),
-                store.clone(),
-                source.clone(),
-                ProjectionConfig::default(),
+    for stream in std::iter::once(streams::ORDER).chain(SAGA_CONSUMERS.map(|(stream, _)| stream)) {
+        service
+            .projection_of(
+                stream,
+                Timeline::of_stream(stream.name, descriptors.clone()),
             )
-        })
-        .collect();
-
-    let orders = Arc::new(ProjectionRunner::new(
-        Orders,
-        pool.clone(),
-        store.clone(),
-        stream.clone(),
-        ProjectionConfig::default(),
-    ));
-    let reaction = SagaReaction::new(
-        Repository::new(store.clone(), stream.clone()),
-        config.shipping_fee,
-    );
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&orders)).await?;
-    for timeline in timelines {
-        consumers.projection(Arc::new(timeline)).await?;
-    }
-    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
-        if source.name != name {
-            return Err(RunError::Config(format!("{name} stream missing")));
-        }
-        consumers
-            .reactor(Reactor::new(
-                reaction.clone(),
-                store.context().clone(),
-                source,
-                ReactorConfig::new(consumer),
-            ))
             .await?;
     }
-
+    let reaction = SagaReaction::new(service.repository(), config.shipping_fee);
+    for (stream, consumer) in SAGA_CONSUMERS {
+        service
+            .reactor(stream, ReactorConfig::new(consumer), reaction.clone())
+            .await?;
+    }
     let api = OrderApi::new(
-        Repository::new(store, stream),
+        service.repository(),
         orders,
-        pool,
+        service.pool().clone(),
         config.common.internal_token.clone(),
         config.stuck_saga_timeout,
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "order service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(OrderServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, OrderServiceServer::new(api), shutdown)
+        .await
 }
 
 #[cfg(test)]

@@ -19,21 +19,18 @@ pub mod domain;
 pub mod projections;
 pub mod reactor;
 
-use std::sync::Arc;
-
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::payment::v1::payment_service_server::PaymentServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
-use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
+use stocklet_service_kit::streams::{self, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::PaymentApi;
+use crate::domain::Balance;
 use crate::projections::Ledger;
 use crate::reactor::{SagaReaction, UserReaction};
 
@@ -43,10 +40,11 @@ pub const SERVICE_NAME: &str = "stocklet.payment.v1.PaymentService";
 pub const SCHEMA: &str = "payment";
 /// The durable consumer that reacts to the `USER` stream.
 pub const USER_CONSUMER: &str = "payment-from-user";
-/// The durable consumers of the saga's source streams: (stream, consumer).
-pub const SAGA_CONSUMERS: [(&str, &str); 2] = [
-    ("SHIPPING", "payment-from-shipping"),
-    ("ORDER", "payment-from-order"),
+/// The durable consumers of the saga's source streams, each beside the
+/// stream it reads.
+pub const SAGA_CONSUMERS: [(Stream, &str); 2] = [
+    (streams::SHIPPING, "payment-from-shipping"),
+    (streams::ORDER, "payment-from-order"),
 ];
 
 /// The payment service's settings.
@@ -68,82 +66,42 @@ impl Config {
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "payment",
+    schema: SCHEMA,
+    stream: streams::PAYMENT,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams = lifecycle::provision(
-        &store,
-        &[
-            streams::PAYMENT,
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let balances = service.repository::<Balance>();
+    let ledger = service.projection(Ledger).await?;
+    service
+        .reactor(
             streams::USER,
-            streams::SHIPPING,
-            streams::ORDER,
-        ],
-        config.common.stream_replicas,
-    )
-    .await?;
-    let mut streams = streams.into_iter();
-    let (Some(stream), Some(user_stream)) = (streams.next(), streams.next()) else {
-        return Err(RunError::Config("PAYMENT or USER stream missing".into()));
-    };
-    let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let balances = Repository::new(store.clone(), stream.clone());
-    let ledger = Arc::new(ProjectionRunner::new(
-        Ledger,
-        pool.clone(),
-        store.clone(),
-        stream,
-        ProjectionConfig::default(),
-    ));
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&ledger)).await?;
-    consumers
-        .reactor(Reactor::new(
-            UserReaction::new(balances.clone()),
-            store.context().clone(),
-            user_stream,
             ReactorConfig::new(USER_CONSUMER),
-        ))
+            UserReaction::new(balances.clone()),
+        )
         .await?;
     let saga = SagaReaction::new(balances.clone());
-    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
-        if source.name != name {
-            return Err(RunError::Config(format!("{name} stream missing")));
-        }
-        consumers
-            .reactor(Reactor::new(
-                saga.clone(),
-                store.context().clone(),
-                source,
-                ReactorConfig::new(consumer),
-            ))
+    for (stream, consumer) in SAGA_CONSUMERS {
+        service
+            .reactor(stream, ReactorConfig::new(consumer), saga.clone())
             .await?;
     }
-
-    let api = PaymentApi::new(balances, ledger, pool, config.common.internal_token.clone());
-    tracing::info!(addr = ?listener.local_addr().ok(), "payment service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(PaymentServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    let api = PaymentApi::new(
+        balances,
+        ledger,
+        service.pool().clone(),
+        config.common.internal_token.clone(),
+    );
+    service
+        .serve(listener, PaymentServiceServer::new(api), shutdown)
+        .await
 }

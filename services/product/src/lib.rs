@@ -18,17 +18,13 @@ pub mod domain;
 pub mod projections;
 pub mod reactor;
 
-use std::sync::Arc;
-
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::product::v1::product_service_server::ProductServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -62,68 +58,35 @@ impl Config {
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "product",
+    schema: SCHEMA,
+    stream: streams::PRODUCT,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams = lifecycle::provision(
-        &store,
-        &[streams::PRODUCT, streams::ORDER],
-        config.common.stream_replicas,
-    )
-    .await?;
-    let [stream, order_stream]: [es_core::StreamRef; 2] = streams
-        .try_into()
-        .map_err(|_| RunError::Config("PRODUCT or ORDER stream missing".into()))?;
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let catalogue = Arc::new(ProjectionRunner::new(
-        Catalogue,
-        pool.clone(),
-        store.clone(),
-        stream.clone(),
-        ProjectionConfig::default(),
-    ));
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&catalogue)).await?;
-    consumers
-        .reactor(Reactor::new(
-            OrderReaction::new(
-                Repository::new(store.clone(), stream.clone()),
-                Repository::new(store.clone(), stream.clone()),
-            ),
-            store.context().clone(),
-            order_stream,
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let catalogue = service.projection(Catalogue).await?;
+    service
+        .reactor(
+            streams::ORDER,
             ReactorConfig::new(ORDER_CONSUMER),
-        ))
+            OrderReaction::new(service.repository(), service.repository()),
+        )
         .await?;
-
     let api = ProductApi::new(
-        Repository::new(store, stream),
+        service.repository(),
         catalogue,
-        pool,
+        service.pool().clone(),
         config.common.internal_token.clone(),
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "product service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(ProductServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, ProductServiceServer::new(api), shutdown)
+        .await
 }

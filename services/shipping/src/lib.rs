@@ -19,17 +19,13 @@ pub mod domain;
 pub mod projections;
 pub mod reactor;
 
-use std::sync::Arc;
-
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_server::ShippingServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
-use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
+use stocklet_service_kit::streams::{self, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -43,10 +39,10 @@ pub const SERVICE_NAME: &str = "stocklet.shipping.v1.ShippingService";
 /// The PostgreSQL schema of the read models.
 pub const SCHEMA: &str = "shipping";
 /// The durable consumers of the saga's source streams: (stream, consumer).
-pub const SAGA_CONSUMERS: [(&str, &str); 3] = [
-    ("WAREHOUSE", "shipping-from-warehouse"),
-    ("PAYMENT", "shipping-from-payment"),
-    ("ORDER", "shipping-from-order"),
+pub const SAGA_CONSUMERS: [(Stream, &str); 3] = [
+    (streams::WAREHOUSE, "shipping-from-warehouse"),
+    (streams::PAYMENT, "shipping-from-payment"),
+    (streams::ORDER, "shipping-from-order"),
 ];
 
 /// The shipping service's settings.
@@ -72,89 +68,37 @@ impl Config {
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "shipping",
+    schema: SCHEMA,
+    stream: streams::SHIPPING,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams = lifecycle::provision(
-        &store,
-        &[
-            streams::SHIPPING,
-            streams::WAREHOUSE,
-            streams::PAYMENT,
-            streams::ORDER,
-        ],
-        config.common.stream_replicas,
-    )
-    .await?;
-    let mut streams = streams.into_iter();
-    let stream = streams
-        .next()
-        .ok_or_else(|| RunError::Config("SHIPPING stream missing".into()))?;
-    let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let shipments = Arc::new(ProjectionRunner::new(
-        Shipments,
-        pool.clone(),
-        store.clone(),
-        stream.clone(),
-        ProjectionConfig::default(),
-    ));
-    let saga = SagaReaction::new(
-        Repository::new(store.clone(), stream.clone()),
-        config.shipment_capacity,
-    );
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&shipments)).await?;
-    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
-        if source.name != name {
-            return Err(RunError::Config(format!("{name} stream missing")));
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let shipments = service.projection(Shipments).await?;
+    let saga = SagaReaction::new(service.repository(), config.shipment_capacity);
+    for (stream, consumer) in SAGA_CONSUMERS {
+        let mut reactor = ReactorConfig::new(consumer);
+        // Only the order-level reservations, not every product's stock.
+        if stream == streams::WAREHOUSE {
+            reactor = reactor.with_filter_subjects([RESERVATION_SUBJECTS]);
         }
-        let mut reactor_config = ReactorConfig::new(consumer);
-        if name == "WAREHOUSE" {
-            reactor_config.filter_subjects = vec![RESERVATION_SUBJECTS.to_owned()];
-        }
-        consumers
-            .reactor(Reactor::new(
-                saga.clone(),
-                store.context().clone(),
-                source,
-                reactor_config,
-            ))
-            .await?;
+        service.reactor(stream, reactor, saga.clone()).await?;
     }
-
     let api = ShippingApi::new(
-        Repository::new(store, stream),
+        service.repository(),
         shipments,
-        pool,
+        service.pool().clone(),
         config.common.internal_token.clone(),
     );
-    tracing::info!(
-        addr = ?listener.local_addr().ok(),
-        capacity = config.shipment_capacity.get(),
-        "shipping service listening"
-    );
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(ShippingServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, ShippingServiceServer::new(api), shutdown)
+        .await
 }

@@ -29,16 +29,12 @@ pub mod domain;
 pub mod password;
 pub mod projections;
 
-use std::sync::Arc;
-
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
 use stocklet_proto::stocklet::user::v1::user_service_server::UserServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -74,56 +70,30 @@ impl Config {
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "user",
+    schema: SCHEMA,
+    stream: streams::USER,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams =
-        lifecycle::provision(&store, &[streams::USER], config.common.stream_replicas).await?;
-    let stream = streams
-        .into_iter()
-        .next()
-        .ok_or_else(|| RunError::Config("USER stream missing".into()))?;
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let directory = Arc::new(ProjectionRunner::new(
-        Directory,
-        pool.clone(),
-        store.clone(),
-        stream.clone(),
-        ProjectionConfig::default(),
-    ));
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&directory)).await?;
-
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let directory = service.projection(Directory).await?;
     let api = UserApi::new(
-        Repository::new(store.clone(), stream.clone()),
-        Repository::new(store, stream),
+        service.repository(),
+        service.repository(),
         directory,
-        pool,
+        service.pool().clone(),
         Hasher::new(config.hash_concurrency),
         config.common.internal_token.clone(),
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "user service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(UserServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, UserServiceServer::new(api), shutdown)
+        .await
 }

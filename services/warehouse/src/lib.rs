@@ -20,21 +20,18 @@ pub mod domain;
 pub mod projections;
 pub mod reactor;
 
-use std::sync::Arc;
-
-use es_core::Repository;
-use es_core::projection::{ProjectionConfig, ProjectionRunner};
-use es_core::reactor::{Reactor, ReactorConfig};
+use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_server::WarehouseServiceServer;
+use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or};
-use stocklet_service_kit::consumers::Consumers;
-use stocklet_service_kit::lifecycle::{self, RunError};
-use stocklet_service_kit::streams;
-use stocklet_service_kit::{ConfigError, db, grpc};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::service::{Service, ServiceSpec};
+use stocklet_service_kit::streams::{self, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::WarehouseApi;
+use crate::domain::Stock;
 use crate::projections::Inventory;
 use crate::reactor::{ProductReaction, SagaReaction};
 
@@ -44,11 +41,12 @@ pub const SERVICE_NAME: &str = "stocklet.warehouse.v1.WarehouseService";
 pub const SCHEMA: &str = "warehouse";
 /// The durable consumer that reacts to the `PRODUCT` stream.
 pub const PRODUCT_CONSUMER: &str = "warehouse-from-product";
-/// The durable consumers of the saga's source streams: (stream, consumer).
-pub const SAGA_CONSUMERS: [(&str, &str); 3] = [
-    ("ORDER", "warehouse-from-order"),
-    ("SHIPPING", "warehouse-from-shipping"),
-    ("PAYMENT", "warehouse-from-payment"),
+/// The durable consumers of the saga's source streams, each beside the
+/// stream it reads.
+pub const SAGA_CONSUMERS: [(Stream, &str); 3] = [
+    (streams::ORDER, "warehouse-from-order"),
+    (streams::SHIPPING, "warehouse-from-shipping"),
+    (streams::PAYMENT, "warehouse-from-payment"),
 ];
 
 /// The warehouse service's settings.
@@ -70,91 +68,42 @@ impl Config {
     }
 }
 
+/// Who the service is: its schema and its stream.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: "warehouse",
+    schema: SCHEMA,
+    stream: streams::WAREHOUSE,
+};
+
 /// Runs the service on `listener` until `shutdown`, then stops gracefully.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = lifecycle::connect_event_store(&config.common.nats_url).await?;
-    let streams = lifecycle::provision(
-        &store,
-        &[
-            streams::WAREHOUSE,
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let stocks = service.repository::<Stock>();
+    let inventory = service.projection(Inventory).await?;
+    service
+        .reactor(
             streams::PRODUCT,
-            streams::ORDER,
-            streams::SHIPPING,
-            streams::PAYMENT,
-        ],
-        config.common.stream_replicas,
-    )
-    .await?;
-    let mut streams = streams.into_iter();
-    let (Some(stream), Some(product_stream)) = (streams.next(), streams.next()) else {
-        return Err(RunError::Config(
-            "WAREHOUSE or PRODUCT stream missing".into(),
-        ));
-    };
-    let sources: Vec<es_core::StreamRef> = streams.collect();
-    let pool = db::connect(
-        &config.common.database_url,
-        SCHEMA,
-        config.common.db_pool_size,
-    )
-    .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-
-    let stocks = Repository::new(store.clone(), stream.clone());
-    let reservations = Repository::new(store.clone(), stream.clone());
-    let inventory = Arc::new(ProjectionRunner::new(
-        Inventory,
-        pool.clone(),
-        store.clone(),
-        stream,
-        ProjectionConfig::default(),
-    ));
-    let mut consumers = Consumers::new();
-    consumers.projection(Arc::clone(&inventory)).await?;
-    consumers
-        .reactor(Reactor::new(
-            ProductReaction::new(stocks.clone()),
-            store.context().clone(),
-            product_stream,
             ReactorConfig::new(PRODUCT_CONSUMER),
-        ))
+            ProductReaction::new(stocks.clone()),
+        )
         .await?;
-    let saga = SagaReaction::new(stocks.clone(), reservations);
-    for (source, (name, consumer)) in sources.into_iter().zip(SAGA_CONSUMERS) {
-        if source.name != name {
-            return Err(RunError::Config(format!("{name} stream missing")));
-        }
-        consumers
-            .reactor(Reactor::new(
-                saga.clone(),
-                store.context().clone(),
-                source,
-                ReactorConfig::new(consumer),
-            ))
+    let saga = SagaReaction::new(stocks.clone(), service.repository());
+    for (stream, consumer) in SAGA_CONSUMERS {
+        service
+            .reactor(stream, ReactorConfig::new(consumer), saga.clone())
             .await?;
     }
-
     let api = WarehouseApi::new(
         stocks,
         inventory,
-        pool,
+        service.pool().clone(),
         config.common.internal_token.clone(),
     );
-    tracing::info!(addr = ?listener.local_addr().ok(), "warehouse service listening");
-    let served = grpc::serve(
-        listener,
-        tonic::service::Routes::new(WarehouseServiceServer::new(api)),
-        &[SERVICE_NAME],
-        shutdown,
-    )
-    .await;
-
-    // gRPC has drained; now let the consumers finish what they hold.
-    let consumed = consumers.stop().await;
-    served?;
-    consumed
+    service
+        .serve(listener, WarehouseServiceServer::new(api), shutdown)
+        .await
 }

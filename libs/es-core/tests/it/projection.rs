@@ -145,11 +145,9 @@ async fn a_crash_between_commit_and_ack_applies_every_event_exactly_once() {
     let db = TestDb::create().await;
     Ledger::migrate(&db.pool).await;
     write_history(&bank, 45).await; // 50 messages
-    let config = ProjectionConfig {
-        batch_size: 10,
-        ack_wait: Duration::from_secs(1),
-        ..ProjectionConfig::default()
-    };
+    let config = ProjectionConfig::default()
+        .with_batch_size(10)
+        .with_ack_wait(Duration::from_secs(1));
 
     // The first runner dies right after committing the batch that reaches
     // sequence 25, before acking it.
@@ -301,11 +299,9 @@ async fn events_redelivered_out_of_order_are_still_applied_in_stream_order() {
     let bank = Bank::start().await;
     let db = TestDb::create().await;
     Ledger::migrate(&db.pool).await;
-    let config = ProjectionConfig {
-        batch_size: 10,
-        ack_wait: Duration::from_secs(1),
-        ..ProjectionConfig::default()
-    };
+    let config = ProjectionConfig::default()
+        .with_batch_size(10)
+        .with_ack_wait(Duration::from_secs(1));
     let accounts = bank.accounts();
     let ctx = CommandContext::default();
     accounts

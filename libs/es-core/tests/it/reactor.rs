@@ -97,12 +97,10 @@ async fn setup(fail_after_append_once: bool, poison_amount: Option<i64>) -> Setu
 }
 
 fn config() -> ReactorConfig {
-    ReactorConfig {
-        max_deliveries: 3,
-        backoff: vec![Duration::from_millis(50)],
-        concurrency: 4,
-        ..ReactorConfig::new("mirror-from-bank")
-    }
+    ReactorConfig::new("mirror-from-bank")
+        .with_max_deliveries(3)
+        .with_backoff(vec![Duration::from_millis(50)])
+        .with_concurrency(4)
 }
 
 async fn deposit(bank: &Bank, account: &str, cents: i64) {
@@ -149,7 +147,7 @@ async fn a_redelivered_event_causes_one_effect() {
     }
     let reactor = Reactor::new(
         s.reaction.clone(),
-        s.bank.store.context().clone(),
+        &s.bank.store,
         s.bank.stream.clone(),
         config(),
     );
@@ -194,7 +192,7 @@ async fn a_poison_event_is_dead_lettered_after_n_attempts_while_later_events_flo
     }
     let reactor = Reactor::new(
         s.reaction.clone(),
-        s.bank.store.context().clone(),
+        &s.bank.store,
         s.bank.stream.clone(),
         config(),
     );
@@ -273,15 +271,12 @@ async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdow
     let total = usize::try_from(bank.message_count().await).unwrap();
     // One at a time, two pulled per batch: the first instance always holds
     // events it has not started. The ack wait is the default 30 s.
-    let config = ReactorConfig {
-        concurrency: 1,
-        ..ReactorConfig::new("slow-from-bank")
-    };
+    let config = ReactorConfig::new("slow-from-bank").with_concurrency(1);
     assert_eq!(config.ack_wait, Duration::from_secs(30));
     let first = SlowRecorder::default();
     let reactor = Reactor::new(
         first.clone(),
-        bank.store.context().clone(),
+        &bank.store,
         bank.stream.clone(),
         config.clone(),
     );
@@ -304,12 +299,7 @@ async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdow
 
     let stopped_at = std::time::Instant::now();
     let second = SlowRecorder::default();
-    let reactor = Reactor::new(
-        second.clone(),
-        bank.store.context().clone(),
-        bank.stream.clone(),
-        config,
-    );
+    let reactor = Reactor::new(second.clone(), &bank.store, bank.stream.clone(), config);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn({
         let shutdown = shutdown.clone();

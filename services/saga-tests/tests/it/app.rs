@@ -344,10 +344,13 @@ impl Saga {
             ("PRODUCT", stocklet_warehouse::PRODUCT_CONSUMER),
             ("USER", stocklet_payment::USER_CONSUMER),
         ];
-        consumers.extend(stocklet_warehouse::SAGA_CONSUMERS);
-        consumers.extend(stocklet_order::SAGA_CONSUMERS);
-        consumers.extend(stocklet_payment::SAGA_CONSUMERS);
-        consumers.extend(stocklet_shipping::SAGA_CONSUMERS);
+        consumers
+            .extend(stocklet_warehouse::SAGA_CONSUMERS.map(|(stream, name)| (stream.name, name)));
+        consumers.extend(stocklet_order::SAGA_CONSUMERS.map(|(stream, name)| (stream.name, name)));
+        consumers
+            .extend(stocklet_payment::SAGA_CONSUMERS.map(|(stream, name)| (stream.name, name)));
+        consumers
+            .extend(stocklet_shipping::SAGA_CONSUMERS.map(|(stream, name)| (stream.name, name)));
         consumers
     }
 

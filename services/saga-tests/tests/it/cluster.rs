@@ -457,11 +457,31 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
         }
     }
 
+    loop {
+        let info = user_consumer_info(&js, consumer).await;
+        if (info.num_pending, info.num_ack_pending) == (0, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{consumer} never caught up: {} pending, {} unacked",
+            info.num_pending,
+            info.num_ack_pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Every event was acked at least once; those `a` held when it died
-    // were delivered again (to `b`) after the ack wait.
-    let (acked, redelivered) = {
-        let acks = acks.lock().unwrap();
-        (acks.acks, acks.redelivered)
+    // were delivered again (to `b`) after the ack wait. The watcher sees
+    // the last acks a moment after the server has counted them.
+    let (acked, redelivered) = loop {
+        let (acked, redelivered) = {
+            let acks = acks.lock().unwrap();
+            (acks.acks, acks.redelivered)
+        };
+        if acked >= users.len() || Instant::now() > deadline {
+            break (acked, redelivered);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let (pulled_a, pulled_b) = (a.pulled.get(), b.pulled.get());
     eprintln!(
@@ -476,19 +496,6 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
         users.len()
     );
 
-    loop {
-        let info = user_consumer_info(&js, consumer).await;
-        if (info.num_pending, info.num_ack_pending) == (0, 0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{consumer} never caught up: {} pending, {} unacked",
-            info.num_pending,
-            info.num_ack_pending
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let dead = js
         .get_stream("DEADLETTER")
         .await

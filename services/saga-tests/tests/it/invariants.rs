@@ -152,7 +152,7 @@ async fn stock_and_money_are_conserved_through_restarts_redeliveries_and_cancell
         .chain(stocklet_payment::SAGA_CONSUMERS);
     for (stream, consumer) in forgotten {
         jetstream
-            .get_stream(stream)
+            .get_stream(stream.name)
             .await
             .unwrap()
             .delete_consumer(consumer)

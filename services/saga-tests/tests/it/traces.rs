@@ -125,7 +125,7 @@ async fn one_order_is_one_trace_across_all_five_services() {
                 && attribute(s, "consumer").is_some_and(|c| consumers.contains(&c.as_str()))
         })
     };
-    let names = |list: &[(&'static str, &'static str)]| -> Vec<&'static str> {
+    let names = |list: &[(streams::Stream, &'static str)]| -> Vec<&'static str> {
         list.iter().map(|(_, name)| *name).collect()
     };
     assert!(handled_by(&[stocklet_product::ORDER_CONSUMER]), "product");

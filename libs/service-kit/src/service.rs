@@ -1,0 +1,201 @@
+//! The service builder: one shape for every service's `run`.
+//!
+//! Every Stocklet service starts the same way: connect to NATS, provision
+//! the streams it writes and reads, open its PostgreSQL pool in its own
+//! schema, run its migrations, start its projections and reactors, serve
+//! gRPC until shutdown, then stop its consumers once the server has
+//! drained. [`Service`] owns those steps, so a service's `run` only
+//! declares what it has:
+//!
+//! ```ignore
+//! let mut service = Service::start(&config.common, WAREHOUSE, migrate!("./migrations")).await?;
+//! let stocks = service.repository::<Stock>();
+//! let inventory = service.projection(Inventory).await?;
+//! service.reactor(streams::PRODUCT, ReactorConfig::new("warehouse-from-product"),
+//!     ProductReaction::new(stocks.clone())).await?;
+//! service.serve(listener, WarehouseServiceServer::new(api), shutdown).await
+//! ```
+//!
+//! A stream is named by its typed constant ([`streams`](crate::streams)),
+//! and each reactor by the stream it reads and its durable name, side by
+//! side: nothing is paired by position. A stream is provisioned the first
+//! time anything names it (its own at start, a source stream with its first
+//! consumer), so the streams a service touches and the ones it provisions
+//! cannot drift apart.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use es_core::projection::{Projection, ProjectionConfig, ProjectionRunner};
+use es_core::reactor::{Reaction, Reactor, ReactorConfig};
+use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+use crate::config::CommonConfig;
+use crate::consumers::Consumers;
+use crate::lifecycle::{self, RunError};
+use crate::streams::{self, Stream};
+use crate::{db, grpc};
+
+/// Who a service is: how it is called in logs, the PostgreSQL schema of
+/// its read models, and the stream it owns (writes its events to).
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpec {
+    /// Short name, e.g. `warehouse`.
+    pub name: &'static str,
+    /// The schema its read models and checkpoints live in.
+    pub schema: &'static str,
+    /// The stream of its own aggregates.
+    pub stream: Stream,
+}
+
+/// A service being started: connected, provisioned and migrated, gathering
+/// its consumers until [`serve`](Self::serve).
+pub struct Service {
+    spec: ServiceSpec,
+    store: JetStreamEventStore,
+    pool: PgPool,
+    replicas: usize,
+    stream: StreamRef,
+    provisioned: HashMap<&'static str, StreamRef>,
+    consumers: Consumers,
+}
+
+impl Service {
+    /// Connects to NATS, provisions the service's own stream and the
+    /// dead-letter stream, opens the pool (`STOCKLET_DB_POOL_SIZE`
+    /// connections in the service's schema) and runs `migrations`.
+    pub async fn start(
+        common: &CommonConfig,
+        spec: ServiceSpec,
+        migrations: Migrator,
+    ) -> Result<Self, RunError> {
+        let store = lifecycle::connect_event_store(&common.nats_url).await?;
+        let mut provisioned = HashMap::new();
+        for stream in [spec.stream, streams::DEADLETTER] {
+            let definition = stream.definition()?.with_replicas(common.stream_replicas);
+            provisioned.insert(stream.name, definition.ensure(store.context()).await?);
+        }
+        let stream = provisioned
+            .get(spec.stream.name)
+            .cloned()
+            .ok_or_else(|| RunError::Config(format!("{} stream missing", spec.stream.name)))?;
+        let pool = db::connect(&common.database_url, spec.schema, common.db_pool_size).await?;
+        migrations.run(&pool).await?;
+        Ok(Self {
+            spec,
+            store,
+            pool,
+            replicas: common.stream_replicas,
+            stream,
+            provisioned,
+            consumers: Consumers::new(),
+        })
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &JetStreamEventStore {
+        &self.store
+    }
+
+    /// The pool of the service's schema.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The service's own stream.
+    pub fn stream(&self) -> &StreamRef {
+        &self.stream
+    }
+
+    /// A repository for aggregates of type `A` in the service's own stream.
+    pub fn repository<A: Aggregate>(&self) -> Repository<A, JetStreamEventStore> {
+        Repository::new(self.store.clone(), self.stream.clone())
+    }
+
+    /// The stream `stream`, provisioned the first time it is named.
+    pub async fn source(&mut self, stream: Stream) -> Result<StreamRef, RunError> {
+        if let Some(provisioned) = self.provisioned.get(stream.name) {
+            return Ok(provisioned.clone());
+        }
+        let definition = stream.definition()?.with_replicas(self.replicas);
+        let provisioned = definition.ensure(self.store.context()).await?;
+        self.provisioned.insert(stream.name, provisioned.clone());
+        Ok(provisioned)
+    }
+
+    /// Runs `projection` over the service's own stream, from its checkpoint
+    /// and durable consumer (created now, before the service serves). The
+    /// runner is returned so that the API can wait for it (read-your-writes).
+    pub async fn projection<P: Projection>(
+        &mut self,
+        projection: P,
+    ) -> Result<Arc<ProjectionRunner<P>>, RunError> {
+        let stream = self.spec.stream;
+        self.projection_of(stream, projection).await
+    }
+
+    /// Runs `projection` over `stream` (which may be another service's).
+    pub async fn projection_of<P: Projection>(
+        &mut self,
+        stream: Stream,
+        projection: P,
+    ) -> Result<Arc<ProjectionRunner<P>>, RunError> {
+        let source = self.source(stream).await?;
+        let runner = Arc::new(ProjectionRunner::new(
+            projection,
+            self.pool.clone(),
+            self.store.clone(),
+            source,
+            ProjectionConfig::default(),
+        ));
+        self.consumers.projection(Arc::clone(&runner)).await?;
+        Ok(runner)
+    }
+
+    /// Runs `reaction` on the events of `stream`, through the durable
+    /// consumer `config` names (created now, before the service serves).
+    pub async fn reactor<R: Reaction>(
+        &mut self,
+        stream: Stream,
+        config: ReactorConfig,
+        reaction: R,
+    ) -> Result<(), RunError> {
+        let source = self.source(stream).await?;
+        self.consumers
+            .reactor(Reactor::new(reaction, &self.store, source, config))
+            .await
+    }
+
+    /// Serves `service` (with health, reflection and `/metrics`) on
+    /// `listener` until `shutdown`; then, once gRPC has drained, stops the
+    /// consumers, which finish and ack what they hold.
+    pub async fn serve<S>(
+        self,
+        listener: TcpListener,
+        service: S,
+        shutdown: CancellationToken,
+    ) -> Result<(), RunError>
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
+        let served = grpc::serve(listener, Routes::new(service), &[S::NAME], shutdown).await;
+        let consumed = self.consumers.stop().await;
+        served?;
+        consumed
+    }
+}
