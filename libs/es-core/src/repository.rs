@@ -568,7 +568,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// Runs a command that spans several aggregates of this repository's
     /// stream (of any types), stored as one atomic batch: all of its
-    /// commits or none. Each attempt calls `decide`, which loads what it
+    /// commits or none (a decision that touches one aggregate after all is
+    /// stored with a plain append). Each attempt calls `decide`, which loads what it
     /// needs (fresh each time), decides, and returns the commits with the
     /// versions they were decided on; a lost race on any of them (or an
     /// append in doubt) decides again, with the same bounded retries and
@@ -600,7 +601,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
                 AtomicDecision::Commit { commits, outcome } => (commits, outcome),
             };
-            match self.store.append_atomic(&self.stream, &commits).await {
+            // One aggregate needs no batch: a plain append is several times
+            // cheaper and checks the same expected sequence.
+            let stored = match commits.as_slice() {
+                [single] => self
+                    .store
+                    .append(&self.stream, single)
+                    .await
+                    .map(|appended| vec![appended.sequence]),
+                several => self.store.append_atomic(&self.stream, several).await,
+            };
+            match stored {
                 Ok(positions) => {
                     return Ok(AtomicExecuted {
                         outcome,

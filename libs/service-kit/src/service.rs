@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use es_core::projection::{Projection, ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reaction, Reactor, ReactorConfig};
@@ -42,6 +43,11 @@ use crate::consumers::Consumers;
 use crate::lifecycle::{self, RunError};
 use crate::streams::{self, Stream};
 use crate::{db, grpc};
+
+/// How long a command waits for its read model before answering anyway:
+/// the read-your-writes bound of every API (see
+/// [`Repository::execute_and_wait`]).
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Who a service is: how it is called in logs, the PostgreSQL schema of
 /// its read models, and the stream it owns (writes its events to).

@@ -10,7 +10,6 @@
 //! [`ApiError`] and, through it, a gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
@@ -18,6 +17,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
 };
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
@@ -25,9 +25,6 @@ use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password,
 use crate::password::Passwords;
 use crate::projections::{LoginRow, Logins};
 use crate::tokens::TokenSigner;
-
-/// How long a command waits for its effect to reach the read model.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles `stocklet.auth.v1.AuthService`.
 #[derive(Clone)]
@@ -239,21 +236,16 @@ impl AuthService for AuthApi {
             password_hash,
             at_ms: es_core::envelope::now_ms(),
         };
-        let executed = self
-            .credentials
-            .execute(&target, &command, &CommandContext::default())
+        self.credentials
+            .execute_and_wait(
+                &target,
+                &command,
+                &CommandContext::default(),
+                &*self.logins,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
             .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .logins
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "logins are lagging; answering before they caught up"
-            );
-        }
         tracing::info!(user_id = %target, by = %caller, "password changed");
         Ok(Response::new(pb::SetPasswordResponse {}))
     }

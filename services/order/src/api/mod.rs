@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, FieldViolation, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
@@ -27,9 +28,6 @@ use crate::domain::{
 };
 use crate::projections::timeline::{self, SagaStep, StuckRow};
 use crate::projections::{self, Orders};
-
-/// How long a command waits for its effect to reach the read model.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Longest product id echoed back in a field path.
 const MAX_ECHOED_KEY: usize = 64;
@@ -71,22 +69,17 @@ impl OrderApi {
     /// Runs a command and waits until the read model shows its effect.
     async fn execute(&self, id: &OrderId, command: OrderCommand) -> Result<Order, ApiError> {
         let id = aggregate_id(id)?;
-        let executed: Executed<Order> = self
-            .orders
-            .execute(&id, &command, &saga_context(&id))
+        self.orders
+            .execute_and_wait(
+                &id,
+                &command,
+                &saga_context(&id),
+                &*self.read_model,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .read_model
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "orders read model is lagging; answering before it caught up"
-            );
-        }
-        Ok(executed.state)
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 }
 

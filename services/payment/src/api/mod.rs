@@ -9,20 +9,17 @@
 //! [`ApiError`] and, through it, a gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
 use crate::projections::{BalanceRow, Ledger, TransactionRow};
-
-/// How long a command waits for its effect to reach the ledger.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles `stocklet.payment.v1.PaymentService`.
 #[derive(Clone)]
@@ -59,22 +56,17 @@ impl PaymentApi {
         id: &AggregateId,
         command: BalanceCommand,
     ) -> Result<Balance, ApiError> {
-        let executed: Executed<Balance> = self
-            .balances
-            .execute(id, &command, &CommandContext::default())
+        self.balances
+            .execute_and_wait(
+                id,
+                &command,
+                &CommandContext::default(),
+                &*self.ledger,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .ledger
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "ledger is lagging; answering before it caught up"
-            );
-        }
-        Ok(executed.state)
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 }
 

@@ -8,20 +8,17 @@
 //! gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::product::v1::{self as pb, product_service_server::ProductService};
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Cents, Description, Product, ProductCommand, ProductError, ProductName};
 use crate::projections::{Catalogue, ProductRow};
-
-/// How long a command waits for its effect to reach the catalogue.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles `stocklet.product.v1.ProductService`.
 #[derive(Clone)]
@@ -58,22 +55,17 @@ impl ProductApi {
         id: &AggregateId,
         command: ProductCommand,
     ) -> Result<Product, ApiError> {
-        let executed: Executed<Product> = self
-            .products
-            .execute(id, &command, &CommandContext::default())
+        self.products
+            .execute_and_wait(
+                id,
+                &command,
+                &CommandContext::default(),
+                &*self.catalogue,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .catalogue
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "catalogue is lagging; answering before it caught up"
-            );
-        }
-        Ok(executed.state)
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 }
 

@@ -10,22 +10,19 @@
 //! through it, a gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::shipping::v1::{
     self as pb, shipping_service_server::ShippingService,
 };
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Shipment, ShipmentCommand, ShipmentError};
 use crate::projections::{ShipmentRow, Shipments};
-
-/// How long a command waits for its effect to reach the read model.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles `stocklet.shipping.v1.ShippingService`.
 #[derive(Clone)]
@@ -62,22 +59,17 @@ impl ShippingApi {
         order_id: &AggregateId,
         command: ShipmentCommand,
     ) -> Result<Shipment, ApiError> {
-        let executed: Executed<Shipment> = self
-            .shipments
-            .execute(order_id, &command, &CommandContext::default())
+        self.shipments
+            .execute_and_wait(
+                order_id,
+                &command,
+                &CommandContext::default(),
+                &*self.projection,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .projection
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "shipments are lagging; answering before they caught up"
-            );
-        }
-        Ok(executed.state)
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 
     /// A shipment the caller may see, by a validated id.

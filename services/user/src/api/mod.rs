@@ -12,16 +12,17 @@
 //! [`ApiError`] and, through it, a gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
 use es_core::repository::Loaded;
 use es_core::store::Commit;
 use es_core::{
-    Aggregate, AggregateId, CommandContext, EventStore, JetStreamEventStore, Repository, StoreError,
+    Aggregate, AggregateId, AtomicDecision, CommandContext, ExecuteError, JetStreamEventStore,
+    Repository, RetryPolicy,
 };
 use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
 use tonic::{Request, Response, Status};
 
@@ -32,8 +33,6 @@ use crate::domain::{
 use crate::password::Hasher;
 use crate::projections::{Directory, UserRow};
 
-/// How long a command waits for its effect to reach the directory.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 /// Attempts at an atomic change whose aggregates keep changing under it.
 const MAX_ATTEMPTS: u32 = 10;
 
@@ -68,7 +67,10 @@ impl UserApi {
         internal_token: Secret,
     ) -> Self {
         Self {
-            users,
+            users: users.with_retry_policy(RetryPolicy {
+                max_attempts: MAX_ATTEMPTS,
+                ..RetryPolicy::default()
+            }),
             claims,
             directory,
             pool,
@@ -82,62 +84,49 @@ impl UserApi {
     }
 
     /// Decides a change on fresh states and appends it atomically, deciding
-    /// again when another writer got there first. Waits until the directory
-    /// shows the result.
+    /// again when another writer got there first (or the append is in
+    /// doubt: if it landed, every aggregate decides "nothing to do" and the
+    /// change is reported done). Waits until the directory shows the result.
     async fn change<F, Fut>(&self, mut decide: F) -> Result<User, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Change, ApiError>>,
     {
-        for attempt in 1..=MAX_ATTEMPTS {
-            let Change {
-                commits,
-                user,
-                seen,
-            } = decide().await?;
-            let appended = match commits.as_slice() {
-                [] => Ok(seen),
-                [single] => self
-                    .users
-                    .store()
-                    .append(self.users.stream(), single)
-                    .await
-                    .map(|appended| appended.sequence),
-                several => self
-                    .users
-                    .store()
-                    .append_atomic(self.users.stream(), several)
-                    .await
-                    .map(|sequences| sequences.into_iter().max().unwrap_or_default()),
-            };
-            match appended {
-                Ok(position) => {
-                    if !self
-                        .directory
-                        .wait_for(position, READ_YOUR_WRITES_WAIT)
-                        .await
-                    {
-                        tracing::warn!(
-                            position,
-                            "directory is lagging; answering before it caught up"
-                        );
-                    }
-                    return Ok(user);
+        let executed = self
+            .users
+            .execute_atomic(|| {
+                let decided = decide();
+                async move {
+                    let Change {
+                        commits,
+                        user,
+                        seen,
+                    } = decided.await.map_err(ExecuteError::Rejected)?;
+                    Ok(if commits.is_empty() {
+                        AtomicDecision::Done((user, seen))
+                    } else {
+                        AtomicDecision::Commit {
+                            commits,
+                            outcome: (user, seen),
+                        }
+                    })
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    tracing::debug!(attempt, "lost a race, deciding again");
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5)).await;
-                }
-                // The batch may or may not have landed. Deciding again on
-                // fresh states finds out: if it landed, every aggregate
-                // decides "nothing to do" and the change is reported done.
-                Err(StoreError::Timeout) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(attempt, "append in doubt; deciding again");
-                }
-                Err(other) => return Err(other.into()),
-            }
+            })
+            .await
+            .map_err(|e| ApiError::from_execute(e, |e| e))?;
+        let (user, seen) = executed.outcome;
+        let position = executed.positions.into_iter().max().unwrap_or(seen);
+        if !self
+            .directory
+            .wait_for(position, READ_YOUR_WRITES_WAIT)
+            .await
+        {
+            tracing::warn!(
+                position,
+                "directory is lagging; answering before it caught up"
+            );
         }
-        Err(ApiError::Aborted)
+        Ok(user)
     }
 
     /// Loads a user that must exist and not be deleted.

@@ -8,22 +8,19 @@
 //! it, a gRPC status in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, Executed, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::warehouse::v1::{
     self as pb, warehouse_service_server::WarehouseService,
 };
+use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Quantity, Stock, StockCommand, StockError};
 use crate::projections::{Inventory, ReservationRow, StockRow};
-
-/// How long a command waits for its effect to reach the inventory.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
 /// Handles `stocklet.warehouse.v1.WarehouseService`.
 #[derive(Clone)]
@@ -56,22 +53,17 @@ impl WarehouseApi {
 
     /// Runs a command and waits until the inventory shows its effect.
     async fn execute(&self, id: &AggregateId, command: StockCommand) -> Result<Stock, ApiError> {
-        let executed: Executed<Stock> = self
-            .stocks
-            .execute(id, &command, &CommandContext::default())
+        self.stocks
+            .execute_and_wait(
+                id,
+                &command,
+                &CommandContext::default(),
+                &*self.inventory,
+                READ_YOUR_WRITES_WAIT,
+            )
             .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
-        if !self
-            .inventory
-            .wait_for(executed.position, READ_YOUR_WRITES_WAIT)
-            .await
-        {
-            tracing::warn!(
-                position = executed.position,
-                "inventory is lagging; answering before it caught up"
-            );
-        }
-        Ok(executed.state)
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 
     /// Validates a stock change and parses its fields.
