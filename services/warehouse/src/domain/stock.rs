@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use super::quantity::Quantity;
+use stocklet_values::Quantity;
 
 es_core::domain_events! {
     /// Everything that happens to a product's stock.
