@@ -158,7 +158,7 @@ fn decode<T: Message + Name + Default>(stored: &StoredEvent) -> Result<Option<T>
         .map_err(|e| ReactionError::Permanent(format!("malformed {}: {e}", stored.raw.event_type)))
 }
 
-fn malformed(error: InvalidValue) -> ReactionError {
+fn malformed(error: impl std::fmt::Display) -> ReactionError {
     ReactionError::Permanent(format!("malformed saga event: {error}"))
 }
 
