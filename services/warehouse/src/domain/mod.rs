@@ -1,5 +1,6 @@
 //! The warehouse's pure domain: the [`Stock`] aggregate and the
-//! [`Quantity`] it counts in (shared: `stocklet-values`).
+//! [`Quantity`] it counts in, with reserved lines priced in [`Cents`] (both
+//! shared: `stocklet-values`).
 //!
 //! No I/O here: the API and the reactors parse their input into these types,
 //! run commands through the es-core repository, and map [`StockError`] to
@@ -10,4 +11,4 @@ pub mod stock;
 
 pub use reservation::{Reservation, ReservationCommand, ReservationError, ReservationEvent};
 pub use stock::{Held, ReservationState, Stock, StockCommand, StockError, StockEvent};
-pub use stocklet_values::{InvalidQuantity, Quantity};
+pub use stocklet_values::{Cents, InvalidQuantity, Quantity};
