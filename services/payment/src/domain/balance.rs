@@ -24,6 +24,7 @@ use stocklet_values::Cents;
 /// above any price or order total ([`Cents::MAX`]). Sums of a few million
 /// of them still fit in an `i64`.
 pub const MAX_CENTS: i64 = 1_000_000_000_000;
+const _: () = assert!(MAX_CENTS > Cents::MAX, "a payment may exceed any one price");
 
 es_core::domain_events! {
     /// Everything that happens to a customer's balance.
@@ -596,6 +597,18 @@ mod tests {
                 at_ms: AT,
             })
             .then_expect_error(|e| *e == BalanceError::ZeroAmount);
+    }
+
+    #[test]
+    fn one_command_moves_at_most_max_cents() {
+        let top_up = |n| Cents::parse_positive_at_most(n, MAX_CENTS).map_err(|e| e.to_string());
+        assert_eq!(top_up(MAX_CENTS).map(Cents::get), Ok(MAX_CENTS));
+        assert_eq!(
+            top_up(MAX_CENTS + 1),
+            Err("must be at most 1000000000000 cents".into())
+        );
+        assert_eq!(top_up(0), Err("must be more than zero".into()));
+        assert_eq!(top_up(-1), Err("must not be negative".into()));
     }
 
     #[test]
