@@ -7,4 +7,7 @@ mod credentials;
 mod values;
 
 pub use credentials::{Credentials, CredentialsCommand, CredentialsError, CredentialsEvent};
-pub use values::{InvalidValue, Password, PasswordHash, Role, normalise_email};
+/// Logins compare addresses in the shared normalised form. The user service
+/// validated the address; here it only needs that form.
+pub use stocklet_values::normalise_email;
+pub use values::{InvalidValue, Password, PasswordHash, Role};

@@ -101,12 +101,6 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
-/// An email address to log in with, compared case-insensitively. The user
-/// service validated it; here it only needs its normalised form.
-pub fn normalise_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +132,5 @@ mod tests {
         let hash = PasswordHash::from_phc("$argon2id$v=19$secret");
         assert!(!format!("{hash:?}").contains("argon2"));
         assert_eq!(Role::from_event(0), Role::Customer);
-        assert_eq!(normalise_email(" Ann@Example.COM "), "ann@example.com");
     }
 }

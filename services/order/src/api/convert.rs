@@ -40,9 +40,9 @@ pub fn order_to_pb(order: &Order) -> pb::Order {
             .lines()
             .iter()
             .map(|line| pb::OrderItem {
-                product_id: line.product_id.clone(),
-                quantity: line.quantity,
-                unit_price_cents: line.unit_price_cents,
+                product_id: line.product_id.to_string(),
+                quantity: line.quantity.get(),
+                unit_price_cents: line.unit_price.get(),
             })
             .collect(),
         items_price_cents: order.items_price_cents(),

@@ -37,7 +37,9 @@
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use super::values::{CancellationReason, Cart, Cents, CustomerId, OrderId, ProductId, Quantity};
+use stocklet_values::{Cents, CustomerId, OrderId, ProductId, Quantity};
+
+use super::values::{CancellationReason, Cart};
 
 es_core::domain_events! {
     /// Everything an order records, as the `stocklet.events.v1` messages.
@@ -434,11 +436,21 @@ impl OrderError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderLine {
     /// The product's id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Units ordered.
-    pub quantity: i64,
-    /// Quoted unit price in cents; zero until priced.
-    pub unit_price_cents: i64,
+    pub quantity: Quantity,
+    /// Quoted unit price; zero until priced.
+    pub unit_price: Cents,
+}
+
+impl OrderLine {
+    fn recorded(product_id: &str, quantity: i64, unit_price_cents: i64) -> Self {
+        Self {
+            product_id: ProductId::from_recorded(product_id),
+            quantity: Quantity::from_recorded(quantity),
+            unit_price: Cents::from_recorded(unit_price_cents),
+        }
+    }
 }
 
 /// Why an order was rejected, as recorded.
@@ -466,13 +478,13 @@ pub struct StatusChange {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Order {
     status: Option<OrderStatus>,
-    id: String,
-    customer_id: String,
+    id: Option<OrderId>,
+    customer_id: Option<CustomerId>,
     lines: Vec<OrderLine>,
     priced: bool,
-    items_price_cents: i64,
-    shipping_fee_cents: i64,
-    total_cents: i64,
+    items_price: Cents,
+    shipping_fee: Cents,
+    total: Cents,
     reservation_id: String,
     shipment_id: String,
     transaction_id: String,
@@ -488,13 +500,13 @@ impl Order {
     pub fn status(&self) -> Option<OrderStatus> {
         self.status
     }
-    /// The order's id.
+    /// The order's id; empty before the order is placed.
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_ref().map_or("", OrderId::as_str)
     }
-    /// The customer who placed it.
+    /// The customer who placed it; empty before the order is placed.
     pub fn customer_id(&self) -> &str {
-        &self.customer_id
+        self.customer_id.as_ref().map_or("", CustomerId::as_str)
     }
     /// The lines, sorted by product id.
     pub fn lines(&self) -> &[OrderLine] {
@@ -505,16 +517,28 @@ impl Order {
         self.priced
     }
     /// Sum of quantity times unit price; zero until priced.
+    pub fn items_price(&self) -> Cents {
+        self.items_price
+    }
+    /// Sum of quantity times unit price, in cents; zero until priced.
     pub fn items_price_cents(&self) -> i64 {
-        self.items_price_cents
+        self.items_price.get()
     }
     /// The shipping fee; zero until priced.
+    pub fn shipping_fee(&self) -> Cents {
+        self.shipping_fee
+    }
+    /// The shipping fee, in cents; zero until priced.
     pub fn shipping_fee_cents(&self) -> i64 {
-        self.shipping_fee_cents
+        self.shipping_fee.get()
     }
     /// Items price plus shipping fee; zero until priced.
+    pub fn total(&self) -> Cents {
+        self.total
+    }
+    /// Items price plus shipping fee, in cents; zero until priced.
     pub fn total_cents(&self) -> i64 {
-        self.total_cents
+        self.total.get()
     }
     /// The stock reservation, once known.
     pub fn reservation_id(&self) -> &str {
@@ -549,9 +573,9 @@ impl Order {
         self.lines
             .iter()
             .map(|line| pb::PricedOrderLine {
-                product_id: line.product_id.clone(),
-                quantity: line.quantity,
-                unit_price_cents: line.unit_price_cents,
+                product_id: line.product_id.to_string(),
+                quantity: line.quantity.get(),
+                unit_price_cents: line.unit_price.get(),
             })
             .collect()
     }
@@ -569,8 +593,8 @@ impl Order {
         product_ids.sort();
         product_ids.dedup();
         OrderEvent::Rejected(pb::OrderRejected {
-            order_id: self.id.clone(),
-            customer_id: self.customer_id.clone(),
+            order_id: self.id().to_owned(),
+            customer_id: self.customer_id().to_owned(),
             reason: reason.to_proto().into(),
             detail,
             product_ids,
@@ -675,19 +699,19 @@ impl Order {
                 shipment_id,
                 reservation_id,
             } => {
-                if amount.get() != self.total_cents {
+                if *amount != self.total {
                     return Err(OrderError::AmountMismatch {
-                        total: self.total_cents,
+                        total: self.total.get(),
                         captured: amount.get(),
                     });
                 }
                 OrderEvent::Approved(pb::OrderApproved {
-                    order_id: self.id.clone(),
-                    customer_id: self.customer_id.clone(),
+                    order_id: self.id().to_owned(),
+                    customer_id: self.customer_id().to_owned(),
                     transaction_id: transaction_id.clone(),
                     shipment_id: shipment_id.clone(),
                     reservation_id: reservation_id.clone(),
-                    total_cents: self.total_cents,
+                    total_cents: self.total.get(),
                     occurred_at_ms: at_ms,
                 })
             }
@@ -698,8 +722,8 @@ impl Order {
                     });
                 }
                 OrderEvent::Completed(pb::OrderCompleted {
-                    order_id: self.id.clone(),
-                    customer_id: self.customer_id.clone(),
+                    order_id: self.id().to_owned(),
+                    customer_id: self.customer_id().to_owned(),
                     shipment_id: shipment_id.clone(),
                     occurred_at_ms: at_ms,
                 })
@@ -717,33 +741,35 @@ impl Order {
         let mut quoted: Vec<&QuotedLine> = lines.iter().collect();
         quoted.sort_by(|a, b| a.product_id.cmp(&b.product_id));
         let matches = quoted.len() == self.lines.len()
-            && quoted.iter().zip(&self.lines).all(|(q, line)| {
-                q.product_id.as_str() == line.product_id && q.quantity.get() == line.quantity
-            });
+            && quoted
+                .iter()
+                .zip(&self.lines)
+                .all(|(q, line)| q.product_id == line.product_id && q.quantity == line.quantity);
         if !matches {
             return Err(OrderError::QuoteMismatch);
         }
-        let computed = quoted.iter().try_fold(0i64, |sum, line| {
+        let within_bound = |amount: &Cents| amount.get() <= Cents::MAX;
+        let computed = quoted.iter().try_fold(Cents::ZERO, |sum, line| {
             line.unit_price
                 .times(line.quantity)
                 .and_then(|amount| sum.checked_add(amount))
         });
         let computed = computed
-            .filter(|sum| *sum <= Cents::MAX)
+            .filter(within_bound)
             .ok_or(OrderError::TotalTooLarge)?;
-        if computed != items_price.get() {
+        if computed != items_price {
             return Err(OrderError::ItemsPriceMismatch {
                 quoted: items_price.get(),
-                computed,
+                computed: computed.get(),
             });
         }
         let total = computed
-            .checked_add(shipping_fee.get())
-            .and_then(|total| Cents::parse(total).ok())
+            .checked_add(shipping_fee)
+            .filter(within_bound)
             .ok_or(OrderError::TotalTooLarge)?;
         Ok(OrderEvent::Priced(pb::OrderPriced {
-            order_id: self.id.clone(),
-            customer_id: self.customer_id.clone(),
+            order_id: self.id().to_owned(),
+            customer_id: self.customer_id().to_owned(),
             lines: quoted
                 .iter()
                 .map(|line| pb::PricedOrderLine {
@@ -752,7 +778,7 @@ impl Order {
                     unit_price_cents: line.unit_price.get(),
                 })
                 .collect(),
-            items_price_cents: computed,
+            items_price_cents: computed.get(),
             shipping_fee_cents: shipping_fee.get(),
             total_cents: total.get(),
             occurred_at_ms: at_ms,
@@ -822,8 +848,8 @@ impl Order {
             OrderStatus::Processing | OrderStatus::Pending => {
                 Ok(vec![OrderEvent::CancellationRequested(
                     pb::OrderCancellationRequested {
-                        order_id: self.id.clone(),
-                        customer_id: self.customer_id.clone(),
+                        order_id: self.id().to_owned(),
+                        customer_id: self.customer_id().to_owned(),
                         reason: reason.as_str().to_owned(),
                         occurred_at_ms: at_ms,
                     },
@@ -856,15 +882,15 @@ impl Order {
     ) -> pb::OrderCancelled {
         let paid = !transaction_id.is_empty();
         pb::OrderCancelled {
-            order_id: self.id.clone(),
-            customer_id: self.customer_id.clone(),
+            order_id: self.id().to_owned(),
+            customer_id: self.customer_id().to_owned(),
             reason: self.cancellation_reason.clone(),
             lines: if paid {
                 self.priced_lines()
             } else {
                 Vec::new()
             },
-            total_cents: if paid { self.total_cents } else { 0 },
+            total_cents: if paid { self.total.get() } else { 0 },
             transaction_id: transaction_id.to_owned(),
             shipment_id: shipment_id.to_owned(),
             reservation_id: reservation_id.to_owned(),
@@ -937,16 +963,12 @@ impl es_core::Aggregate for Order {
     fn apply(&mut self, event: &OrderEvent) {
         match event {
             OrderEvent::Placed(e) => {
-                self.id.clone_from(&e.order_id);
-                self.customer_id.clone_from(&e.customer_id);
+                self.id = Some(OrderId::from_recorded(&e.order_id));
+                self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
                 self.lines = e
                     .lines
                     .iter()
-                    .map(|line| OrderLine {
-                        product_id: line.product_id.clone(),
-                        quantity: line.quantity,
-                        unit_price_cents: 0,
-                    })
+                    .map(|line| OrderLine::recorded(&line.product_id, line.quantity, 0))
                     .collect();
             }
             OrderEvent::Priced(e) => {
@@ -954,15 +976,13 @@ impl es_core::Aggregate for Order {
                 self.lines = e
                     .lines
                     .iter()
-                    .map(|line| OrderLine {
-                        product_id: line.product_id.clone(),
-                        quantity: line.quantity,
-                        unit_price_cents: line.unit_price_cents,
+                    .map(|line| {
+                        OrderLine::recorded(&line.product_id, line.quantity, line.unit_price_cents)
                     })
                     .collect();
-                self.items_price_cents = e.items_price_cents;
-                self.shipping_fee_cents = e.shipping_fee_cents;
-                self.total_cents = e.total_cents;
+                self.items_price = Cents::from_recorded(e.items_price_cents);
+                self.shipping_fee = Cents::from_recorded(e.shipping_fee_cents);
+                self.total = Cents::from_recorded(e.total_cents);
             }
             OrderEvent::Rejected(e) => {
                 self.rejection = Some(Rejection {

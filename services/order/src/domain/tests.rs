@@ -199,7 +199,7 @@ fn a_quote_prices_the_order_with_the_shipping_fee() {
         ),
         (2_750, FEE, 3_249)
     );
-    assert_eq!(order.lines()[0].unit_price_cents, 1_000);
+    assert_eq!(order.lines()[0].unit_price.get(), 1_000);
 }
 
 #[test]

@@ -173,7 +173,7 @@ impl Reaction for SagaReaction {
     }
 }
 
-fn malformed(error: InvalidValue) -> ReactionError {
+fn malformed(error: impl std::fmt::Display) -> ReactionError {
     ReactionError::Permanent(format!("malformed saga event: {error}"))
 }
 

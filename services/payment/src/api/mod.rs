@@ -18,7 +18,7 @@ use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
+use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, MAX_CENTS};
 use crate::projections::{BalanceRow, Ledger, TransactionRow};
 
 /// Handles `stocklet.payment.v1.PaymentService`.
@@ -155,7 +155,10 @@ impl PaymentService for PaymentApi {
         let body = request.get_ref();
         let mut validation = Validation::new();
         let id = validation.parse("customer_id", AggregateId::parse(body.customer_id.as_str()));
-        let amount = validation.parse("amount_cents", Cents::parse_positive(body.amount_cents));
+        let amount = validation.parse(
+            "amount_cents",
+            Cents::parse_positive_at_most(body.amount_cents, MAX_CENTS),
+        );
         validation.finish()?;
         let (Some(id), Some(amount)) = (id, amount) else {
             return Err(ApiError::Internal("validated fields missing".into()).into());

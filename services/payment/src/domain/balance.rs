@@ -18,7 +18,13 @@ use std::collections::BTreeMap;
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use super::cents::Cents;
+use stocklet_values::Cents;
+
+/// The largest amount one command may move: ten billion currency units,
+/// above any price or order total ([`Cents::MAX`]). Sums of a few million
+/// of them still fit in an `i64`.
+pub const MAX_CENTS: i64 = 1_000_000_000_000;
+const _: () = assert!(MAX_CENTS > Cents::MAX, "a payment may exceed any one price");
 
 es_core::domain_events! {
     /// Everything that happens to a customer's balance.
@@ -139,7 +145,7 @@ pub enum PaymentOutcome {
         /// The payment's transaction.
         transaction_id: String,
         /// The amount debited.
-        amount_cents: i64,
+        amount: Cents,
         /// Whether it was refunded.
         reversed: bool,
     },
@@ -152,7 +158,7 @@ pub enum PaymentOutcome {
 pub struct Balance {
     status: BalanceStatus,
     customer_id: String,
-    balance_cents: i64,
+    balance: Cents,
     opened_at_ms: i64,
     payments: BTreeMap<String, PaymentOutcome>,
 }
@@ -168,9 +174,14 @@ impl Balance {
         self.opened_at_ms
     }
 
+    /// The money available.
+    pub fn balance(&self) -> Cents {
+        self.balance
+    }
+
     /// The money available, in cents.
     pub fn balance_cents(&self) -> i64 {
-        self.balance_cents
+        self.balance.get()
     }
 
     /// How an order's payment went, if it was attempted.
@@ -199,38 +210,43 @@ impl Balance {
         else {
             return Vec::new();
         };
-        let failure = match self.status {
-            BalanceStatus::Open if amount.get() <= self.balance_cents => None,
-            BalanceStatus::Open => Some(pb::PaymentFailureReason::InsufficientBalance),
+        let left = match self.status {
+            BalanceStatus::Open => self
+                .balance
+                .checked_sub(*amount)
+                .ok_or(pb::PaymentFailureReason::InsufficientBalance),
             BalanceStatus::Unopened | BalanceStatus::Closed => {
-                Some(pb::PaymentFailureReason::NoBalance)
+                Err(pb::PaymentFailureReason::NoBalance)
             }
         };
-        if let Some(reason) = failure {
-            let balance_cents = if self.status == BalanceStatus::Open {
-                self.balance_cents
-            } else {
-                0
-            };
-            return vec![
-                pb::PaymentFailed {
-                    order_id: order_id.clone(),
-                    customer_id: customer_id.clone(),
-                    amount_cents: amount.get(),
-                    reason: reason.into(),
-                    balance_cents,
-                    shipment_id: shipment_id.clone(),
-                    reservation_id: reservation_id.clone(),
-                    occurred_at_ms: *at_ms,
-                }
-                .into(),
-            ];
-        }
+        let left = match left {
+            Ok(left) => left,
+            Err(reason) => {
+                let balance_cents = if self.status == BalanceStatus::Open {
+                    self.balance.get()
+                } else {
+                    0
+                };
+                return vec![
+                    pb::PaymentFailed {
+                        order_id: order_id.clone(),
+                        customer_id: customer_id.clone(),
+                        amount_cents: amount.get(),
+                        reason: reason.into(),
+                        balance_cents,
+                        shipment_id: shipment_id.clone(),
+                        reservation_id: reservation_id.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ];
+            }
+        };
         vec![
             pb::BalanceDebited {
                 customer_id: customer_id.clone(),
                 amount_cents: amount.get(),
-                balance_cents: self.balance_cents - amount.get(),
+                balance_cents: left.get(),
                 transaction_id: transaction_id.clone(),
                 order_id: order_id.clone(),
                 occurred_at_ms: *at_ms,
@@ -260,24 +276,24 @@ impl Balance {
             PaymentOutcome::Captured { reversed: true, .. } => Ok(Vec::new()),
             PaymentOutcome::Captured {
                 transaction_id,
-                amount_cents,
+                amount,
                 reversed: false,
             } => {
                 // The money was taken from this balance, so giving it back
                 // cannot overflow past what it held before.
-                let balance_cents = self.balance_cents.saturating_add(*amount_cents);
+                let balance_cents = self.balance.saturating_add(*amount).get();
                 Ok(vec![
                     pb::TransactionReversed {
                         transaction_id: transaction_id.clone(),
                         order_id: order_id.to_owned(),
                         customer_id: self.customer_id.clone(),
-                        amount_cents: *amount_cents,
+                        amount_cents: amount.get(),
                         occurred_at_ms: at_ms,
                     }
                     .into(),
                     pb::BalanceCredited {
                         customer_id: self.customer_id.clone(),
-                        amount_cents: *amount_cents,
+                        amount_cents: amount.get(),
                         balance_cents,
                         reason: pb::BalanceCreditReason::Refund.into(),
                         transaction_id: transaction_id.clone(),
@@ -313,7 +329,7 @@ impl es_core::Aggregate for Balance {
                 BalanceStatus::Unopened | BalanceStatus::Open => Ok(vec![
                     pb::BalanceClosed {
                         customer_id: customer_id.clone(),
-                        balance_cents: self.balance_cents,
+                        balance_cents: self.balance.get(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -328,15 +344,15 @@ impl es_core::Aggregate for Balance {
                 if amount.is_zero() {
                     return Err(BalanceError::ZeroAmount);
                 }
-                let balance_cents = self
-                    .balance_cents
-                    .checked_add(amount.get())
+                let balance = self
+                    .balance
+                    .checked_add(*amount)
                     .ok_or(BalanceError::Overflow { amount: *amount })?;
                 Ok(vec![
                     pb::BalanceCredited {
                         customer_id: self.customer_id.clone(),
                         amount_cents: amount.get(),
-                        balance_cents,
+                        balance_cents: balance.get(),
                         reason: pb::BalanceCreditReason::TopUp.into(),
                         transaction_id: transaction_id.clone(),
                         occurred_at_ms: *at_ms,
@@ -361,8 +377,8 @@ impl es_core::Aggregate for Balance {
                 self.customer_id = e.customer_id.clone();
                 self.opened_at_ms = e.occurred_at_ms;
             }
-            BalanceEvent::Credited(e) => self.balance_cents = e.balance_cents,
-            BalanceEvent::Debited(e) => self.balance_cents = e.balance_cents,
+            BalanceEvent::Credited(e) => self.balance = Cents::from_recorded(e.balance_cents),
+            BalanceEvent::Debited(e) => self.balance = Cents::from_recorded(e.balance_cents),
             BalanceEvent::Closed(e) => {
                 self.status = BalanceStatus::Closed;
                 self.customer_id = e.customer_id.clone();
@@ -372,7 +388,7 @@ impl es_core::Aggregate for Balance {
                     e.order_id.clone(),
                     PaymentOutcome::Captured {
                         transaction_id: e.transaction_id.clone(),
-                        amount_cents: e.amount_cents,
+                        amount: Cents::from_recorded(e.amount_cents),
                         reversed: false,
                     },
                 );
@@ -584,6 +600,18 @@ mod tests {
     }
 
     #[test]
+    fn one_command_moves_at_most_max_cents() {
+        let top_up = |n| Cents::parse_positive_at_most(n, MAX_CENTS).map_err(|e| e.to_string());
+        assert_eq!(top_up(MAX_CENTS).map(Cents::get), Ok(MAX_CENTS));
+        assert_eq!(
+            top_up(MAX_CENTS + 1),
+            Err("must be at most 1000000000000 cents".into())
+        );
+        assert_eq!(top_up(0), Err("must be more than zero".into()));
+        assert_eq!(top_up(-1), Err("must not be negative".into()));
+    }
+
+    #[test]
     fn crediting_cannot_overflow() {
         given::<Balance>([opened(), credited(1, i64::MAX - 10, "t0")])
             .when(credit(11, "t1"))
@@ -733,7 +761,7 @@ mod tests {
                 }
                 prop_assert!(balance.balance_cents() >= 0);
                 let paid: i64 = balance.payments.values().map(|p| match p {
-                    PaymentOutcome::Captured { amount_cents, reversed: false, .. } => *amount_cents,
+                    PaymentOutcome::Captured { amount, reversed: false, .. } => amount.get(),
                     _ => 0,
                 }).sum();
                 prop_assert_eq!(balance.balance_cents(), credits - paid);

@@ -17,7 +17,7 @@ use es_core::{
 };
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Balance, BalanceCommand, BalanceError, Cents};
+use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, MAX_CENTS};
 
 /// The handler name in the dedupe key of an order's debit.
 pub const DEBIT: &str = "payment.debit-order";
@@ -75,7 +75,7 @@ impl Reaction for SagaReaction {
         let at_ms = es_core::envelope::now_ms();
         match stored.event.clone() {
             SagaEvent::ShipmentAllocated(allocated) => {
-                let amount = Cents::parse(allocated.total_cents)
+                let amount = Cents::parse_at_most(allocated.total_cents, MAX_CENTS)
                     .map_err(|e| ReactionError::Permanent(format!("bad total: {e}")))?;
                 let command = BalanceCommand::Debit {
                     transaction_id: AggregateId::new_v7().to_string(),

@@ -89,7 +89,7 @@ fn to_pb(product: &Product) -> pb::Product {
         id: product.id.clone(),
         name: product.name.clone(),
         description: product.description.clone(),
-        price_cents: product.price_cents,
+        price_cents: product.price.get(),
         created_at_ms: product.created_at_ms,
         updated_at_ms: product.updated_at_ms,
     }

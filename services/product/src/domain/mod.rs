@@ -8,4 +8,5 @@ mod values;
 
 pub use product::{Product, ProductCommand, ProductError, ProductEvent};
 pub use quote::{LineToQuote, Quote, QuoteCommand, QuoteError, QuoteEvent};
-pub use values::{Cents, Description, InvalidValue, ProductName};
+pub use stocklet_values::Cents;
+pub use values::{Description, InvalidValue, ProductName};

@@ -3,7 +3,9 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use super::values::{Cents, Description, ProductName};
+use stocklet_values::Cents;
+
+use super::values::{Description, ProductName};
 
 es_core::domain_events! {
     /// What happens to a product.
@@ -81,8 +83,8 @@ pub struct Product {
     pub name: String,
     /// Its description.
     pub description: String,
-    /// Its unit price in cents.
-    pub price_cents: i64,
+    /// Its unit price.
+    pub price: Cents,
     /// Whether it was created.
     pub created: bool,
     /// Whether it was deleted.
@@ -135,14 +137,14 @@ impl Aggregate for Product {
             }
             ProductCommand::UpdatePrice { price, at_ms } => {
                 self.require_live()?;
-                if price.get() == self.price_cents {
+                if *price == self.price {
                     return Ok(Vec::new());
                 }
                 Ok(vec![
                     events::ProductPriceUpdated {
                         product_id,
                         price_cents: price.get(),
-                        previous_price_cents: self.price_cents,
+                        previous_price_cents: self.price.get(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -195,13 +197,13 @@ impl Aggregate for Product {
                 self.id.clone_from(&e.product_id);
                 self.name.clone_from(&e.name);
                 self.description.clone_from(&e.description);
-                self.price_cents = e.price_cents;
+                self.price = Cents::from_recorded(e.price_cents);
                 self.created = true;
                 self.created_at_ms = e.occurred_at_ms;
                 self.updated_at_ms = e.occurred_at_ms;
             }
             ProductEvent::PriceUpdated(e) => {
-                self.price_cents = e.price_cents;
+                self.price = Cents::from_recorded(e.price_cents);
                 self.updated_at_ms = e.occurred_at_ms;
             }
             ProductEvent::DetailsUpdated(e) => {

@@ -1,5 +1,7 @@
 //! Values of the catalogue, parsed once at the edge ("parse, don't
-//! validate"): once a `ProductName` exists it is valid.
+//! validate"): once a `ProductName` exists it is valid. Prices are the
+//! shared [`Cents`](stocklet_values::Cents), at most `Cents::MAX` as
+//! `Cents::parse` takes them.
 
 use std::fmt;
 
@@ -67,30 +69,6 @@ impl Description {
     }
 }
 
-/// A price in minor units (cents): zero or more, never a float.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cents(i64);
-
-impl Cents {
-    /// The highest price we accept: a billion currency units, far from
-    /// overflow when multiplied by order quantities.
-    pub const MAX: i64 = 100_000_000_000;
-
-    /// Parses a price.
-    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
-        match raw {
-            ..0 => Err(InvalidValue("must be zero or more")),
-            0..=Self::MAX => Ok(Self(raw)),
-            _ => Err(InvalidValue("must be at most 100000000000 cents")),
-        }
-    }
-
-    /// The amount in cents.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,10 +86,6 @@ mod tests {
             prop_assert!(ProductName::parse(&name).is_err());
         }
 
-        #[test]
-        fn prices_parse_exactly_when_in_range(raw in any::<i64>()) {
-            prop_assert_eq!(Cents::parse(raw).is_ok(), (0..=Cents::MAX).contains(&raw));
-        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl OrderReaction {
             .await
             .map_err(|e| ReactionError::Transient(e.to_string()))?;
         let product = loaded.state;
-        Ok((product.created && !product.deleted).then_some(product.price_cents))
+        Ok((product.created && !product.deleted).then_some(product.price.get()))
     }
 }
 

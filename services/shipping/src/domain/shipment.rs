@@ -13,7 +13,7 @@
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use super::quantity::Quantity;
+use stocklet_values::Quantity;
 
 /// Default units a shipment can carry (`STOCKLET_SHIPMENT_CAPACITY`).
 pub const DEFAULT_CAPACITY: i64 = 50;

@@ -24,6 +24,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -202,7 +203,7 @@ fn missing() -> Status {
 fn to_pb(user: &User) -> pb::User {
     pb::User {
         id: user.id.clone(),
-        email: user.email.clone(),
+        email: user.email_str().to_owned(),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
         created_at_ms: user.created_at_ms,
@@ -355,7 +356,7 @@ impl UserService for UserApi {
             .change(|| async {
                 let user_state = self.live_user(&id).await?;
                 let at_ms = es_core::envelope::now_ms();
-                let previous = user_state.state.email.trim().to_lowercase();
+                let previous = normalise_email(user_state.state.email_str());
                 let (updated, user) = self.user_commit(
                     &user_state,
                     &UserCommand::ChangeEmail {
@@ -417,7 +418,7 @@ impl UserService for UserApi {
             let user_state = self.live_user(&id).await?;
             let at_ms = es_core::envelope::now_ms();
             let claim = self
-                .load_claim(&user_state.state.email.trim().to_lowercase())
+                .load_claim(&normalise_email(user_state.state.email_str()))
                 .await?;
             let (deleted, user) =
                 self.user_commit(&user_state, &UserCommand::Delete { at_ms }, &context)?;

@@ -12,7 +12,7 @@ use es_core::Aggregate;
 use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::events::v1 as events;
 
-use super::values::Email;
+use stocklet_values::Email;
 
 es_core::domain_events! {
     /// What happens to an email address.

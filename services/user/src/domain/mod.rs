@@ -8,5 +8,6 @@ mod user;
 mod values;
 
 pub use email_claim::{EmailClaim, EmailClaimCommand, EmailClaimError, EmailClaimEvent, claim_id};
+pub use stocklet_values::{Email, InvalidEmail};
 pub use user::{User, UserCommand, UserError, UserEvent};
-pub use values::{Email, InvalidValue, Password, PasswordHash, PersonName};
+pub use values::{InvalidValue, Password, PasswordHash, PersonName};

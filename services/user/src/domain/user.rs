@@ -7,7 +7,9 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use super::values::{Email, PasswordHash, PersonName};
+use stocklet_values::Email;
+
+use super::values::{PasswordHash, PersonName};
 
 es_core::domain_events! {
     /// What happens to a user.
@@ -70,8 +72,8 @@ pub enum UserError {
 pub struct User {
     /// Their id, once registered.
     pub id: String,
-    /// Their email address, as typed.
-    pub email: String,
+    /// Their email address, as typed; `None` before registration.
+    pub email: Option<Email>,
     /// First name.
     pub first_name: String,
     /// Last name.
@@ -93,6 +95,11 @@ impl User {
             (true, true) => Err(UserError::Deleted),
             (true, false) => Ok(()),
         }
+    }
+
+    /// Their email address as typed; empty before registration.
+    pub fn email_str(&self) -> &str {
+        self.email.as_ref().map_or("", Email::as_str)
     }
 
     /// Whether the user exists and was not deleted.
@@ -140,14 +147,14 @@ impl Aggregate for User {
             }
             UserCommand::ChangeEmail { email, at_ms } => {
                 self.require_live()?;
-                if email.as_str() == self.email {
+                if self.email.as_ref() == Some(email) {
                     return Ok(Vec::new());
                 }
                 Ok(vec![
                     events::UserEmailUpdated {
                         user_id: self.id.clone(),
                         email: email.as_str().to_owned(),
-                        previous_email: self.email.clone(),
+                        previous_email: self.email_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -158,7 +165,7 @@ impl Aggregate for User {
                 Ok(vec![
                     events::UserDeleted {
                         user_id: self.id.clone(),
-                        email: self.email.clone(),
+                        email: self.email_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -171,7 +178,7 @@ impl Aggregate for User {
         match event {
             UserEvent::Registered(e) => {
                 self.id.clone_from(&e.user_id);
-                self.email.clone_from(&e.email);
+                self.email = Some(Email::from_recorded(&e.email));
                 self.first_name.clone_from(&e.first_name);
                 self.last_name.clone_from(&e.last_name);
                 self.registered = true;
@@ -179,7 +186,7 @@ impl Aggregate for User {
                 self.updated_at_ms = e.occurred_at_ms;
             }
             UserEvent::EmailUpdated(e) => {
-                self.email.clone_from(&e.email);
+                self.email = Some(Email::from_recorded(&e.email));
                 self.updated_at_ms = e.occurred_at_ms;
             }
             UserEvent::Deleted(e) => {
@@ -225,7 +232,7 @@ mod tests {
             })
             .then_expect_events([registered()]);
         assert!(state.is_live());
-        assert_eq!(state.email, "Ann@example.com");
+        assert_eq!(state.email_str(), "Ann@example.com");
     }
 
     #[test]

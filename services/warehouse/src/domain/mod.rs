@@ -1,14 +1,14 @@
 //! The warehouse's pure domain: the [`Stock`] aggregate and the
-//! [`Quantity`] it counts in.
+//! [`Quantity`] it counts in, with reserved lines priced in [`Cents`] (both
+//! shared: `stocklet-values`).
 //!
 //! No I/O here: the API and the reactors parse their input into these types,
 //! run commands through the es-core repository, and map [`StockError`] to
 //! gRPC status in one place.
 
-pub mod quantity;
 pub mod reservation;
 pub mod stock;
 
-pub use quantity::{InvalidQuantity, MAX_QUANTITY, Quantity};
 pub use reservation::{Reservation, ReservationCommand, ReservationError, ReservationEvent};
 pub use stock::{Held, ReservationState, Stock, StockCommand, StockError, StockEvent};
+pub use stocklet_values::{Cents, InvalidQuantity, Quantity};

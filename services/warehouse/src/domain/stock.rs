@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use super::quantity::Quantity;
+use stocklet_values::{Cents, Quantity};
 
 es_core::domain_events! {
     /// Everything that happens to a product's stock.
@@ -83,8 +83,8 @@ pub enum StockCommand {
         customer_id: String,
         /// Units to hold.
         quantity: Quantity,
-        /// The order's quoted unit price for this product, in cents.
-        unit_price_cents: i64,
+        /// The order's quoted unit price for this product.
+        unit_price: Cents,
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
@@ -328,7 +328,7 @@ impl es_core::Aggregate for Stock {
                 order_id,
                 customer_id,
                 quantity,
-                unit_price_cents,
+                unit_price,
                 at_ms,
             } => {
                 let product_id = self.opened()?;
@@ -336,7 +336,7 @@ impl es_core::Aggregate for Stock {
                     return Ok(Vec::new());
                 }
                 self.ensure_available(*quantity)?;
-                let items_price_cents = quantity.get().saturating_mul(*unit_price_cents);
+                let items_price_cents = unit_price.saturating_times(*quantity).get();
                 Ok(vec![
                     pb::StockReserved {
                         reservation_id: reservation_id.clone(),
@@ -345,7 +345,7 @@ impl es_core::Aggregate for Stock {
                         lines: vec![pb::PricedOrderLine {
                             product_id: product_id.to_owned(),
                             quantity: quantity.get(),
-                            unit_price_cents: *unit_price_cents,
+                            unit_price_cents: unit_price.get(),
                         }],
                         items_price_cents,
                         shipping_fee_cents: 0,
@@ -547,7 +547,7 @@ mod tests {
             order_id: order.into(),
             customer_id: "c1".into(),
             quantity: q(quantity),
-            unit_price_cents: 250,
+            unit_price: Cents::parse(250).unwrap(),
             at_ms: AT,
         }
     }

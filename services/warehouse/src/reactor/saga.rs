@@ -195,7 +195,7 @@ impl SagaReaction {
                 order_id: order.order_id.clone(),
                 customer_id: order.customer_id.clone(),
                 quantity,
-                unit_price_cents,
+                unit_price: crate::domain::Cents::from_recorded(unit_price_cents),
                 at_ms,
             };
             match stock.state.decide(&command) {

@@ -4,7 +4,7 @@
 use es_core::{AggregateId, CommandContext};
 use stocklet_proto::stocklet::warehouse::v1 as pb;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_warehouse::domain::{Quantity, StockCommand};
+use stocklet_warehouse::domain::{Cents, Quantity, StockCommand};
 use tonic::{Code, Request};
 
 use crate::app::*;
@@ -55,7 +55,7 @@ async fn reserved_units_are_shown_apart_and_cannot_be_removed() {
                 order_id: "o1".into(),
                 customer_id: "c1".into(),
                 quantity: Quantity::parse(4).unwrap(),
-                unit_price_cents: 1299,
+                unit_price: Cents::parse(1299).unwrap(),
                 at_ms: 1,
             },
             &CommandContext::default(),
