@@ -1,113 +1,68 @@
-//! `TestApp`: one payment service on a port-0 listener, its own
-//! nats-server and its own database, with typed client calls as a given
-//! identity, and a way to publish other services' events.
+//! `TestApp`: one payment service on the shared [`ServiceHarness`] (its
+//! own nats-server and database), with typed client calls as a given
+//! identity, the user service's announcements, and the balance aggregates
+//! to drive as the saga will.
 
-use std::time::Duration;
+use std::ops::Deref;
 
-use es_core::{JetStreamEventStore, Repository, StreamRef};
+use es_core::JetStreamEventStore;
+use es_core::Repository;
 use stocklet_payment::domain::Balance;
 use stocklet_payment::{Config, run};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::payment::v1 as pb;
 use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServiceClient;
-use stocklet_service_kit::config::CommonConfig;
-use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::Identity;
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, RunningService, TestDb};
+use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, eventually};
+pub use stocklet_test_support::harness::{
+    admin, as_user, customer, other_customer, violated_fields,
+};
+use stocklet_test_support::{NatsServer, ServiceHarness, TestDb};
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
+/// The payment service under test; derefs to its [`ServiceHarness`]
+/// (`client`, `nats`, `db`, `store`, `publish`, ...).
+pub struct TestApp(ServiceHarness<PaymentServiceClient<Channel>>);
 
-pub struct TestApp {
-    pub nats: NatsServer,
-    pub db: TestDb,
-    pub client: PaymentServiceClient<Channel>,
-    pub store: JetStreamEventStore,
-    service: RunningService<RunError>,
-}
+impl Deref for TestApp {
+    type Target = ServiceHarness<PaymentServiceClient<Channel>>;
 
-pub fn admin() -> Identity {
-    Identity::admin("admin-1")
-}
-
-pub fn customer() -> Identity {
-    Identity::customer("customer-1")
-}
-
-pub fn other_customer() -> Identity {
-    Identity::customer("customer-2")
-}
-
-/// A request carrying `identity` the way the gateway sends it.
-pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
-    request
-}
-
-fn stream(definition: streams::Stream) -> StreamRef {
-    definition.stream_ref()
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let nats = NatsServer::start().await;
-        let db = TestDb::create().await;
-        Self::spawn_on(nats, db).await
+        Self::spawn_on(NatsServer::start().await, TestDb::create().await).await
     }
 
     /// Starts the service on existing infrastructure (for restarts).
     pub async fn spawn_on(nats: NatsServer, db: TestDb) -> TestApp {
-        let config = Config {
-            common: CommonConfig {
-                nats_url: nats.url(),
-                database_url: Secret::new(db.url.clone()),
-                internal_token: Secret::new(INTERNAL_TOKEN),
-                stream_replicas: 1,
-                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-            },
-            listen_addr: "127.0.0.1:0".into(),
+        let start = |common, listener, shutdown| {
+            let listen_addr = LISTEN_ADDR.into();
+            run(
+                Config {
+                    common,
+                    listen_addr,
+                },
+                listener,
+                shutdown,
+            )
         };
-        let (service, channel) =
-            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
-        // The listener accepts before `run` has provisioned anything: one
-        // answered call proves the streams, consumers and tables are ready.
-        let mut client = PaymentServiceClient::new(channel);
-        client
-            .get_service_info(pb::GetServiceInfoRequest {})
-            .await
-            .expect("the service answers");
-        let store = JetStreamEventStore::new(nats.client().await);
-        TestApp {
-            nats,
-            db,
-            client,
-            store,
-            service,
-        }
+        let ready = async |client: &mut PaymentServiceClient<Channel>| {
+            client.get_service_info(pb::GetServiceInfoRequest {}).await
+        };
+        let harness =
+            ServiceHarness::start(nats, db, start, PaymentServiceClient::new, ready).await;
+        TestApp(harness)
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.service.stop().await;
-        (self.nats, self.db)
-    }
-
-    /// Publishes an event on another service's stream, as that service
-    /// would (appended after the subject's last event).
-    pub async fn publish<E: prost::Message + prost::Name>(
-        &self,
-        definition: streams::Stream,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        event: E,
-    ) {
-        let stream = stream(definition);
-        es_core::testing::append_event(&self.store, &stream, aggregate_type, aggregate_id, event)
-            .await
-            .unwrap();
+        self.0.stop().await
     }
 
     /// The user service announces a registration.
@@ -145,7 +100,7 @@ impl TestApp {
 
     /// The balance aggregates, written directly as the saga will.
     pub fn balances(&self) -> Repository<Balance, JetStreamEventStore> {
-        Repository::new(self.store.clone(), stream(streams::PAYMENT))
+        self.repository(streams::PAYMENT)
     }
 
     pub async fn balance(
@@ -172,14 +127,16 @@ impl TestApp {
         customer_id: &str,
         done: impl Fn(&Result<pb::Balance, Status>) -> bool,
     ) -> Result<pb::Balance, Status> {
-        for _ in 0..200 {
+        let what = format!("the balance of {customer_id} getting there");
+        eventually(SETTLE, what, async || {
             let balance = self.balance(&admin(), customer_id).await;
             if done(&balance) {
-                return balance;
+                Ok(balance)
+            } else {
+                Err(balance)
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the balance of {customer_id} never got there");
+        })
+        .await
     }
 
     /// Publishes UserRegistered and waits until the balance is open.
@@ -245,18 +202,4 @@ impl TestApp {
             .await?
             .into_inner())
     }
-}
-/// The fields named in a status's BadRequest details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|details| {
-            details
-                .field_violations
-                .into_iter()
-                .map(|v| v.field)
-                .collect()
-        })
-        .unwrap_or_default()
 }

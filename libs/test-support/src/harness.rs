@@ -1,0 +1,232 @@
+//! One service under test, with everything its integration tests share.
+//!
+//! Every service's tests need the same scaffolding: a private nats-server and
+//! database, the service's `run` started with settings pointing at them, a
+//! typed gRPC client once the service has provisioned its streams and tables,
+//! an event store to play other services (or the saga) on the same streams,
+//! and a way to stop the service and start it again on the same
+//! infrastructure. [`ServiceHarness`] is that scaffolding once, generic over
+//! the service's tonic client; a service's `TestApp` wraps one and adds only
+//! what is its own (its `Config`, its client calls, its domain helpers).
+//!
+//! The free functions are the pieces the multi-service harnesses (the saga
+//! tests, the gateway) share too: [`common_config`], the test identities and
+//! [`as_user`], [`eventually`] for read models that catch up asynchronously,
+//! and [`violated_fields`] for validation answers.
+
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::time::Duration;
+
+use es_core::{Aggregate, JetStreamEventStore, Repository};
+use stocklet_service_kit::config::{CommonConfig, DEFAULT_DB_POOL_SIZE};
+use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::streams::Stream;
+use stocklet_service_kit::{Identity, Secret};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::{NatsServer, RunningService, TestDb};
+
+/// The internal token the services under test and their callers share.
+pub const INTERNAL_TOKEN: &str = "test-internal-token";
+
+/// A port-0 address for a test's service `Config` (the service serves on
+/// the listener the test hands it).
+pub const LISTEN_ADDR: &str = "127.0.0.1:0";
+
+/// How long a service's tests wait for an asynchronous effect (a
+/// projection or reactor catching up) before they fail.
+pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// How often [`eventually`] tries again.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The settings every service shares, pointed at this test's nats-server
+/// (or cluster, `nats_url`) and database, on one replica.
+pub fn common_config(nats_url: String, db: &TestDb) -> CommonConfig {
+    CommonConfig {
+        nats_url,
+        database_url: Secret::new(db.url.clone()),
+        internal_token: Secret::new(INTERNAL_TOKEN),
+        stream_replicas: 1,
+        db_pool_size: DEFAULT_DB_POOL_SIZE,
+    }
+}
+
+/// The administrator the services' tests act as.
+pub fn admin() -> Identity {
+    Identity::admin("admin-1")
+}
+
+/// A customer (`customer-1`).
+pub fn customer() -> Identity {
+    Identity::customer("customer-1")
+}
+
+/// Another customer (`customer-2`), for what one customer may not see.
+pub fn other_customer() -> Identity {
+    Identity::customer("customer-2")
+}
+
+/// A request carrying `identity` the way the gateway sends it.
+pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
+    request
+}
+
+/// Tries `attempt` every 50 ms until it gives `Ok`, and returns that.
+///
+/// # Panics
+/// When `within` has passed, naming `what` was awaited and the last `Err`
+/// (what the attempt saw instead).
+pub async fn eventually<T, Seen: Debug>(
+    within: Duration,
+    what: impl Display,
+    mut attempt: impl AsyncFnMut() -> Result<T, Seen>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let seen = match attempt().await {
+            Ok(done) => return done,
+            Err(seen) => seen,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{what} did not happen within {within:?}; last seen: {seen:?}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The fields named in a status's BadRequest details.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|details| {
+            details
+                .field_violations
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One service running on its own nats-server and database, with a client
+/// `C` to it and an event store on the same nats-server.
+pub struct ServiceHarness<C> {
+    /// The service's nats-server (the test may kill or restart it).
+    pub nats: NatsServer,
+    /// The service's database.
+    pub db: TestDb,
+    /// The typed gRPC client, connected.
+    pub client: C,
+    /// An event store on `nats`, for what other services would write.
+    pub store: JetStreamEventStore,
+    service: RunningService<RunError>,
+}
+
+impl<C> ServiceHarness<C> {
+    /// Starts a service on `nats` and `db`: `run` gets the shared settings
+    /// ([`common_config`]) with a port-0 listener and the shutdown token,
+    /// `connect` makes the client, and `ready` is one call the service must
+    /// answer, proving it has provisioned its streams, consumers and tables
+    /// (the listener accepts before that).
+    ///
+    /// # Panics
+    /// If the service stops before it accepts or does not answer `ready`.
+    pub async fn start<Run, Running, Answer>(
+        nats: NatsServer,
+        db: TestDb,
+        run: Run,
+        connect: impl FnOnce(Channel) -> C,
+        ready: impl AsyncFnOnce(&mut C) -> Result<Answer, Status>,
+    ) -> Self
+    where
+        Run: FnOnce(CommonConfig, TcpListener, CancellationToken) -> Running,
+        Running: Future<Output = Result<(), RunError>> + Send + 'static,
+    {
+        let common = common_config(nats.url(), &db);
+        let (service, channel) =
+            RunningService::start(|listener, shutdown| run(common, listener, shutdown)).await;
+        let mut client = connect(channel);
+        if let Err(status) = ready(&mut client).await {
+            panic!("the service does not answer: {status}");
+        }
+        let store = JetStreamEventStore::new(nats.client().await);
+        Self {
+            nats,
+            db,
+            client,
+            store,
+            service,
+        }
+    }
+
+    /// Stops the service gracefully and hands back its infrastructure, to
+    /// inspect or to start the service on again.
+    pub async fn stop(self) -> (NatsServer, TestDb) {
+        self.service.stop().await;
+        (self.nats, self.db)
+    }
+
+    /// Publishes an event on another service's stream, as that service
+    /// would (appended after the subject's last event).
+    ///
+    /// # Panics
+    /// If the append fails.
+    pub async fn publish<E: prost::Message + prost::Name>(
+        &self,
+        stream: Stream,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        event: E,
+    ) {
+        let stream = stream.stream_ref();
+        if let Err(error) = es_core::testing::append_event(
+            &self.store,
+            &stream,
+            aggregate_type,
+            aggregate_id,
+            event,
+        )
+        .await
+        {
+            panic!("cannot publish on {}: {error}", stream.name);
+        }
+    }
+
+    /// A repository of `A` on `stream`, to drive aggregates directly the
+    /// way another part of the system (the saga) will.
+    pub fn repository<A: Aggregate>(&self, stream: Stream) -> Repository<A, JetStreamEventStore> {
+        Repository::new(self.store.clone(), stream.stream_ref())
+    }
+
+    /// Every event in `stream`, in order: (event type, payload).
+    ///
+    /// # Panics
+    /// If the stream cannot be read.
+    pub async fn events(&self, stream: Stream) -> Vec<(String, Vec<u8>)> {
+        let cannot_read = |error: &dyn Display| -> ! {
+            panic!("cannot read the {} stream: {error}", stream.name)
+        };
+        let last = match self.store.context().get_stream(stream.name).await {
+            Ok(found) => match found.get_info().await {
+                Ok(info) => info.state.last_sequence,
+                Err(error) => cannot_read(&error),
+            },
+            Err(error) => cannot_read(&error),
+        };
+        match self.store.read_range(&stream.stream_ref(), 1, last).await {
+            Ok(events) => events
+                .into_iter()
+                .map(|e| (e.raw.event_type, e.raw.payload.to_vec()))
+                .collect(),
+            Err(error) => cannot_read(&error),
+        }
+    }
+}
