@@ -26,7 +26,7 @@ use stocklet_service_kit::{Identity, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status};
 
 use crate::{NatsServer, RunningService, TestDb};
 
@@ -174,6 +174,21 @@ impl<C> ServiceHarness<C> {
         (self.nats, self.db)
     }
 
+    /// Calls the service as `identity` ([`as_user`]): `call` gets a clone
+    /// of the client and the request; returns the answer's message.
+    pub async fn call_as<Message, Answer>(
+        &self,
+        identity: &Identity,
+        message: Message,
+        call: impl AsyncFnOnce(C, Request<Message>) -> Result<Response<Answer>, Status>,
+    ) -> Result<Answer, Status>
+    where
+        C: Clone,
+    {
+        let answer = call(self.client.clone(), as_user(identity, message)).await?;
+        Ok(answer.into_inner())
+    }
+
     /// Publishes an event on another service's stream, as that service
     /// would (appended after the subject's last event).
     ///
@@ -229,4 +244,83 @@ impl<C> ServiceHarness<C> {
             Err(error) => cannot_read(&error),
         }
     }
+}
+
+/// Declares a service's `TestApp`: a newtype around a [`ServiceHarness`]
+/// of the service's client, which derefs to it (`app.client`, `app.nats`,
+/// `app.publish(..)`, ...) and starts and stops the service:
+/// `TestApp::spawn()` on a fresh nats-server and database,
+/// `TestApp::spawn_on(nats, db)` on existing ones (for restarts), and
+/// `app.stop()`, which hands them back.
+///
+/// A newtype rather than the harness itself, so that each service's tests
+/// add their own client calls and helpers to it (`impl TestApp { .. }`).
+/// `info` is the service's `GetServiceInfoRequest`: its answer is the
+/// readiness call (see [`ServiceHarness::start`]). `start` gets the shared settings ([`common_config`]), the
+/// listener and the shutdown token, and runs the service with its `Config`.
+///
+/// ```ignore
+/// stocklet_test_support::service_test_app! {
+///     /// The payment service under test.
+///     pub struct TestApp(PaymentServiceClient);
+///     info: pb::GetServiceInfoRequest {};
+///     start: |common, listener, shutdown| {
+///         let listen_addr = LISTEN_ADDR.into();
+///         run(Config { common, listen_addr }, listener, shutdown)
+///     };
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_test_app {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident($client:ident);
+        info: $info:expr;
+        start: $start:expr $(;)?
+    ) => {
+        $(#[$meta])*
+        $vis struct $name(
+            $crate::ServiceHarness<$client<$crate::harness::__macro_support::Channel>>,
+        );
+
+        impl ::std::ops::Deref for $name {
+            type Target =
+                $crate::ServiceHarness<$client<$crate::harness::__macro_support::Channel>>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl ::std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
+            }
+        }
+
+        impl $name {
+            /// Starts the service on a fresh nats-server and database.
+            pub async fn spawn() -> Self {
+                let nats = $crate::NatsServer::start().await;
+                Self::spawn_on(nats, $crate::TestDb::create().await).await
+            }
+
+            /// Starts the service on existing infrastructure (for restarts).
+            pub async fn spawn_on(nats: $crate::NatsServer, db: $crate::TestDb) -> Self {
+                let ready = async |client: &mut $client<_>| client.get_service_info($info).await;
+                Self($crate::ServiceHarness::start(nats, db, $start, $client::new, ready).await)
+            }
+
+            /// Stops the service gracefully and hands back its infrastructure.
+            pub async fn stop(self) -> ($crate::NatsServer, $crate::TestDb) {
+                self.0.stop().await
+            }
+        }
+    };
+}
+
+/// What [`service_test_app!`](crate::service_test_app) expands to needs.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use tonic::transport::Channel;
 }

@@ -1,12 +1,9 @@
-//! `TestApp`: one payment service on the shared [`ServiceHarness`] (its
+//! `TestApp`: one payment service on the shared `ServiceHarness` (its
 //! own nats-server and database), with typed client calls as a given
 //! identity, the user service's announcements, and the balance aggregates
 //! to drive as the saga will.
 
-use std::ops::Deref;
-
-use es_core::JetStreamEventStore;
-use es_core::Repository;
+use es_core::{JetStreamEventStore, Repository};
 use stocklet_payment::domain::Balance;
 use stocklet_payment::{Config, run};
 use stocklet_proto::stocklet::events::v1 as events;
@@ -15,56 +12,19 @@ use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServic
 use stocklet_service_kit::Identity;
 use stocklet_service_kit::streams;
 use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, eventually};
-pub use stocklet_test_support::harness::{
-    admin, as_user, customer, other_customer, violated_fields,
-};
-use stocklet_test_support::{NatsServer, ServiceHarness, TestDb};
+pub use stocklet_test_support::harness::{admin, customer, other_customer, violated_fields};
 use tonic::Status;
-use tonic::transport::Channel;
 
-/// The payment service under test; derefs to its [`ServiceHarness`]
-/// (`client`, `nats`, `db`, `store`, `publish`, ...).
-pub struct TestApp(ServiceHarness<PaymentServiceClient<Channel>>);
-
-impl Deref for TestApp {
-    type Target = ServiceHarness<PaymentServiceClient<Channel>>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+stocklet_test_support::service_test_app! {
+    /// The payment service under test, on its harness.
+    pub struct TestApp(PaymentServiceClient);
+    info: pb::GetServiceInfoRequest {};
+    start: |common, listener, shutdown| {
+        run(Config { common, listen_addr: LISTEN_ADDR.into() }, listener, shutdown)
+    };
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        Self::spawn_on(NatsServer::start().await, TestDb::create().await).await
-    }
-
-    /// Starts the service on existing infrastructure (for restarts).
-    pub async fn spawn_on(nats: NatsServer, db: TestDb) -> TestApp {
-        let start = |common, listener, shutdown| {
-            let listen_addr = LISTEN_ADDR.into();
-            run(
-                Config {
-                    common,
-                    listen_addr,
-                },
-                listener,
-                shutdown,
-            )
-        };
-        let ready = async |client: &mut PaymentServiceClient<Channel>| {
-            client.get_service_info(pb::GetServiceInfoRequest {}).await
-        };
-        let harness =
-            ServiceHarness::start(nats, db, start, PaymentServiceClient::new, ready).await;
-        TestApp(harness)
-    }
-
-    /// Stops the service gracefully and hands back its infrastructure.
-    pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.0.stop().await
-    }
-
     /// The user service announces a registration.
     pub async fn user_registered(&self, user_id: &str) {
         self.publish(
@@ -111,14 +71,12 @@ impl TestApp {
         let request = pb::ViewBalanceRequest {
             customer_id: customer_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_balance(as_user(identity, request))
-            .await?
-            .into_inner()
-            .balance
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.view_balance(request).await
+            })
+            .await?;
+        Ok(answer.balance.unwrap())
     }
 
     /// Waits (bounded) until an admin sees the balance answer `done`.
@@ -157,12 +115,10 @@ impl TestApp {
             customer_id: customer_id.into(),
             amount_cents,
         };
-        Ok(self
-            .client
-            .clone()
-            .credit_balance(as_user(identity, request))
-            .await?
-            .into_inner())
+        self.call_as(identity, request, async |mut client, request| {
+            client.credit_balance(request).await
+        })
+        .await
     }
 
     pub async fn transaction(
@@ -173,14 +129,12 @@ impl TestApp {
         let request = pb::ViewTransactionRequest {
             transaction_id: transaction_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_transaction(as_user(identity, request))
-            .await?
-            .into_inner()
-            .transaction
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.view_transaction(request).await
+            })
+            .await?;
+        Ok(answer.transaction.unwrap())
     }
 
     pub async fn transactions(
@@ -195,11 +149,9 @@ impl TestApp {
             page_token: page_token.into(),
             customer_id: customer_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_transactions(as_user(identity, request))
-            .await?
-            .into_inner())
+        self.call_as(identity, request, async |mut client, request| {
+            client.view_transactions(request).await
+        })
+        .await
     }
 }
