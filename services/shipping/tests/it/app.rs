@@ -131,12 +131,9 @@ impl TestApp {
 
 /// A manifest of `quantities` of products p0, p1, ...
 pub fn manifest(quantities: &[i64]) -> Vec<ManifestLine> {
-    quantities
-        .iter()
-        .enumerate()
-        .map(|(i, q)| ManifestLine {
-            product_id: format!("p{i}"),
-            quantity: Quantity::parse(*q).unwrap(),
-        })
-        .collect()
+    let line = |(i, quantity): (usize, &i64)| ManifestLine {
+        product_id: format!("p{i}"),
+        quantity: Quantity::parse(*quantity).unwrap(),
+    };
+    quantities.iter().enumerate().map(line).collect()
 }
