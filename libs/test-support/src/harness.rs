@@ -324,3 +324,38 @@ macro_rules! service_test_app {
 pub mod __macro_support {
     pub use tonic::transport::Channel;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn eventually_returns_the_first_ok() {
+        let mut attempts = 0;
+        let done = eventually(Duration::from_secs(5), "the third attempt", async || {
+            attempts += 1;
+            if attempts == 3 {
+                Ok(attempts)
+            } else {
+                Err(attempts)
+            }
+        })
+        .await;
+        assert_eq!((done, attempts), (3, 3));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "never did not happen within 100ms; last seen: \"still not\"")]
+    async fn eventually_gives_up_naming_what_it_saw_last() {
+        let never = async || Err::<(), _>("still not");
+        eventually(Duration::from_millis(100), "never", never).await;
+    }
+
+    #[test]
+    fn a_request_as_a_user_carries_the_identity_next_to_the_internal_token() {
+        let request = as_user(&customer(), ());
+        let read = |token: &str| Identity::from_metadata(request.metadata(), &Secret::new(token));
+        assert_eq!(read(INTERNAL_TOKEN), customer());
+        assert_eq!(read("another token"), Identity::Anonymous);
+    }
+}
