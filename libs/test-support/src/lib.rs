@@ -15,6 +15,11 @@
 //!   `DATABASE_URL`, dropped again afterwards.
 //! - [`RunningService`]: a service's `run` on a port-0 listener, with a gRPC channel
 //!   to it and a graceful stop.
+//! - [`ServiceHarness`]: one service under test on its own nats-server and
+//!   database, with its client, an event store to play other services, and
+//!   restarts; every service's `TestApp` wraps one. The [`harness`] module
+//!   also holds what the multi-service harnesses share: [`common_config`],
+//!   the test identities and [`as_user`], [`eventually`].
 //!
 //! **Tests never skip.** A missing `nats-server` binary or an unreachable PostgreSQL
 //! is a panic with instructions, not a silently green test: `make test` (and CI)
@@ -36,11 +41,16 @@
 //! Both fixtures need a Tokio runtime with time and IO enabled (`#[tokio::test]`).
 
 mod cluster;
+pub mod harness;
 mod nats;
 mod postgres;
 mod service;
 
 pub use cluster::NatsCluster;
+pub use harness::{
+    INTERNAL_TOKEN, ServiceHarness, admin, as_user, common_config, customer, eventually,
+    other_customer, violated_fields,
+};
 pub use nats::{NatsServer, NatsServerOptions};
 pub use postgres::{DEFAULT_DATABASE_URL, TestDb, redact_url};
 pub use service::RunningService;

@@ -1,12 +1,12 @@
-//! `TestApp`: one auth service on a port-0 listener, its own nats-server,
-//! database and data directory, with typed client calls as a given
-//! identity, and a stand-in for the user service's events.
+//! `TestApp`: one auth service on the shared [`ServiceHarness`] (its own
+//! nats-server and database) with its own data directory, typed client
+//! calls as a given identity, and a stand-in for the user service's events.
 
-use std::convert::Infallible;
-use std::time::Duration;
+use std::ops::Deref;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use es_core::{Aggregate, AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::JetStreamEventStore;
+use es_core::testing::append_event;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use stocklet_auth::domain::Password;
@@ -17,16 +17,15 @@ use stocklet_proto::stocklet::auth::v1 as pb;
 use stocklet_proto::stocklet::auth::v1::auth_service_client::AuthServiceClient;
 use stocklet_proto::stocklet::auth::v1::login_password_request::Login;
 use stocklet_proto::stocklet::events::v1 as events;
-use stocklet_service_kit::config::CommonConfig;
-use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::streams;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, RunningService, TestDb};
+use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, common_config, eventually};
+pub use stocklet_test_support::harness::{as_user, violated_fields};
+use stocklet_test_support::{NatsServer, ServiceHarness, TestDb};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
 pub const ADMIN_EMAIL: &str = "Admin@Example.com";
 pub const ADMIN_PASSWORD: &str = "admin password";
 
@@ -39,71 +38,13 @@ es_core::domain_events! {
     }
 }
 
-/// Stands in for the user service's user aggregate: records what it is told.
-#[derive(Clone, Debug, Default)]
-pub struct FakeUser;
+/// The user service, played by the test: writes its events into the USER
+/// stream, as the user service does.
+pub struct Users(JetStreamEventStore);
 
-impl Aggregate for FakeUser {
-    const TYPE: &'static str = "user";
-    type Command = UserEvent;
-    type Event = UserEvent;
-    type Error = Infallible;
-
-    fn decide(&self, command: &UserEvent) -> Result<Vec<UserEvent>, Infallible> {
-        Ok(vec![command.clone()])
-    }
-
-    fn apply(&mut self, _event: &UserEvent) {}
-}
-
-/// Everything that outlives one run of the service.
-pub struct Infra {
-    pub nats: NatsServer,
-    pub db: TestDb,
-    pub data_dir: TempDir,
-}
-
-impl Infra {
-    pub async fn start() -> Infra {
-        Infra {
-            nats: NatsServer::start().await,
-            db: TestDb::create().await,
-            data_dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn config(&self) -> Config {
-        Config {
-            common: CommonConfig {
-                nats_url: self.nats.url(),
-                database_url: Secret::new(self.db.url.clone()),
-                internal_token: Secret::new(INTERNAL_TOKEN),
-                stream_replicas: 1,
-                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-            },
-            listen_addr: "127.0.0.1:0".into(),
-            signing_key: KeySource::Generated(
-                self.data_dir.path().join("auth/jwt-signing-key.pem"),
-            ),
-            issuer: "stocklet-auth".into(),
-            audience: "stocklet".into(),
-            token_ttl_s: 900,
-            hash_concurrency: 2,
-            admin: None,
-        }
-    }
-
-    /// The user service: writes its events into the USER stream.
-    pub async fn users(&self) -> Repository<FakeUser, JetStreamEventStore> {
-        let client = async_nats::connect(self.nats.url()).await.unwrap();
-        let store = JetStreamEventStore::new(client);
-        let stream = streams::USER
-            .definition()
-            .unwrap()
-            .ensure(store.context())
-            .await
-            .unwrap();
-        Repository::new(store, stream)
+impl Users {
+    pub async fn on(nats: &NatsServer) -> Users {
+        Users(JetStreamEventStore::new(nats.client().await))
     }
 
     /// Registers a user the way the user service does: hash, then
@@ -128,34 +69,80 @@ impl Infra {
         user_id
     }
 
-    /// Records one user event on its user's subject.
+    /// Records one user event on its user's subject, on the USER stream
+    /// (created if auth has not yet).
     pub async fn record(&self, event: impl Into<UserEvent>) {
-        let event = event.into();
-        let user_id = match &event {
-            UserEvent::Registered(e) => e.user_id.clone(),
-            UserEvent::EmailUpdated(e) => e.user_id.clone(),
-            UserEvent::Deleted(e) => e.user_id.clone(),
+        let (store, kind) = (&self.0, "user");
+        let definition = streams::USER.definition().unwrap();
+        let stream = definition.ensure(store.context()).await.unwrap();
+        let appended = match event.into() {
+            UserEvent::Registered(e) => {
+                let id = e.user_id.clone();
+                append_event(store, &stream, kind, &id, e).await
+            }
+            UserEvent::EmailUpdated(e) => {
+                let id = e.user_id.clone();
+                append_event(store, &stream, kind, &id, e).await
+            }
+            UserEvent::Deleted(e) => {
+                let id = e.user_id.clone();
+                append_event(store, &stream, kind, &id, e).await
+            }
         };
-        let id = AggregateId::parse(user_id).unwrap();
-        self.users()
-            .await
-            .execute(&id, &event, &CommandContext::default())
-            .await
-            .unwrap();
+        appended.unwrap();
     }
 }
 
-pub struct TestApp {
-    pub infra: Infra,
-    pub client: AuthServiceClient<Channel>,
-    service: RunningService<RunError>,
+/// Everything that outlives one run of the service.
+pub struct Infra {
+    pub nats: NatsServer,
+    pub db: TestDb,
+    pub data_dir: TempDir,
+    pub users: Users,
 }
 
-/// A request carrying `identity` the way the gateway sends it.
-pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
-    request
+impl Infra {
+    pub async fn start() -> Infra {
+        let nats = NatsServer::start().await;
+        let users = Users::on(&nats).await;
+        Infra {
+            nats,
+            db: TestDb::create().await,
+            data_dir: tempfile::tempdir().unwrap(),
+            users,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            common: common_config(self.nats.url(), &self.db),
+            listen_addr: LISTEN_ADDR.into(),
+            signing_key: KeySource::Generated(
+                self.data_dir.path().join("auth/jwt-signing-key.pem"),
+            ),
+            issuer: "stocklet-auth".into(),
+            audience: "stocklet".into(),
+            token_ttl_s: 900,
+            hash_concurrency: 2,
+            admin: None,
+        }
+    }
+}
+
+/// The auth service under test; derefs to its [`ServiceHarness`]
+/// (`client`, `nats`, `db`, `store`, `events`, ...).
+pub struct TestApp {
+    harness: ServiceHarness<AuthServiceClient<Channel>>,
+    pub data_dir: TempDir,
+    pub users: Users,
+}
+
+impl Deref for TestApp {
+    type Target = ServiceHarness<AuthServiceClient<Channel>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.harness
+    }
 }
 
 pub fn with_admin(mut config: Config) -> Config {
@@ -173,21 +160,37 @@ impl TestApp {
         Self::spawn_with(infra, config).await
     }
 
-    /// Starts the service on existing infrastructure with `config`.
+    /// Starts the service on existing infrastructure with `config` (its
+    /// common settings are the harness's).
     pub async fn spawn_with(infra: Infra, config: Config) -> TestApp {
-        let (service, channel) =
-            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
+        let Infra {
+            nats,
+            db,
+            data_dir,
+            users,
+        } = infra;
+        let start =
+            |common, listener, shutdown| run(Config { common, ..config }, listener, shutdown);
+        let ready = async |client: &mut AuthServiceClient<Channel>| {
+            client.get_service_info(pb::GetServiceInfoRequest {}).await
+        };
+        let harness = ServiceHarness::start(nats, db, start, AuthServiceClient::new, ready).await;
         TestApp {
-            infra,
-            client: AuthServiceClient::new(channel),
-            service,
+            harness,
+            data_dir,
+            users,
         }
     }
 
     /// Stops the service gracefully and hands back its infrastructure.
     pub async fn stop(self) -> Infra {
-        self.service.stop().await;
-        self.infra
+        let (nats, db) = self.harness.stop().await;
+        Infra {
+            nats,
+            db,
+            data_dir: self.data_dir,
+            users: self.users,
+        }
     }
 
     pub async fn login(
@@ -213,26 +216,21 @@ impl TestApp {
         login: Login,
         password: &str,
     ) -> pb::LoginPasswordResponse {
-        let mut last = None;
-        for _ in 0..200 {
-            match self.login(login.clone(), password).await {
-                Ok(response) => return response,
-                Err(status) => last = Some(status),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("login never succeeded: {last:?}");
+        eventually(SETTLE, "a login", async || {
+            self.login(login.clone(), password).await
+        })
+        .await
     }
 
     /// Waits until logging in fails for good (after a deletion or change).
     pub async fn login_fails_eventually(&self, login: Login, password: &str) -> Status {
-        for _ in 0..200 {
-            if let Err(status) = self.login(login.clone(), password).await {
-                return status;
+        eventually(SETTLE, "a refused login", async || {
+            match self.login(login.clone(), password).await {
+                Ok(response) => Err(response),
+                Err(status) => Ok(status),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("login kept succeeding");
+        })
+        .await
     }
 
     pub async fn jwks(&self) -> Vec<pb::Jwk> {
@@ -264,29 +262,9 @@ impl TestApp {
         Ok(())
     }
 
-    /// Every event type in the AUTH stream, in order.
+    /// Every event in the AUTH stream, in order: (event type, payload).
     pub async fn auth_events(&self) -> Vec<(String, Vec<u8>)> {
-        let client = async_nats::connect(self.infra.nats.url()).await.unwrap();
-        let store = JetStreamEventStore::new(client);
-        let info = store
-            .context()
-            .get_stream("AUTH")
-            .await
-            .unwrap()
-            .get_info()
-            .await
-            .unwrap();
-        store
-            .read_range(
-                &es_core::StreamRef::new("AUTH", "auth"),
-                1,
-                info.state.last_sequence,
-            )
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.raw.event_type, e.raw.payload.to_vec()))
-            .collect()
+        self.events(streams::AUTH).await
     }
 }
 
@@ -313,19 +291,4 @@ pub fn verify(token: &str, jwks: &[pb::Jwk]) -> (serde_json::Value, serde_json::
     key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
         .expect("the signature verifies");
     (header, claims)
-}
-
-/// The fields named in a status's BadRequest details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|details| {
-            details
-                .field_violations
-                .into_iter()
-                .map(|v| v.field)
-                .collect()
-        })
-        .unwrap_or_default()
 }

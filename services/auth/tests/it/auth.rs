@@ -41,7 +41,7 @@ async fn a_registered_user_logs_in_with_a_token_the_jwks_verifies() {
         ("EC", "P-256", "ES256", "sig")
     );
 
-    let ann = app.infra.register("Ann@Example.com", "correct horse").await;
+    let ann = app.users.register("Ann@Example.com", "correct horse").await;
     let response = app.login_eventually(by_id(&ann), "correct horse").await;
     assert_eq!(response.token_type, "Bearer");
     assert_eq!(response.expires_in_s, 900);
@@ -84,12 +84,15 @@ async fn a_registered_user_logs_in_with_a_token_the_jwks_verifies() {
 #[tokio::test]
 async fn registrations_made_while_auth_is_down_get_credentials_when_it_returns() {
     let app = TestApp::spawn().await;
-    let ann = app.infra.register("ann@example.com", "ann password").await;
+    let ann = app.users.register("ann@example.com", "ann password").await;
     app.login_eventually(by_id(&ann), "ann password").await;
     let infra = app.stop().await;
 
     // Auth is down: the user service registers and answers anyway.
-    let bob = infra.register("bob@example.com", "bob password").await;
+    let bob = infra
+        .users
+        .register("bob@example.com", "bob password")
+        .await;
     let config = infra.config();
     let app = TestApp::spawn_with(infra, config).await;
 
@@ -110,7 +113,7 @@ async fn registrations_made_while_auth_is_down_get_credentials_when_it_returns()
 #[tokio::test]
 async fn tokens_survive_a_restart_because_the_generated_key_is_kept() {
     let app = TestApp::spawn().await;
-    let ann = app.infra.register("ann@example.com", "ann password").await;
+    let ann = app.users.register("ann@example.com", "ann password").await;
     let token = app.login_eventually(by_id(&ann), "ann password").await;
     let before = app.jwks().await;
     let infra = app.stop().await;
@@ -132,7 +135,7 @@ async fn a_configured_key_signs_the_tokens() {
     let app = TestApp::spawn_with(infra, config).await;
     assert_eq!(app.jwks().await, vec![public_jwk(&secret)]);
 
-    let path = app.infra.data_dir.path().join("configured.pem");
+    let path = app.data_dir.path().join("configured.pem");
     std::fs::write(&path, pem.as_bytes()).unwrap();
     let infra = app.stop().await;
     let mut config = infra.config();
@@ -157,10 +160,10 @@ async fn a_configured_key_signs_the_tokens() {
 #[tokio::test]
 async fn credentials_follow_email_changes_and_deletions() {
     let app = TestApp::spawn().await;
-    let ann = app.infra.register("ann@example.com", "ann password").await;
+    let ann = app.users.register("ann@example.com", "ann password").await;
     app.login_eventually(by_id(&ann), "ann password").await;
 
-    app.infra
+    app.users
         .record(events::UserEmailUpdated {
             user_id: ann.clone(),
             email: "ann@new.example".into(),
@@ -176,7 +179,7 @@ async fn credentials_follow_email_changes_and_deletions() {
         .unwrap_err();
     assert_eq!(old.code(), Code::Unauthenticated);
 
-    app.infra
+    app.users
         .record(events::UserDeleted {
             user_id: ann.clone(),
             email: "ann@new.example".into(),
@@ -205,7 +208,7 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
     let app = TestApp::spawn().await;
     let user_id = uuid::Uuid::now_v7().to_string();
     // Recorded in the "wrong" order, as a concurrent reactor could see them.
-    app.infra
+    app.users
         .record(events::UserDeleted {
             user_id: user_id.clone(),
             email: "ghost@example.com".into(),
@@ -218,7 +221,7 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
         .hash(stocklet_auth::domain::Password::parse("ghost password").unwrap())
         .await
         .unwrap();
-    app.infra
+    app.users
         .record(events::UserRegistered {
             user_id: user_id.clone(),
             email: "ghost@example.com".into(),
@@ -229,7 +232,7 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
         })
         .await;
     let witness = app
-        .infra
+        .users
         .register("witness@example.com", "witness password")
         .await;
     app.login_eventually(by_id(&witness), "witness password")
@@ -246,8 +249,8 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
 #[tokio::test]
 async fn users_change_their_own_password_and_admins_anyones() {
     let app = TestApp::spawn().await;
-    let ann = app.infra.register("ann@example.com", "ann password").await;
-    let bob = app.infra.register("bob@example.com", "bob password").await;
+    let ann = app.users.register("ann@example.com", "ann password").await;
+    let bob = app.users.register("bob@example.com", "bob password").await;
     app.login_eventually(by_id(&ann), "ann password").await;
     app.login_eventually(by_id(&bob), "bob password").await;
     let as_ann = Identity::customer(ann.clone());
@@ -412,7 +415,7 @@ async fn the_first_admin_is_created_once_at_start_up() {
     // A customer registered under the admin's address (possible: the
     // bootstrap does not claim it) logs in as themselves, not as the admin.
     let twin = app
-        .infra
+        .users
         .register("ADMIN@example.com", "twin password")
         .await;
     let token = app

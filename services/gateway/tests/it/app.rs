@@ -30,13 +30,13 @@ use stocklet_proto::stocklet::auth::v1::auth_service_server::{AuthService, AuthS
 use stocklet_service_kit::Secret;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_test_support::harness::{INTERNAL_TOKEN, LISTEN_ADDR, common_config};
 use stocklet_test_support::{NatsServer, TestDb};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
 pub const ISSUER: &str = "stocklet-auth";
 pub const AUDIENCE: &str = "stocklet";
 pub const ALICE: &str = "0192f0c1-0000-7000-8000-00000000a11c";
@@ -217,13 +217,7 @@ impl TestApp {
     async fn start(full: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let nats = NatsServer::start().await;
         let db = TestDb::create().await;
-        let common = CommonConfig {
-            nats_url: nats.url(),
-            database_url: Secret::new(db.url.clone()),
-            internal_token: Secret::new(INTERNAL_TOKEN),
-            stream_replicas: 1,
-            db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-        };
+        let common = common_config(nats.url(), &db);
         let shutdown = CancellationToken::new();
         let mut services = Vec::new();
         // Backends not started here point at a closed port.
@@ -243,13 +237,13 @@ impl TestApp {
         };
         serve("product", |listener, common, shutdown| {
             let mut config = stocklet_product::Config::from_env().unwrap();
-            (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+            (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
             tokio::spawn(stocklet_product::run(config, listener, shutdown))
         })
         .await;
         serve("order", |listener, common, shutdown| {
             let mut config = stocklet_order::Config::from_env().unwrap();
-            (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+            (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
             config.shipping_fee = Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap();
             tokio::spawn(stocklet_order::run(config, listener, shutdown))
         })
@@ -259,25 +253,25 @@ impl TestApp {
         if full {
             serve("user", |listener, common, shutdown| {
                 let mut config = stocklet_user::Config::from_env().unwrap();
-                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 tokio::spawn(stocklet_user::run(config, listener, shutdown))
             })
             .await;
             serve("warehouse", |listener, common, shutdown| {
                 let mut config = stocklet_warehouse::Config::from_env().unwrap();
-                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 tokio::spawn(stocklet_warehouse::run(config, listener, shutdown))
             })
             .await;
             serve("payment", |listener, common, shutdown| {
                 let mut config = stocklet_payment::Config::from_env().unwrap();
-                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 tokio::spawn(stocklet_payment::run(config, listener, shutdown))
             })
             .await;
             serve("shipping", |listener, common, shutdown| {
                 let mut config = stocklet_shipping::Config::from_env().unwrap();
-                (config.common, config.listen_addr) = (common, "127.0.0.1:0".into());
+                (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 config.shipment_capacity =
                     stocklet_shipping::domain::Capacity::parse(SHIPMENT_CAPACITY).unwrap();
                 tokio::spawn(stocklet_shipping::run(config, listener, shutdown))
@@ -291,7 +285,7 @@ impl TestApp {
             let signing_key = KeySource::Pem(Secret::new(pem.as_str()));
             let (listener, addr) = listen().await;
             let mut config = stocklet_auth::Config::from_env().unwrap();
-            (config.common, config.listen_addr) = (common.clone(), "127.0.0.1:0".into());
+            (config.common, config.listen_addr) = (common.clone(), LISTEN_ADDR.into());
             config.signing_key = signing_key;
             (config.issuer, config.audience) = (ISSUER.into(), AUDIENCE.into());
             config.admin = Some(stocklet_auth::AdminAccount {
@@ -479,18 +473,16 @@ impl TestApp {
         token: Option<&str>,
         done: impl Fn(&Answer) -> bool,
     ) -> Answer {
-        let deadline = tokio::time::Instant::now() + SETTLE;
-        loop {
+        let what = format!("GET {path} settling");
+        stocklet_test_support::eventually(SETTLE, what, async || {
             let answer = self.get(path, token).await;
             if done(&answer) {
-                return answer;
+                Ok(answer)
+            } else {
+                Err(answer)
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "GET {path} never settled: {answer:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Sends until the answer is not a 404 (a read model or reactor that

@@ -1,41 +1,26 @@
-//! `TestApp`: one order service on a port-0 listener, its own nats-server
-//! and its own database, with typed client calls as a given identity, and
-//! a repository on the same stream to drive orders through saga states
-//! (the saga's reactions arrive in the next issue).
+//! `TestApp`: one order service on the shared `ServiceHarness` (its own
+//! nats-server and database), with typed client calls as a given identity,
+//! and the order aggregates to drive through saga states as the saga's
+//! reactions will.
 
 use std::time::Duration;
 
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, CommandContext};
 use stocklet_order::domain::{
     Cents, Order, OrderCommand, ProductId, Quantity, QuotedLine, SagaInput,
 };
 use stocklet_order::{Config, DEFAULT_SHIPPING_FEE_CENTS, DEFAULT_STUCK_SAGA_TIMEOUT_MS, run};
 use stocklet_proto::stocklet::order::v1 as pb;
 use stocklet_proto::stocklet::order::v1::order_service_client::OrderServiceClient;
-use stocklet_service_kit::config::CommonConfig;
-use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::Identity;
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, RunningService, TestDb};
-use tonic::transport::Channel;
-use tonic::{Request, Status};
+use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, eventually};
+pub use stocklet_test_support::harness::{admin, as_user, violated_fields};
+use tonic::Status;
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
 pub const P1: &str = "0192f0c1-0000-7000-8000-000000000001";
 pub const P2: &str = "0192f0c1-0000-7000-8000-000000000002";
 pub const P3: &str = "0192f0c1-0000-7000-8000-000000000003";
-
-pub struct TestApp {
-    pub nats: NatsServer,
-    pub db: TestDb,
-    pub client: OrderServiceClient<Channel>,
-    pub repository: Repository<Order, JetStreamEventStore>,
-    service: RunningService<RunError>,
-}
-
-pub fn admin() -> Identity {
-    Identity::admin("admin-1")
-}
 
 pub fn alice() -> Identity {
     Identity::customer("alice")
@@ -45,59 +30,28 @@ pub fn bob() -> Identity {
     Identity::customer("bob")
 }
 
-/// A request carrying `identity` the way the gateway sends it.
-pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
-    request
-}
-
 pub fn cart(items: &[(&str, i64)]) -> pb::Cart {
     pb::Cart {
         items: items.iter().map(|(id, q)| ((*id).to_owned(), *q)).collect(),
     }
 }
 
-impl TestApp {
-    pub async fn spawn() -> TestApp {
-        let nats = NatsServer::start().await;
-        let db = TestDb::create().await;
-        Self::spawn_on(nats, db).await
-    }
-
-    /// Starts the service on existing infrastructure (for restarts).
-    pub async fn spawn_on(nats: NatsServer, db: TestDb) -> TestApp {
+stocklet_test_support::service_test_app! {
+    /// The order service under test, on its harness.
+    pub struct TestApp(OrderServiceClient);
+    info: pb::GetServiceInfoRequest {};
+    start: |common, listener, shutdown| {
         let config = Config {
-            common: CommonConfig {
-                nats_url: nats.url(),
-                database_url: Secret::new(db.url.clone()),
-                internal_token: Secret::new(INTERNAL_TOKEN),
-                stream_replicas: 1,
-                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-            },
-            listen_addr: "127.0.0.1:0".into(),
+            common,
+            listen_addr: LISTEN_ADDR.into(),
             shipping_fee: Cents::parse(DEFAULT_SHIPPING_FEE_CENTS).unwrap(),
             stuck_saga_timeout: Duration::from_millis(DEFAULT_STUCK_SAGA_TIMEOUT_MS as u64),
         };
-        let (service, channel) =
-            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
-        let stream = streams::ORDER.definition().unwrap().stream_ref();
-        let repository = Repository::new(JetStreamEventStore::new(nats.client().await), stream);
-        TestApp {
-            nats,
-            db,
-            client: OrderServiceClient::new(channel),
-            repository,
-            service,
-        }
-    }
+        run(config, listener, shutdown)
+    };
+}
 
-    /// Stops the service gracefully and hands back its infrastructure.
-    pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.service.stop().await;
-        (self.nats, self.db)
-    }
-
+impl TestApp {
     pub async fn place(
         &self,
         identity: &Identity,
@@ -118,14 +72,12 @@ impl TestApp {
         let request = pb::ViewOrderRequest {
             order_id: order_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_order(as_user(identity, request))
-            .await?
-            .into_inner()
-            .order
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.view_order(request).await
+            })
+            .await?;
+        Ok(answer.order.unwrap())
     }
 
     pub async fn list(
@@ -140,12 +92,10 @@ impl TestApp {
             page_token: page_token.into(),
             customer_id: customer_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_orders(as_user(identity, request))
-            .await?
-            .into_inner())
+        self.call_as(identity, request, async |mut client, request| {
+            client.view_orders(request).await
+        })
+        .await
     }
 
     pub async fn cancel(
@@ -158,14 +108,12 @@ impl TestApp {
             order_id: order_id.into(),
             reason: reason.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .cancel_order(as_user(identity, request))
-            .await?
-            .into_inner()
-            .order
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.cancel_order(request).await
+            })
+            .await?;
+        Ok(answer.order.unwrap())
     }
 
     /// Records a saga step's outcome on an order, as the saga's reactions
@@ -182,7 +130,7 @@ impl TestApp {
             input,
             at_ms: es_core::envelope::now_ms(),
         };
-        self.repository
+        self.repository::<Order>(streams::ORDER)
             .execute(
                 &id,
                 &command,
@@ -197,16 +145,16 @@ impl TestApp {
     }
 
     pub async fn wait_for_status(&self, order_id: &str, expected: pb::OrderStatus) -> pb::Order {
-        let mut seen = None;
-        for _ in 0..100 {
+        let what = format!("order {order_id} reaching {expected:?}");
+        eventually(SETTLE, what, async || {
             let order = self.view(&admin(), order_id).await.unwrap();
             if order.status() == expected {
-                return order;
+                Ok(order)
+            } else {
+                Err(order)
             }
-            seen = Some(order);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("order never reached {expected:?}: {seen:?}");
+        })
+        .await
     }
 
     /// Prices `order` (whose lines are given) with these unit prices.
@@ -245,19 +193,4 @@ impl TestApp {
         };
         self.react(order, input, pb::OrderStatus::Approved).await
     }
-}
-
-/// The fields named in a status's BadRequest details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|details| {
-            details
-                .field_violations
-                .into_iter()
-                .map(|v| v.field)
-                .collect()
-        })
-        .unwrap_or_default()
 }

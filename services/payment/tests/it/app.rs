@@ -1,115 +1,30 @@
-//! `TestApp`: one payment service on a port-0 listener, its own
-//! nats-server and its own database, with typed client calls as a given
-//! identity, and a way to publish other services' events.
+//! `TestApp`: one payment service on the shared `ServiceHarness` (its
+//! own nats-server and database), with typed client calls as a given
+//! identity, the user service's announcements, and the balance aggregates
+//! to drive as the saga will.
 
-use std::time::Duration;
-
-use es_core::{JetStreamEventStore, Repository, StreamRef};
+use es_core::{JetStreamEventStore, Repository};
 use stocklet_payment::domain::Balance;
 use stocklet_payment::{Config, run};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::payment::v1 as pb;
 use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServiceClient;
-use stocklet_service_kit::config::CommonConfig;
-use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::Identity;
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{Identity, Secret};
-use stocklet_test_support::{NatsServer, RunningService, TestDb};
-use tonic::transport::Channel;
-use tonic::{Request, Status};
+use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, eventually};
+pub use stocklet_test_support::harness::{admin, customer, other_customer, violated_fields};
+use tonic::Status;
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
-
-pub struct TestApp {
-    pub nats: NatsServer,
-    pub db: TestDb,
-    pub client: PaymentServiceClient<Channel>,
-    pub store: JetStreamEventStore,
-    service: RunningService<RunError>,
-}
-
-pub fn admin() -> Identity {
-    Identity::admin("admin-1")
-}
-
-pub fn customer() -> Identity {
-    Identity::customer("customer-1")
-}
-
-pub fn other_customer() -> Identity {
-    Identity::customer("customer-2")
-}
-
-/// A request carrying `identity` the way the gateway sends it.
-pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
-    request
-}
-
-fn stream(definition: streams::Stream) -> StreamRef {
-    definition.stream_ref()
+stocklet_test_support::service_test_app! {
+    /// The payment service under test, on its harness.
+    pub struct TestApp(PaymentServiceClient);
+    info: pb::GetServiceInfoRequest {};
+    start: |common, listener, shutdown| {
+        run(Config { common, listen_addr: LISTEN_ADDR.into() }, listener, shutdown)
+    };
 }
 
 impl TestApp {
-    pub async fn spawn() -> TestApp {
-        let nats = NatsServer::start().await;
-        let db = TestDb::create().await;
-        Self::spawn_on(nats, db).await
-    }
-
-    /// Starts the service on existing infrastructure (for restarts).
-    pub async fn spawn_on(nats: NatsServer, db: TestDb) -> TestApp {
-        let config = Config {
-            common: CommonConfig {
-                nats_url: nats.url(),
-                database_url: Secret::new(db.url.clone()),
-                internal_token: Secret::new(INTERNAL_TOKEN),
-                stream_replicas: 1,
-                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-            },
-            listen_addr: "127.0.0.1:0".into(),
-        };
-        let (service, channel) =
-            RunningService::start(|listener, shutdown| run(config, listener, shutdown)).await;
-        // The listener accepts before `run` has provisioned anything: one
-        // answered call proves the streams, consumers and tables are ready.
-        let mut client = PaymentServiceClient::new(channel);
-        client
-            .get_service_info(pb::GetServiceInfoRequest {})
-            .await
-            .expect("the service answers");
-        let store = JetStreamEventStore::new(nats.client().await);
-        TestApp {
-            nats,
-            db,
-            client,
-            store,
-            service,
-        }
-    }
-
-    /// Stops the service gracefully and hands back its infrastructure.
-    pub async fn stop(self) -> (NatsServer, TestDb) {
-        self.service.stop().await;
-        (self.nats, self.db)
-    }
-
-    /// Publishes an event on another service's stream, as that service
-    /// would (appended after the subject's last event).
-    pub async fn publish<E: prost::Message + prost::Name>(
-        &self,
-        definition: streams::Stream,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        event: E,
-    ) {
-        let stream = stream(definition);
-        es_core::testing::append_event(&self.store, &stream, aggregate_type, aggregate_id, event)
-            .await
-            .unwrap();
-    }
-
     /// The user service announces a registration.
     pub async fn user_registered(&self, user_id: &str) {
         self.publish(
@@ -145,7 +60,7 @@ impl TestApp {
 
     /// The balance aggregates, written directly as the saga will.
     pub fn balances(&self) -> Repository<Balance, JetStreamEventStore> {
-        Repository::new(self.store.clone(), stream(streams::PAYMENT))
+        self.repository(streams::PAYMENT)
     }
 
     pub async fn balance(
@@ -156,14 +71,12 @@ impl TestApp {
         let request = pb::ViewBalanceRequest {
             customer_id: customer_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_balance(as_user(identity, request))
-            .await?
-            .into_inner()
-            .balance
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.view_balance(request).await
+            })
+            .await?;
+        Ok(answer.balance.unwrap())
     }
 
     /// Waits (bounded) until an admin sees the balance answer `done`.
@@ -172,14 +85,16 @@ impl TestApp {
         customer_id: &str,
         done: impl Fn(&Result<pb::Balance, Status>) -> bool,
     ) -> Result<pb::Balance, Status> {
-        for _ in 0..200 {
+        let what = format!("the balance of {customer_id} getting there");
+        eventually(SETTLE, what, async || {
             let balance = self.balance(&admin(), customer_id).await;
             if done(&balance) {
-                return balance;
+                Ok(balance)
+            } else {
+                Err(balance)
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the balance of {customer_id} never got there");
+        })
+        .await
     }
 
     /// Publishes UserRegistered and waits until the balance is open.
@@ -200,12 +115,10 @@ impl TestApp {
             customer_id: customer_id.into(),
             amount_cents,
         };
-        Ok(self
-            .client
-            .clone()
-            .credit_balance(as_user(identity, request))
-            .await?
-            .into_inner())
+        self.call_as(identity, request, async |mut client, request| {
+            client.credit_balance(request).await
+        })
+        .await
     }
 
     pub async fn transaction(
@@ -216,14 +129,12 @@ impl TestApp {
         let request = pb::ViewTransactionRequest {
             transaction_id: transaction_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_transaction(as_user(identity, request))
-            .await?
-            .into_inner()
-            .transaction
-            .unwrap())
+        let answer = self
+            .call_as(identity, request, async |mut client, request| {
+                client.view_transaction(request).await
+            })
+            .await?;
+        Ok(answer.transaction.unwrap())
     }
 
     pub async fn transactions(
@@ -238,25 +149,9 @@ impl TestApp {
             page_token: page_token.into(),
             customer_id: customer_id.into(),
         };
-        Ok(self
-            .client
-            .clone()
-            .view_transactions(as_user(identity, request))
-            .await?
-            .into_inner())
-    }
-}
-/// The fields named in a status's BadRequest details.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|details| {
-            details
-                .field_violations
-                .into_iter()
-                .map(|v| v.field)
-                .collect()
+        self.call_as(identity, request, async |mut client, request| {
+            client.view_transactions(request).await
         })
-        .unwrap_or_default()
+        .await
+    }
 }

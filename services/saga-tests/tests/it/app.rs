@@ -19,15 +19,15 @@ use stocklet_proto::stocklet::shipping::v1 as shipping;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_client::ShippingServiceClient;
 use stocklet_proto::stocklet::warehouse::v1 as warehouse;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_client::WarehouseServiceClient;
-use stocklet_service_kit::config::CommonConfig;
+use stocklet_service_kit::Identity;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::streams;
-use stocklet_service_kit::{Identity, Secret};
+pub use stocklet_test_support::harness::as_user;
+use stocklet_test_support::harness::{LISTEN_ADDR, common_config, eventually};
 use stocklet_test_support::{NatsServer, RunningService, TestDb};
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
 
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
 /// The flat shipping fee the order service adds.
 pub const SHIPPING_FEE: i64 = 499;
 /// Units one shipment carries.
@@ -41,13 +41,6 @@ pub const SETTLE_AFTER_RESTART: Duration = Duration::from_secs(45);
 
 pub fn admin() -> Identity {
     Identity::admin(uuid::Uuid::now_v7().to_string())
-}
-
-/// A request carrying `identity` the way the gateway sends it.
-pub fn as_user<T>(identity: &Identity, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    identity.write_metadata(request.metadata_mut(), &Secret::new(INTERNAL_TOKEN));
-    request
 }
 
 /// A registered customer.
@@ -135,16 +128,6 @@ pub async fn drop_read_models(db: &TestDb) {
     }
 }
 
-fn common(nats: &NatsServer, db: &TestDb) -> CommonConfig {
-    CommonConfig {
-        nats_url: nats.url(),
-        database_url: Secret::new(db.url.clone()),
-        internal_token: Secret::new(INTERNAL_TOKEN),
-        stream_replicas: 1,
-        db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-    }
-}
-
 /// A channel to nowhere, for a client whose service has not started yet.
 fn unstarted() -> Channel {
     Channel::from_static("http://127.0.0.1:9").connect_lazy()
@@ -185,8 +168,8 @@ impl Saga {
             self.running.iter().all(|r| r.service != service),
             "{service:?} is already running"
         );
-        let common = common(&self.nats, &self.db);
-        let listen_addr = "127.0.0.1:0".to_owned();
+        let common = common_config(self.nats.url(), &self.db);
+        let listen_addr = LISTEN_ADDR.to_owned();
         let running = match service {
             Service::Product => {
                 let config = stocklet_product::Config {
@@ -461,18 +444,16 @@ impl Saga {
 
     /// Waits until the product's stock is `expected` (on hand, reserved).
     pub async fn await_stock(&self, product_id: &str, expected: (i64, i64)) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
+        let what = format!("stock of {product_id} becoming {expected:?}");
+        eventually(SETTLE, what, async || {
             let stock = self.stock(product_id).await;
             if stock == expected {
-                return;
+                Ok(())
+            } else {
+                Err(stock)
             }
-            assert!(
-                Instant::now() < deadline,
-                "stock of {product_id} is {stock:?}, expected {expected:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// A registered customer with `balance_cents` on their balance.
@@ -552,18 +533,16 @@ impl Saga {
 
     /// Waits until the customer's balance is `expected`.
     pub async fn await_balance(&self, customer: &Customer, expected: i64) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
+        let what = format!("balance becoming {expected}");
+        eventually(SETTLE, what, async || {
             let balance = self.balance(customer).await;
             if balance == expected {
-                return;
+                Ok(())
+            } else {
+                Err(balance)
             }
-            assert!(
-                Instant::now() < deadline,
-                "balance is {balance}, expected {expected}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Places an order as `customer`; returns it as placed.
@@ -611,19 +590,16 @@ impl Saga {
         order_id: &str,
         status: order::OrderStatus,
     ) -> order::Order {
-        let deadline = Instant::now() + SETTLE;
-        loop {
+        let what = format!("order {order_id} becoming {status:?}");
+        eventually(SETTLE, what, async || {
             let order = self.view_order(customer, order_id).await;
             if order.status() == status {
-                return order;
+                Ok(order)
+            } else {
+                Err(order)
             }
-            assert!(
-                Instant::now() < deadline,
-                "order {order_id} is {:?}, expected {status:?}: {order:?}",
-                order.status()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until the order is in a final or resting state (APPROVED,
@@ -678,29 +654,26 @@ impl Saga {
 
     /// Waits until the shipment is `status`.
     pub async fn await_shipment(&self, shipment_id: &str, status: shipping::ShipmentStatus) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let shipment = self
+        let what = format!("shipment {shipment_id} becoming {status:?}");
+        eventually(SETTLE, what, async || {
+            let request = shipping::ViewShipmentRequest {
+                shipment_id: shipment_id.into(),
+            };
+            let viewed = self
                 .shipping
                 .clone()
-                .view_shipment(as_user(
-                    &admin(),
-                    shipping::ViewShipmentRequest {
-                        shipment_id: shipment_id.into(),
-                    },
-                ))
+                .view_shipment(as_user(&admin(), request))
                 .await;
-            if let Ok(found) = shipment
-                && found.get_ref().shipment.as_ref().map(|s| s.status()) == Some(status)
-            {
-                return;
+            match viewed {
+                Ok(found)
+                    if found.get_ref().shipment.as_ref().map(|s| s.status()) == Some(status) =>
+                {
+                    Ok(())
+                }
+                other => Err(other),
             }
-            assert!(
-                Instant::now() < deadline,
-                "shipment {shipment_id} never became {status:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Every event of one aggregate: (event type, correlation id).

@@ -30,11 +30,10 @@ use prost::{Message, Name};
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::payment::v1 as payment;
 use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServiceClient;
-use stocklet_service_kit::Secret;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::streams;
-use stocklet_test_support::{NatsCluster, TestDb};
+use stocklet_test_support::{NatsCluster, TestDb, common_config};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -42,7 +41,7 @@ use tracing::Dispatch;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
-use crate::app::{INTERNAL_TOKEN, admin, as_user};
+use crate::app::{admin, as_user};
 
 /// Users registered in each of the three phases.
 const PER_PHASE: usize = 100;
@@ -77,11 +76,8 @@ impl Instance {
         let shutdown = CancellationToken::new();
         let config = stocklet_payment::Config {
             common: CommonConfig {
-                nats_url,
-                database_url: Secret::new(db.url.clone()),
-                internal_token: Secret::new(INTERNAL_TOKEN),
                 stream_replicas: 3,
-                db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
+                ..common_config(nats_url, db)
             },
             listen_addr: "127.0.0.1:0".into(),
         };

@@ -5,14 +5,12 @@ use std::time::{Duration, Instant};
 
 use stocklet_proto::stocklet::product::v1 as product;
 use stocklet_proto::stocklet::product::v1::product_service_client::ProductServiceClient;
-use stocklet_service_kit::Secret;
-use stocklet_service_kit::config::CommonConfig;
-use stocklet_test_support::{NatsServer, TestDb};
+use stocklet_test_support::{NatsServer, TestDb, common_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::app::{INTERNAL_TOKEN, admin, as_user};
+use crate::app::{admin, as_user};
 
 /// A plain HTTP/1 scrape, the way Prometheus does it.
 async fn scrape(addr: std::net::SocketAddr) -> (String, String) {
@@ -45,13 +43,7 @@ async fn a_service_serves_command_counts_and_projection_lag_on_its_grpc_port() {
     let nats = NatsServer::start().await;
     let db = TestDb::create().await;
     let config = stocklet_product::Config {
-        common: CommonConfig {
-            nats_url: nats.url(),
-            database_url: Secret::new(db.url.clone()),
-            internal_token: Secret::new(INTERNAL_TOKEN),
-            stream_replicas: 1,
-            db_pool_size: stocklet_service_kit::config::DEFAULT_DB_POOL_SIZE,
-        },
+        common: common_config(nats.url(), &db),
         listen_addr: "127.0.0.1:0".into(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

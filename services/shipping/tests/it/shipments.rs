@@ -4,9 +4,7 @@
 use es_core::{AggregateId, CommandContext};
 use stocklet_proto::stocklet::shipping::v1 as pb;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_shipping::domain::{
-    Capacity, ManifestLine, Quantity, ShipmentCommand, ShipmentEvent, ShipmentStatus,
-};
+use stocklet_shipping::domain::{Capacity, ShipmentCommand, ShipmentEvent, ShipmentStatus};
 use tonic::{Code, Request, Status};
 
 use crate::app::*;
@@ -115,14 +113,7 @@ async fn an_admin_dispatches_an_allocated_shipment_once() {
 async fn an_order_over_the_capacity_gets_no_shipment() {
     let app = TestApp::spawn().await;
     let order_id = AggregateId::new_v7();
-    let lines = [40, 11]
-        .iter()
-        .enumerate()
-        .map(|(i, q)| ManifestLine {
-            product_id: format!("p{i}"),
-            quantity: Quantity::parse(*q).unwrap(),
-        })
-        .collect();
+    let lines = manifest(&[40, 11]);
     let executed = app
         .shipments()
         .execute(

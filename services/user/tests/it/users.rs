@@ -1,33 +1,17 @@
 //! Users: every command and query, validation, authorization, unique
 //! emails under concurrency, read-your-writes and rebuilds.
 
-use es_core::{DomainEvent, JetStreamEventStore, StreamRef};
+use es_core::DomainEvent;
 use stocklet_proto::stocklet::events::v1 as events;
 use stocklet_proto::stocklet::user::v1 as pb;
-use stocklet_service_kit::{Identity, Secret};
+use stocklet_service_kit::{Identity, Secret, streams};
 use tonic::{Code, Request};
 
 use crate::app::*;
 
 /// Every event in the USER stream, decoded as user or claim events.
 async fn user_stream(app: &TestApp) -> Vec<(String, Vec<u8>)> {
-    let client = async_nats::connect(app.nats.url()).await.unwrap();
-    let store = JetStreamEventStore::new(client);
-    let info = store
-        .context()
-        .get_stream("USER")
-        .await
-        .unwrap()
-        .get_info()
-        .await
-        .unwrap();
-    store
-        .read_range(&StreamRef::new("USER", "user"), 1, info.state.last_sequence)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.raw.event_type, e.raw.payload.to_vec()))
-        .collect()
+    app.events(streams::USER).await
 }
 
 #[tokio::test]
