@@ -24,7 +24,7 @@ SCHEMATHESIS_BIN    := $(TOOLS_DIR)/schemathesis/bin/schemathesis
 WITH_INFRA = DATABASE_URL="$$(scripts/ensure-postgres.sh)" && export DATABASE_URL \
 	&& export NATS_SERVER_BIN="$(NATS_SERVER_BIN)" && export SCHEMATHESIS_BIN="$(SCHEMATHESIS_BIN)" &&
 
-.PHONY: help tools fmt-check lint test bench bench-saga run clean-data clean
+.PHONY: help tools fmt-check lint es-core-crate test bench bench-saga run clean-data clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -58,11 +58,17 @@ fmt-check: ## Check formatting (cargo fmt --check)
 lint: ## Clippy on every target, warnings are errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: tools fmt-check lint ## fmt-check + lint + all tests (nextest if installed) against real PostgreSQL/NATS
+es-core-crate: ## es-core as a crate of its own: builds without default features, docs without warnings, packages (cargo package)
+	$(CARGO) clippy -p es-core --no-default-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p es-core --no-deps
+	$(CARGO) package -p es-core --allow-dirty
+
+test: tools fmt-check lint es-core-crate ## fmt-check + lint + es-core-crate + all tests (nextest if installed; examples and doc tests too) against real PostgreSQL/NATS
 	@$(WITH_INFRA) \
 	echo "DATABASE_URL=$$DATABASE_URL NATS_SERVER_BIN=$$NATS_SERVER_BIN"; \
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace; \
+		$(CARGO) test --workspace --doc; \
 	else \
 		echo "cargo-nextest not installed; using cargo test"; \
 		$(CARGO) test --workspace; \

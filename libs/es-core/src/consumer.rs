@@ -2,13 +2,13 @@
 //!
 //! Both read a stream through a durable pull consumer and must survive the
 //! same things: the consumer not existing yet, the server restarting, a
-//! pull that fails half way. [`Deliveries`] is that loop once: it opens the
+//! pull that fails half way. `Deliveries` is that loop once: it opens the
 //! consumer, pulls, reopens after a failure with a growing pause, and stops
 //! at shutdown. Both also turn a delivered message into events
 //! ([`decode_delivery`]), keep only the event types their handler declared
-//! and decode those ([`decode_wanted`]), open a span per event that
-//! continues the writer's trace ([`event_span`]) and record delivery
-//! metrics ([`record_delivery`]). What differs, how many events they take
+//! and decode those (`decode_wanted`), open a span per event that
+//! continues the writer's trace (`event_span`) and record delivery
+//! metrics (`record_delivery`). What differs, how many events they take
 //! at once and what they do when one fails, stays in
 //! [`projection`](crate::projection) and [`reactor`](crate::reactor), which
 //! import this module and not each other.
@@ -110,6 +110,7 @@ where
 
     /// A message that is already on its way, if one arrives before
     /// `deadline`; never reopens the consumer. Fills a batch.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // projections only
     pub(crate) async fn next_before(&mut self, deadline: Instant) -> Option<Message> {
         let messages = self.messages.as_mut()?;
         match tokio::time::timeout_at(deadline, messages.next()).await {
@@ -160,6 +161,7 @@ pub(crate) async fn pause(failures: u32, shutdown: &CancellationToken) {
 }
 
 /// The stream sequence of a consumed message.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))] // projections only
 pub(crate) fn stream_sequence(message: &Message) -> Result<u64, String> {
     message
         .info()
@@ -184,6 +186,7 @@ pub(crate) fn is_wanted<E: EventSet>(event: &StoredEvent) -> bool {
 }
 
 /// The events a handler of `E` declared, decoded; the others left out.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))] // projections only
 pub(crate) fn decode_wanted<E: EventSet>(
     events: Vec<StoredEvent>,
 ) -> Result<Vec<Recorded<E>>, DecodeError> {
@@ -223,11 +226,5 @@ pub(crate) fn event_span(kind: &'static str, consumer: &str, event: &StoredEvent
 /// Consumer metrics from one delivery: what the consumer still has to
 /// deliver after it, and whether it is a redelivery.
 pub(crate) fn record_delivery(consumer: &str, pending: u64, delivered: i64) {
-    #[allow(clippy::cast_precision_loss)] // a gauge; precision past 2^53 is moot
-    metrics::gauge!("stocklet_consumer_pending", "consumer" => consumer.to_owned())
-        .set(pending as f64);
-    if delivered > 1 {
-        metrics::counter!("stocklet_consumer_redeliveries_total", "consumer" => consumer.to_owned())
-            .increment(1);
-    }
+    crate::metrics::delivery(consumer, pending, delivered);
 }

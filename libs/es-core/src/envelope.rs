@@ -111,47 +111,66 @@ impl CommandContext {
 }
 
 /// The current span's W3C trace context as (`traceparent`, `tracestate`),
-/// for headers and gRPC metadata; `None` without a valid span context.
+/// for headers and gRPC metadata; `None` without a valid span context (and
+/// always without the `otel` feature).
 pub fn current_trace() -> Option<(String, Option<String>)> {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    #[cfg(feature = "otel")]
+    {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    let context = tracing::Span::current().context();
-    let span = context.span();
-    let span_context = span.span_context();
-    if !span_context.is_valid() {
-        return None;
+        let context = tracing::Span::current().context();
+        let span = context.span();
+        let span_context = span.span_context();
+        if !span_context.is_valid() {
+            return None;
+        }
+        let traceparent = format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        );
+        let tracestate = span_context.trace_state().header();
+        Some((traceparent, (!tracestate.is_empty()).then_some(tracestate)))
     }
-    let traceparent = format!(
-        "00-{:032x}-{:016x}-{:02x}",
-        span_context.trace_id(),
-        span_context.span_id(),
-        span_context.trace_flags().to_u8()
-    );
-    let tracestate = span_context.trace_state().header();
-    Some((traceparent, (!tracestate.is_empty()).then_some(tracestate)))
+    #[cfg(not(feature = "otel"))]
+    None
+}
+
+/// The parts of a well-formed W3C `traceparent`: trace id, span id and
+/// flags (hex); `None` for a malformed or all-zero one.
+fn traceparent_parts(traceparent: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace_id, span_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |part: &str| part.chars().all(|c| c.is_ascii_hexdigit());
+    let zero = |part: &str| part.chars().all(|c| c == '0');
+    let well_formed = version.len() == 2
+        && version != "ff"
+        && hex(version)
+        && trace_id.len() == 32
+        && hex(trace_id)
+        && !zero(trace_id)
+        && span_id.len() == 16
+        && hex(span_id)
+        && !zero(span_id)
+        && flags.len() == 2
+        && hex(flags)
+        && (version != "00" || parts.next().is_none());
+    well_formed.then_some((trace_id, span_id, flags))
 }
 
 /// Parses a W3C `traceparent` (and `tracestate`) into a remote span context;
 /// `None` for a malformed or all-zero one.
+#[cfg(feature = "otel")]
 pub fn parse_traceparent(
     traceparent: &str,
     tracestate: Option<&str>,
 ) -> Option<opentelemetry::trace::SpanContext> {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-    let mut parts = traceparent.trim().split('-');
-    let (version, trace_id, span_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let well_formed = version.len() == 2
-        && version != "ff"
-        && trace_id.len() == 32
-        && span_id.len() == 16
-        && flags.len() == 2
-        && (version != "00" || parts.next().is_none());
-    if !well_formed {
-        return None;
-    }
+    let (trace_id, span_id, flags) = traceparent_parts(traceparent)?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
     let state = tracestate
         .and_then(|state| state.parse::<TraceState>().ok())
@@ -168,35 +187,43 @@ pub fn parse_traceparent(
 
 /// Makes `span` (not yet entered) a child of the remote span named by
 /// `traceparent`, and records the trace id in its `trace_id` field (declare
-/// it `tracing::field::Empty`) so every log line inside carries it.
+/// it `tracing::field::Empty`) so every log line inside carries it. Without
+/// the `otel` feature (or an OpenTelemetry layer) only the field is set.
 pub fn link_span(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    #[cfg(feature = "otel")]
+    {
+        use opentelemetry::trace::TraceContextExt;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    let remote = traceparent.and_then(|parent| parse_traceparent(parent, tracestate));
-    let fallback = remote.as_ref().map(|remote| remote.trace_id());
-    if let Some(remote) = remote {
-        // Fails only without an OpenTelemetry layer: then the log field below
-        // still carries the caller's trace id.
-        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        if let Some(remote) = traceparent.and_then(|parent| parse_traceparent(parent, tracestate)) {
+            // Fails only without an OpenTelemetry layer: then the log field
+            // below still carries the caller's trace id.
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
     }
-    record_trace_id(span, fallback);
+    #[cfg(not(feature = "otel"))]
+    let _ = tracestate;
+    record_trace_id(span, traceparent);
 }
 
 /// Records `span`'s trace id in its `trace_id` field: its own when an
-/// OpenTelemetry layer gave it one, else `fallback`.
-pub fn record_trace_id(span: &tracing::Span, fallback: Option<opentelemetry::trace::TraceId>) {
-    use opentelemetry::trace::{TraceContextExt, TraceId};
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
+/// OpenTelemetry layer gave it one, else the one in `fallback_traceparent`.
+pub fn record_trace_id(span: &tracing::Span, fallback_traceparent: Option<&str>) {
+    let fallback = fallback_traceparent
+        .and_then(traceparent_parts)
+        .map(|(trace_id, _, _)| trace_id.to_ascii_lowercase());
+    #[cfg(feature = "otel")]
+    let own = {
+        use opentelemetry::trace::{TraceContextExt, TraceId};
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    let own = span.context().span().span_context().trace_id();
-    let trace_id = if own == TraceId::INVALID {
-        fallback
-    } else {
-        Some(own)
+        let own = span.context().span().span_context().trace_id();
+        (own != TraceId::INVALID).then(|| format!("{own:032x}"))
     };
-    if let Some(trace_id) = trace_id {
-        span.record("trace_id", format!("{trace_id:032x}"));
+    #[cfg(not(feature = "otel"))]
+    let own: Option<String> = None;
+    if let Some(trace_id) = own.or(fallback) {
+        span.record("trace_id", trace_id);
     }
 }
 
@@ -236,6 +263,7 @@ pub struct AggregateId(String);
 
 /// Why a string is not a valid aggregate id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidAggregateId {
     /// The id is empty.
     #[error("aggregate id is empty")]
@@ -296,6 +324,7 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "otel")]
     #[test]
     fn a_w3c_traceparent_parses_into_a_remote_span_context() {
         let parsed = parse_traceparent(
@@ -332,7 +361,7 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
             "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
         ] {
-            assert!(parse_traceparent(bad, None).is_none(), "{bad:?}");
+            assert!(traceparent_parts(bad).is_none(), "{bad:?}");
         }
     }
 

@@ -23,6 +23,7 @@ pub struct RawEvent {
 
 /// A payload that could not be turned into a domain event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The event type is not one this aggregate knows.
     #[error("unknown event type {event_type} v{schema_version}")]

@@ -8,6 +8,8 @@ pub mod envelope;
 pub mod event;
 pub mod jetstream;
 pub mod memory;
+pub mod metrics;
+#[cfg(feature = "postgres")]
 pub mod projection;
 pub mod reactor;
 pub mod repository;
@@ -26,6 +28,11 @@ pub use repository::{
     Repository, RetryPolicy,
 };
 pub use store::{EventStore, Recorded, StoreError, StoredEvent, StreamRef};
+
+// The clients es-core is built on, so applications use the same versions.
+pub use async_nats;
+#[cfg(feature = "postgres")]
+pub use sqlx;
 
 // Re-exported for the `domain_events!` macro.
 #[doc(hidden)]

@@ -72,6 +72,7 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Why a projection could not apply events.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProjectionError {
     /// PostgreSQL failed.
     #[error("database: {0}")]
@@ -203,11 +204,11 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// Fault injection for crash-safety tests: once a batch reaching
-    /// `sequence` has committed, the runner stops with
+    /// Fault injection for crash-safety tests (feature `fault-injection`):
+    /// once a batch reaching `sequence` has committed, the runner stops with
     /// [`ProjectionError::InjectedCrash`] before acking it, as a process
     /// killed at that instant would.
-    #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn crash_after_commit(mut self, sequence: u64) -> Self {
         self.crash_after_commit = Some(sequence);
         self
@@ -502,8 +503,7 @@ impl<P: Projection> ProjectionRunner<P> {
                     deadletter::publish(&self.context, self.projection.name(), message, &reason)
                         .await
                         .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-                    metrics::counter!("stocklet_dead_letters_total", "consumer" => self.projection.name().to_owned())
-                        .increment(1);
+                    crate::metrics::dead_letter(self.projection.name());
                     checkpoint = self.skip(message).await?;
                     tracing::error!(projection = self.projection.name(), %reason, "event dead-lettered");
                 }
@@ -638,17 +638,14 @@ impl<P: Projection> ProjectionRunner<P> {
 /// and how old the newest applied event is.
 #[allow(clippy::cast_precision_loss)] // gauges; precision past 2^53 is moot
 fn record_lag(projection: &str, last: &Message, newest_timestamp_ms: Option<i64>) {
-    if let Ok(info) = last.info() {
-        metrics::gauge!("stocklet_projection_lag_events", "projection" => projection.to_owned())
-            .set(info.pending as f64);
-    }
-    if let Some(timestamp_ms) = newest_timestamp_ms {
+    let pending = last.info().ok().map(|info| info.pending);
+    let age_seconds = newest_timestamp_ms.map(|timestamp_ms| {
         let age_ms = crate::envelope::now_ms()
             .saturating_sub(timestamp_ms)
             .max(0);
-        metrics::gauge!("stocklet_projection_lag_seconds", "projection" => projection.to_owned())
-            .set(age_ms as f64 / 1000.0);
-    }
+        age_ms as f64 / 1000.0
+    });
+    crate::metrics::projection_lag(projection, pending, age_seconds);
 }
 
 /// The stream sequence of a consumed message.

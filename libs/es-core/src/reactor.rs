@@ -42,6 +42,7 @@ pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReactionError {
     /// Worth retrying: the store or a dependency was unavailable, or a race
     /// outlived its retries.
@@ -311,8 +312,7 @@ impl<R: Reaction> Handler<R> {
                     .await
                 {
                     Ok(()) => {
-                        metrics::counter!("stocklet_dead_letters_total", "consumer" => consumer.to_owned())
-                            .increment(1);
+                        crate::metrics::dead_letter(consumer);
                         message.ack_with(AckKind::Term).await
                     }
                     Err(dlq_error) => {

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{AggregateId, CommandContext, now_ms, parse_traceparent, record_trace_id};
+use crate::envelope::{AggregateId, CommandContext, now_ms, record_trace_id};
 use crate::event::{DomainEvent, Upcasters};
 use crate::snapshot::{DedupeEntry, RECENT_KEYS, SnapshotRecord, SnapshotState, SnapshotStore};
 use crate::store::{Appended, Commit, EventStore, NewEvent, Recorded, StoreError, StreamRef};
@@ -213,6 +213,7 @@ pub struct AtomicExecuted<T> {
 
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecuteError<E: std::error::Error + 'static> {
     /// The aggregate refused: a business rule.
     #[error(transparent)]
@@ -439,12 +440,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             aggregate_id = %id,
             trace_id = tracing::field::Empty,
         );
-        let fallback = context
-            .traceparent
-            .as_deref()
-            .and_then(|parent| parse_traceparent(parent, None))
-            .map(|remote| remote.trace_id());
-        record_trace_id(&span, fallback);
+        record_trace_id(&span, context.traceparent.as_deref());
         let started = std::time::Instant::now();
         let result = self
             .execute_in_span(id, command, context)
@@ -457,10 +453,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             Err(ExecuteError::Conflict { .. }) => "conflict",
             Err(ExecuteError::Store(_)) => "failed",
         };
-        metrics::counter!("stocklet_commands_total", "aggregate_type" => A::TYPE, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("stocklet_command_duration_seconds", "aggregate_type" => A::TYPE, "outcome" => outcome)
-            .record(started.elapsed().as_secs_f64());
+        crate::metrics::command(A::TYPE, outcome, started.elapsed().as_secs_f64());
         result
     }
 

@@ -160,6 +160,7 @@ pub struct Appended {
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Someone else appended to the aggregate since it was loaded.
     #[error("concurrency conflict on {subject}: expected last sequence {expected}")]

@@ -78,6 +78,8 @@ impl ApiError {
             ExecuteError::Rejected(e) => rejected(e),
             ExecuteError::Conflict { .. } => Self::Aborted,
             ExecuteError::Store(e) => e.into(),
+            // A failure a newer es-core added: a server-side problem.
+            other => Self::Internal(other.to_string()),
         }
     }
 }
@@ -89,7 +91,8 @@ impl From<StoreError> for ApiError {
             StoreError::Timeout | StoreError::Unavailable(_) => {
                 Self::Unavailable(error.to_string())
             }
-            StoreError::Rejected(_) | StoreError::Decode(_) => Self::Internal(error.to_string()),
+            // Rejections, decode failures, and whatever a newer es-core adds.
+            _ => Self::Internal(error.to_string()),
         }
     }
 }

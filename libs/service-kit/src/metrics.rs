@@ -22,6 +22,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// starts its upkeep, which folds histogram samples even when nobody
 /// scrapes. Returns false if another recorder was installed first.
 pub fn install() -> bool {
+    use_stocklet_names();
     HANDLE
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
             Ok(handle) => {
@@ -65,3 +66,12 @@ pub async fn serve() -> Response {
     )
         .into_response()
 }
+
+/// Names es-core's metrics `stocklet_*` (the names the dashboards and the
+/// README use). Call before anything is recorded; later calls do nothing.
+pub fn use_stocklet_names() {
+    es_core::metrics::set_prefix(METRIC_PREFIX);
+}
+
+/// The prefix of every Stocklet metric.
+pub const METRIC_PREFIX: &str = "stocklet";

@@ -5,10 +5,10 @@
 //! schema, run its migrations, start its projections and reactors, serve
 //! gRPC until shutdown, then stop its consumers once the server has
 //! drained. [`Service`] owns those steps, so a service's `run` only
-//! declares what it has:
+//! declares what it has (from `services/warehouse/src/lib.rs`):
 //!
-//! ```ignore
-//! let mut service = Service::start(&config.common, WAREHOUSE, migrate!("./migrations")).await?;
+//! ```text
+//! let mut service = Service::start(&config.common, SPEC, migrate!("./migrations")).await?;
 //! let stocks = service.repository::<Stock>();
 //! let inventory = service.projection(Inventory).await?;
 //! service.reactor(streams::PRODUCT, ReactorConfig::new("warehouse-from-product"),
@@ -82,6 +82,7 @@ impl Service {
         spec: ServiceSpec,
         migrations: Migrator,
     ) -> Result<Self, RunError> {
+        crate::metrics::use_stocklet_names();
         let store = lifecycle::connect_event_store(&common.nats_url).await?;
         let mut provisioned = HashMap::new();
         for stream in [spec.stream, streams::DEADLETTER] {

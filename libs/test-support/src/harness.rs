@@ -259,7 +259,7 @@ impl<C> ServiceHarness<C> {
 /// readiness call (see [`ServiceHarness::start`]). `start` gets the shared settings ([`common_config`]), the
 /// listener and the shutdown token, and runs the service with its `Config`.
 ///
-/// ```ignore
+/// ```text
 /// stocklet_test_support::service_test_app! {
 ///     /// The payment service under test.
 ///     pub struct TestApp(PaymentServiceClient);
