@@ -180,6 +180,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 const CREATE_CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS es_checkpoints (
     projection TEXT PRIMARY KEY,
     stream_sequence BIGINT NOT NULL DEFAULT 0 CHECK (stream_sequence >= 0),
+    stream_created TEXT,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )";
 
@@ -292,6 +293,20 @@ impl<P: Projection> ProjectionRunner<P> {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Tables made by es-core before the stream's identity was kept. Only
+        // then: ALTER TABLE locks the table against every batch.
+        let (has_identity,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = 'es_checkpoints'
+               AND column_name = 'stream_created')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !has_identity {
+            sqlx::query("ALTER TABLE es_checkpoints ADD COLUMN IF NOT EXISTS stream_created TEXT")
+                .execute(&self.pool)
+                .await?;
+        }
         sqlx::query("INSERT INTO es_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(self.projection.name())
             .execute(&self.pool)
@@ -305,6 +320,78 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(checkpoint)
     }
 
+    /// The stream, and the checkpoint in it (see `follow_stream`).
+    async fn current_checkpoint(
+        &self,
+    ) -> Result<(jetstream::stream::Stream, u64), ProjectionError> {
+        self.prepare_checkpoint().await?;
+        let nats = |e: &dyn std::fmt::Display| {
+            ProjectionError::Nats(format!("stream {}: {e}", self.stream.name))
+        };
+        let mut stream = self
+            .context
+            .get_stream(&self.stream.name)
+            .await
+            .map_err(|e| nats(&e))?;
+        let created = stream
+            .info()
+            .await
+            .map_err(|e| nats(&e))?
+            .created
+            .unix_timestamp_nanos()
+            .to_string();
+        let checkpoint = self.follow_stream(&created).await?;
+        Ok((stream, checkpoint))
+    }
+
+    /// The checkpoint, once it is known to count positions in the stream as
+    /// it exists now (`created` is its creation time). A stream deleted and
+    /// created again under the same name starts again at sequence 1, so a
+    /// checkpoint kept from the old one would skip the new stream's first
+    /// events: the read model is reset instead and rebuilt from the new
+    /// stream. The checkpoint row's lock makes one instance do it.
+    async fn follow_stream(&self, created: &str) -> Result<u64, ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await?;
+        let (checkpoint, known): (i64, Option<String>) = sqlx::query_as(
+            "SELECT stream_sequence, stream_created FROM es_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let checkpoint = match known.as_deref() {
+            Some(known) if known == created => checkpoint.unsigned_abs(),
+            None => {
+                sqlx::query("UPDATE es_checkpoints SET stream_created = $2 WHERE projection = $1")
+                    .bind(name)
+                    .bind(created)
+                    .execute(&mut *tx)
+                    .await?;
+                checkpoint.unsigned_abs()
+            }
+            Some(_) => {
+                tracing::warn!(
+                    projection = name,
+                    stream = %self.stream.name,
+                    checkpoint,
+                    "the stream was created again; rebuilding the read model from it"
+                );
+                self.projection.reset(&mut tx).await?;
+                sqlx::query(
+                    "UPDATE es_checkpoints SET stream_sequence = 0, stream_created = $2, updated_at = now() WHERE projection = $1",
+                )
+                .bind(name)
+                .bind(created)
+                .execute(&mut *tx)
+                .await?;
+                self.position.send_replace(0);
+                0
+            }
+        };
+        tx.commit().await?;
+        Ok(checkpoint)
+    }
+
     /// Creates the checkpoint and the durable consumer if missing, so that a
     /// service has them before it serves (and a deployment's init can
     /// provision them without consuming anything).
@@ -315,15 +402,10 @@ impl<P: Projection> ProjectionRunner<P> {
     /// The durable consumer, created from the checkpoint when missing, and
     /// recreated when the read model is behind it.
     async fn consumer(&self) -> Result<consumer::PullConsumer, ProjectionError> {
-        let checkpoint = self.prepare_checkpoint().await?;
+        let (stream, checkpoint) = self.current_checkpoint().await?;
         let name = self.projection.name();
         let nats =
             |e: &dyn std::fmt::Display| ProjectionError::Nats(format!("consumer {name}: {e}"));
-        let stream = self
-            .context
-            .get_stream(&self.stream.name)
-            .await
-            .map_err(|e| nats(&e))?;
         if let Ok(existing) = stream.get_consumer::<consumer::pull::Config>(name).await {
             let info = existing.get_info().await.map_err(|e| nats(&e))?;
             if info.ack_floor.stream_sequence <= checkpoint {
@@ -409,7 +491,15 @@ impl<P: Projection> ProjectionRunner<P> {
         progress: bool,
     ) -> Result<u64, ProjectionError> {
         let progress = progress && std::io::stderr().is_terminal();
-        let checkpoint = self.prepare_checkpoint().await?;
+        let checkpoint = match self.current_checkpoint().await {
+            Ok((_, checkpoint)) => checkpoint,
+            // A running service checks the stream again when it opens the
+            // consumer.
+            Err(error) if error.is_transient() && until.is_none() => {
+                self.prepare_checkpoint().await?
+            }
+            Err(error) => return Err(error),
+        };
         if until.is_some_and(|target| checkpoint >= target) || shutdown.is_cancelled() {
             return Ok(checkpoint);
         }

@@ -213,6 +213,34 @@ async fn rebuilding_from_the_stream_gives_identical_tables() {
 }
 
 #[tokio::test]
+async fn a_stream_created_again_rebuilds_the_read_model_instead_of_skipping_its_events() {
+    let bank = Bank::start().await;
+    let db = TestDb::create().await;
+    Ledger::migrate(&db.pool).await;
+    write_history(&bank, 45).await; // 50 messages
+    let ledger = runner(&bank, &db, ProjectionConfig::default());
+    assert_eq!(ledger.catch_up(false).await.unwrap(), 50);
+
+    // The stream is deleted and created again: its sequences start at 1.
+    bank.store
+        .context()
+        .delete_stream(&bank.stream.name)
+        .await
+        .unwrap();
+    bank_definition()
+        .ensure(bank.store.context())
+        .await
+        .unwrap();
+    write_history(&bank, 10).await; // 15 messages
+
+    let later = runner(&bank, &db, ProjectionConfig::default());
+    assert_eq!(later.catch_up(false).await.unwrap(), 15);
+    let rows = ledger_rows(&db.pool).await;
+    assert_eq!(rows.len(), 15, "the read model shows the new stream only");
+    assert_eq!(rows.last().map(|r| r.1), Some(15));
+}
+
+#[tokio::test]
 async fn a_read_model_dropped_behind_its_consumer_is_replayed_at_start() {
     let bank = Bank::start().await;
     let db = TestDb::create().await;
