@@ -23,6 +23,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::envelope::Conventions;
 use crate::event::{DecodeError, EventSet};
 use crate::store::{Recorded, StoredEvent, decode_message};
 
@@ -170,9 +171,14 @@ pub(crate) fn stream_sequence(message: &Message) -> Result<u64, String> {
 }
 
 /// The events of a consumed message (several for a multi-event commit).
-pub fn decode_delivery(message: &Message, sequence: u64) -> Result<Vec<StoredEvent>, DecodeError> {
+pub fn decode_delivery(
+    conventions: &Conventions,
+    message: &Message,
+    sequence: u64,
+) -> Result<Vec<StoredEvent>, DecodeError> {
     let headers = message.headers.as_ref();
     decode_message(
+        conventions,
         sequence,
         message.subject.as_str(),
         |name| headers.and_then(|h| h.get(name)).map(|v| v.as_str()),

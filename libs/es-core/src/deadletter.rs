@@ -10,31 +10,20 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::Message};
 
+use crate::envelope::{Conventions, Header};
 use crate::streams::StreamDefinition;
 
-/// Header: the error that made the consumer give up.
-pub const ERROR: &str = "Stocklet-Dlq-Error";
-/// Header: the consumer that gave up.
-pub const CONSUMER: &str = "Stocklet-Dlq-Consumer";
-/// Header: the stream the event came from.
-pub const SOURCE_STREAM: &str = "Stocklet-Dlq-Stream";
-/// Header: its stream sequence there.
-pub const SOURCE_SEQUENCE: &str = "Stocklet-Dlq-Sequence";
-/// Header: its subject there.
-pub const SOURCE_SUBJECT: &str = "Stocklet-Dlq-Subject";
-/// Header: how many deliveries were tried.
-pub const DELIVERIES: &str = "Stocklet-Dlq-Deliveries";
-
-/// Subject prefix of the dead-letter stream.
-pub const SUBJECT_PREFIX: &str = "deadletter";
+/// Subject prefix of the dead-letter stream with the default conventions.
+pub const SUBJECT_PREFIX: &str = crate::envelope::DEFAULT_DEAD_LETTER_PREFIX;
 
 /// Name of the dead-letter stream.
 pub const STREAM_NAME: &str = "DEADLETTER";
 
-/// The dead-letter stream, capturing `deadletter.>`: file storage, no
-/// limits; unlike event streams, letters may be deleted once handled.
-pub fn definition() -> StreamDefinition {
-    let mut definition = StreamDefinition::new(STREAM_NAME, SUBJECT_PREFIX);
+/// The dead-letter stream `DEADLETTER`, capturing `<prefix>.>` (the
+/// conventions' dead-letter prefix): file storage, no limits; unlike event
+/// streams, letters may be deleted once handled.
+pub fn definition(conventions: &Conventions) -> StreamDefinition {
+    let mut definition = StreamDefinition::new(STREAM_NAME, conventions.dead_letter_prefix());
     let config = definition.config_mut();
     config.description =
         Some("Events a consumer gave up on, with the error: deadletter.<consumer>".into());
@@ -47,6 +36,7 @@ pub fn definition() -> StreamDefinition {
 /// Copies `message` to the dead-letter stream and waits for the ack.
 pub async fn publish(
     context: &jetstream::Context,
+    conventions: &Conventions,
     consumer: &str,
     message: &Message,
     error: &str,
@@ -71,19 +61,26 @@ pub async fn publish(
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(1024)
         .collect();
-    headers.insert(ERROR, error.as_str());
-    headers.insert(CONSUMER, consumer);
-    headers.insert(SOURCE_STREAM, info.stream);
-    headers.insert(SOURCE_SEQUENCE, info.stream_sequence.to_string().as_str());
-    headers.insert(SOURCE_SUBJECT, message.subject.as_str());
-    headers.insert(DELIVERIES, info.delivered.to_string().as_str());
+    let name = |header| conventions.header(header);
+    headers.insert(name(Header::DeadLetterError), error.as_str());
+    headers.insert(name(Header::DeadLetterConsumer), consumer);
+    headers.insert(name(Header::DeadLetterStream), info.stream);
+    headers.insert(
+        name(Header::DeadLetterSequence),
+        info.stream_sequence.to_string().as_str(),
+    );
+    headers.insert(name(Header::DeadLetterSubject), message.subject.as_str());
+    headers.insert(
+        name(Header::DeadLetterDeliveries),
+        info.delivered.to_string().as_str(),
+    );
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
         format!("{consumer}:{}:{}", info.stream, info.stream_sequence).as_str(),
     );
     context
         .publish_with_headers(
-            format!("{SUBJECT_PREFIX}.{consumer}"),
+            format!("{}.{consumer}", conventions.dead_letter_prefix()),
             headers,
             message.payload.clone(),
         )

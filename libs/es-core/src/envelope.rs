@@ -2,19 +2,21 @@
 //!
 //! The payload of a message is plain protobuf, so an outside subscriber needs
 //! only the `.proto` files to decode it. Everything a consumer needs to route,
-//! dedupe and trace an event without decoding it lives in headers:
+//! dedupe and trace an event without decoding it lives in headers, named
+//! with the application's [`Conventions`] (`<prefix>` is `Es-` unless it
+//! names its own; Stocklet's is `Stocklet-`):
 //!
 //! | header | meaning |
 //! | --- | --- |
 //! | `Nats-Msg-Id` | the commit's dedupe key: the caller's key, else the first event id |
-//! | `Stocklet-Event-Id` | UUIDv7 of the event (of the commit, for an [`EVENT_BATCH_TYPE`] message) |
-//! | `Stocklet-Event-Type` | full protobuf message name, e.g. `stocklet.events.v1.OrderPlaced` |
-//! | `Stocklet-Schema-Version` | the payload's schema version, for upcasting |
-//! | `Stocklet-Aggregate-Type`, `Stocklet-Aggregate-Id` | which aggregate instance wrote it |
-//! | `Stocklet-Causation-Id` | the event (or command) that caused this one |
-//! | `Stocklet-Correlation-Id` | the saga it belongs to, usually the order id |
-//! | `Stocklet-Dedupe-Key` | the caller's idempotency key, remembered forever in the history |
-//! | `Stocklet-Timestamp` | Unix milliseconds when the commit was made |
+//! | `<prefix>Event-Id` | UUIDv7 of the event (of the commit, for a batch message) |
+//! | `<prefix>Event-Type` | full protobuf message name, e.g. `stocklet.events.v1.OrderPlaced` |
+//! | `<prefix>Schema-Version` | the payload's schema version, for upcasting |
+//! | `<prefix>Aggregate-Type`, `<prefix>Aggregate-Id` | which aggregate instance wrote it |
+//! | `<prefix>Causation-Id` | the event (or command) that caused this one |
+//! | `<prefix>Correlation-Id` | the saga it belongs to, usually the order id |
+//! | `<prefix>Dedupe-Key` | the caller's idempotency key, remembered forever in the history |
+//! | `<prefix>Timestamp` | Unix milliseconds when the commit was made |
 //! | `traceparent`, `tracestate` | W3C trace context, so traces cross NATS hops |
 //!
 //! The trace context is the span that made the commit
@@ -25,36 +27,191 @@
 //! A commit of one event is one message whose payload is that event. A commit
 //! of several events to one aggregate is still one message (one publish is
 //! ~15 times cheaper than an atomic batch on file storage), whose type is
-//! [`EVENT_BATCH_TYPE`] and whose payload is a `stocklet.events.v1.EventBatch`
-//! holding each event with its own id, type and version.
+//! the conventions' [batch type](Conventions::batch_type) and whose payload
+//! is an [`EventBatch`](crate::store::EventBatch) holding each event with its
+//! own id, type and version.
 
 use std::fmt;
 
-/// Header carrying the event id (UUIDv7).
-pub const EVENT_ID: &str = "Stocklet-Event-Id";
-/// Header carrying the full protobuf name of the payload.
-pub const EVENT_TYPE: &str = "Stocklet-Event-Type";
-/// Header carrying the payload's schema version.
-pub const SCHEMA_VERSION: &str = "Stocklet-Schema-Version";
-/// Header carrying the aggregate type, e.g. `order`.
-pub const AGGREGATE_TYPE: &str = "Stocklet-Aggregate-Type";
-/// Header carrying the aggregate id.
-pub const AGGREGATE_ID: &str = "Stocklet-Aggregate-Id";
-/// Header carrying the id of the event or command that caused this commit.
-pub const CAUSATION_ID: &str = "Stocklet-Causation-Id";
-/// Header carrying the saga (correlation) id.
-pub const CORRELATION_ID: &str = "Stocklet-Correlation-Id";
-/// Header carrying the caller's idempotency key.
-pub const DEDUPE_KEY: &str = "Stocklet-Dedupe-Key";
-/// Header carrying the commit time in Unix milliseconds.
-pub const TIMESTAMP: &str = "Stocklet-Timestamp";
 /// W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
 /// W3C trace state header.
 pub const TRACESTATE: &str = "tracestate";
 
-/// Event type of a message that holds several events of one commit.
-pub const EVENT_BATCH_TYPE: &str = "stocklet.events.v1.EventBatch";
+/// The prefix of every es-core header when the application names none.
+pub const DEFAULT_HEADER_PREFIX: &str = "Es-";
+/// The type of a multi-event message when the application names none.
+pub const DEFAULT_BATCH_TYPE: &str = "es_core.v1.EventBatch";
+/// The dead-letter subject prefix when the application names none.
+pub const DEFAULT_DEAD_LETTER_PREFIX: &str = "deadletter";
+
+/// One of the headers es-core writes next to every event (see the module
+/// docs), or next to a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Header {
+    /// UUIDv7 of the event (of the commit, for a batch message).
+    EventId,
+    /// Full protobuf name of the payload.
+    EventType,
+    /// The payload's schema version.
+    SchemaVersion,
+    /// The aggregate type, e.g. `order`.
+    AggregateType,
+    /// The aggregate id.
+    AggregateId,
+    /// The event or command that caused this commit.
+    CausationId,
+    /// The saga (correlation) id.
+    CorrelationId,
+    /// The caller's idempotency key.
+    DedupeKey,
+    /// Commit time, Unix milliseconds.
+    Timestamp,
+    /// Dead letter: the error that made the consumer give up.
+    DeadLetterError,
+    /// Dead letter: the consumer that gave up.
+    DeadLetterConsumer,
+    /// Dead letter: the stream the event came from.
+    DeadLetterStream,
+    /// Dead letter: its stream sequence there.
+    DeadLetterSequence,
+    /// Dead letter: its subject there.
+    DeadLetterSubject,
+    /// Dead letter: how many deliveries were tried.
+    DeadLetterDeliveries,
+}
+
+impl Header {
+    const ALL: [Header; 15] = [
+        Header::EventId,
+        Header::EventType,
+        Header::SchemaVersion,
+        Header::AggregateType,
+        Header::AggregateId,
+        Header::CausationId,
+        Header::CorrelationId,
+        Header::DedupeKey,
+        Header::Timestamp,
+        Header::DeadLetterError,
+        Header::DeadLetterConsumer,
+        Header::DeadLetterStream,
+        Header::DeadLetterSequence,
+        Header::DeadLetterSubject,
+        Header::DeadLetterDeliveries,
+    ];
+
+    /// The header's name after the prefix.
+    fn suffix(self) -> &'static str {
+        match self {
+            Header::EventId => "Event-Id",
+            Header::EventType => "Event-Type",
+            Header::SchemaVersion => "Schema-Version",
+            Header::AggregateType => "Aggregate-Type",
+            Header::AggregateId => "Aggregate-Id",
+            Header::CausationId => "Causation-Id",
+            Header::CorrelationId => "Correlation-Id",
+            Header::DedupeKey => "Dedupe-Key",
+            Header::Timestamp => "Timestamp",
+            Header::DeadLetterError => "Dlq-Error",
+            Header::DeadLetterConsumer => "Dlq-Consumer",
+            Header::DeadLetterStream => "Dlq-Stream",
+            Header::DeadLetterSequence => "Dlq-Sequence",
+            Header::DeadLetterSubject => "Dlq-Subject",
+            Header::DeadLetterDeliveries => "Dlq-Deliveries",
+        }
+    }
+}
+
+/// The names es-core writes on the wire: the header prefix
+/// (`<prefix>Event-Id`, ...), the event type of a multi-event message, and
+/// the dead-letter subject prefix. They are part of an application's public
+/// contract (outside subscribers read them), so an application names its
+/// own once and gives them to its store; every reader and writer of that
+/// store uses the same. Cheap to clone.
+///
+/// ```
+/// use es_core::envelope::{Conventions, Header};
+///
+/// let conventions = Conventions::new("Shop-").with_batch_type("shop.v1.EventBatch");
+/// assert_eq!(conventions.header(Header::EventType), "Shop-Event-Type");
+/// assert_eq!(conventions.batch_type(), "shop.v1.EventBatch");
+/// assert_eq!(Conventions::default().header(Header::EventId), "Es-Event-Id");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conventions(std::sync::Arc<Names>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Names {
+    header_prefix: String,
+    headers: Vec<String>,
+    batch_type: String,
+    dead_letter_prefix: String,
+}
+
+impl Default for Conventions {
+    fn default() -> Self {
+        Self::new(DEFAULT_HEADER_PREFIX)
+    }
+}
+
+impl Conventions {
+    /// Headers named `<header_prefix>Event-Id` and so on, with the default
+    /// batch type and dead-letter prefix.
+    pub fn new(header_prefix: &str) -> Self {
+        Self(std::sync::Arc::new(Names {
+            header_prefix: header_prefix.to_owned(),
+            headers: Header::ALL
+                .iter()
+                .map(|header| format!("{header_prefix}{}", header.suffix()))
+                .collect(),
+            batch_type: DEFAULT_BATCH_TYPE.to_owned(),
+            dead_letter_prefix: DEFAULT_DEAD_LETTER_PREFIX.to_owned(),
+        }))
+    }
+
+    /// The same, with `batch_type` as the type of multi-event messages (the
+    /// full name of a protobuf message with the wire form of
+    /// [`EventBatch`](crate::store::EventBatch)).
+    #[must_use]
+    pub fn with_batch_type(self, batch_type: impl Into<String>) -> Self {
+        let mut names = (*self.0).clone();
+        names.batch_type = batch_type.into();
+        Self(std::sync::Arc::new(names))
+    }
+
+    /// The same, filing dead letters under `<prefix>.<consumer>`.
+    #[must_use]
+    pub fn with_dead_letter_prefix(self, prefix: impl Into<String>) -> Self {
+        let mut names = (*self.0).clone();
+        names.dead_letter_prefix = prefix.into();
+        Self(std::sync::Arc::new(names))
+    }
+
+    /// The name of `header`.
+    pub fn header(&self, header: Header) -> &str {
+        let index = Header::ALL
+            .iter()
+            .position(|h| *h == header)
+            .unwrap_or_default();
+        &self.0.headers[index]
+    }
+
+    /// The header prefix.
+    pub fn header_prefix(&self) -> &str {
+        &self.0.header_prefix
+    }
+
+    /// The event type of a message that holds several events of one commit.
+    pub fn batch_type(&self) -> &str {
+        &self.0.batch_type
+    }
+
+    /// The subject prefix of the dead-letter stream.
+    pub fn dead_letter_prefix(&self) -> &str {
+        &self.0.dead_letter_prefix
+    }
+}
 
 /// Who and what caused a commit: the metadata a command carries into the
 /// events it produces.

@@ -25,6 +25,7 @@ use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::envelope::Conventions;
 use crate::store::{
     Appended, Commit, EventStore, StoreError, StoredEvent, StreamRef, decode_message,
     encode_commit, validate_atomic,
@@ -47,6 +48,7 @@ pub struct JetStreamEventStore {
     client: async_nats::Client,
     context: jetstream::Context,
     timeout: Duration,
+    conventions: Conventions,
 }
 
 impl JetStreamEventStore {
@@ -64,7 +66,16 @@ impl JetStreamEventStore {
             client,
             context,
             timeout,
+            conventions: Conventions::default(),
         }
+    }
+
+    /// The same store, naming headers, batches and dead letters after
+    /// `conventions`.
+    #[must_use]
+    pub fn with_conventions(mut self, conventions: Conventions) -> Self {
+        self.conventions = conventions;
+        self
     }
 
     /// The JetStream context, for provisioning and consumers.
@@ -135,7 +146,7 @@ impl JetStreamEventStore {
                 .map_err(|_| StoreError::Timeout)?
                 .ok_or_else(|| StoreError::Unavailable("direct get subscription closed".into()))?;
             match reply.status.map(|status| status.as_u16()) {
-                None => events.extend(decode_direct_get_reply(&reply)?),
+                None => events.extend(decode_direct_get_reply(&self.conventions, &reply)?),
                 // End of batch: more may follow past the server's byte limit.
                 Some(204) => {
                     let pending = header_u64(&reply, "Nats-Num-Pending").unwrap_or(0);
@@ -167,7 +178,10 @@ fn header_u64(message: &async_nats::Message, name: &str) -> Option<u64> {
 }
 
 /// Decodes one message of a direct-get reply into its events.
-fn decode_direct_get_reply(reply: &async_nats::Message) -> Result<Vec<StoredEvent>, StoreError> {
+fn decode_direct_get_reply(
+    conventions: &Conventions,
+    reply: &async_nats::Message,
+) -> Result<Vec<StoredEvent>, StoreError> {
     let headers = reply
         .headers
         .as_ref()
@@ -179,6 +193,7 @@ fn decode_direct_get_reply(reply: &async_nats::Message) -> Result<Vec<StoredEven
         .map(|v| v.as_str())
         .unwrap_or_default();
     Ok(decode_message(
+        conventions,
         sequence,
         subject,
         |name| headers.get(name).map(|v| v.as_str()),
@@ -187,8 +202,8 @@ fn decode_direct_get_reply(reply: &async_nats::Message) -> Result<Vec<StoredEven
 }
 
 /// The headers of a commit's message, without the concurrency headers.
-fn commit_headers(commit: &Commit) -> (HeaderMap, Bytes) {
-    let (pairs, payload) = encode_commit(commit);
+fn commit_headers(commit: &Commit, conventions: &Conventions) -> (HeaderMap, Bytes) {
+    let (pairs, payload) = encode_commit(commit, conventions);
     let mut headers = HeaderMap::new();
     for (name, value) in pairs {
         headers.insert(name, value.as_str());
@@ -227,6 +242,10 @@ fn publish_error(
 }
 
 impl EventStore for JetStreamEventStore {
+    fn conventions(&self) -> &Conventions {
+        &self.conventions
+    }
+
     async fn load(
         &self,
         stream: &StreamRef,
@@ -245,7 +264,7 @@ impl EventStore for JetStreamEventStore {
     }
 
     async fn append(&self, _stream: &StreamRef, commit: &Commit) -> Result<Appended, StoreError> {
-        let (mut headers, payload) = commit_headers(commit);
+        let (mut headers, payload) = commit_headers(commit, &self.conventions);
         headers.insert(header::NATS_MESSAGE_ID, commit.message_id().as_str());
         headers.insert(
             header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
@@ -276,7 +295,7 @@ impl EventStore for JetStreamEventStore {
         let count = commits.len();
         let mut commit_ack = None;
         for (index, commit) in commits.iter().enumerate() {
-            let (mut headers, payload) = commit_headers(commit);
+            let (mut headers, payload) = commit_headers(commit, &self.conventions);
             headers.insert(header::NATS_BATCH_ID, batch_id.as_str());
             headers.insert(
                 header::NATS_BATCH_SEQUENCE,

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use crate::envelope::Conventions;
+
 use crate::store::{
     Appended, Commit, EventStore, StoreError, StoredEvent, StreamRef, decode_message,
     encode_commit, validate_atomic,
@@ -19,7 +21,7 @@ use crate::store::{
 struct StoredMessage {
     sequence: u64,
     subject: String,
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(String, String)>,
     payload: Bytes,
 }
 
@@ -47,9 +49,13 @@ impl StreamState {
         }
     }
 
-    fn push(&mut self, commit: &Commit) -> u64 {
+    fn push(&mut self, commit: &Commit, conventions: &Conventions) -> u64 {
         let sequence = self.messages.len() as u64 + 1;
-        let (headers, payload) = encode_commit(commit);
+        let (headers, payload) = encode_commit(commit, conventions);
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         self.messages.push(StoredMessage {
             sequence,
             subject: commit.subject.clone(),
@@ -66,12 +72,20 @@ impl StreamState {
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryEventStore {
     streams: Arc<Mutex<HashMap<String, StreamState>>>,
+    conventions: Conventions,
 }
 
 impl InMemoryEventStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same store, naming headers and batches after `conventions`.
+    #[must_use]
+    pub fn with_conventions(mut self, conventions: Conventions) -> Self {
+        self.conventions = conventions;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, StreamState>> {
@@ -88,11 +102,12 @@ impl InMemoryEventStore {
         let Some(state) = streams.get(&stream.name) else {
             return Ok(Vec::new());
         };
-        decode_all(state.messages.iter())
+        decode_all(&self.conventions, state.messages.iter())
     }
 }
 
 fn decode_all<'a>(
+    conventions: &Conventions,
     messages: impl Iterator<Item = &'a StoredMessage>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut events = Vec::new();
@@ -101,10 +116,11 @@ fn decode_all<'a>(
             message
                 .headers
                 .iter()
-                .find(|(n, _)| *n == name)
+                .find(|(n, _)| n.as_str() == name)
                 .map(|(_, v)| v.as_str())
         };
         events.extend(decode_message(
+            conventions,
             message.sequence,
             &message.subject,
             header,
@@ -115,6 +131,10 @@ fn decode_all<'a>(
 }
 
 impl EventStore for InMemoryEventStore {
+    fn conventions(&self) -> &Conventions {
+        &self.conventions
+    }
+
     async fn load(
         &self,
         stream: &StreamRef,
@@ -126,6 +146,7 @@ impl EventStore for InMemoryEventStore {
             return Ok(Vec::new());
         };
         decode_all(
+            &self.conventions,
             state
                 .messages
                 .iter()
@@ -144,7 +165,7 @@ impl EventStore for InMemoryEventStore {
             });
         }
         state.check(commit)?;
-        let sequence = state.push(commit);
+        let sequence = state.push(commit, &self.conventions);
         state.seen_message_ids.insert(message_id, sequence);
         Ok(Appended {
             sequence,
@@ -163,6 +184,9 @@ impl EventStore for InMemoryEventStore {
         for commit in commits {
             state.check(commit)?;
         }
-        Ok(commits.iter().map(|commit| state.push(commit)).collect())
+        Ok(commits
+            .iter()
+            .map(|commit| state.push(commit, &self.conventions))
+            .collect())
     }
 }

@@ -44,7 +44,7 @@ use crate::deadletter;
 use crate::event::{DecodeError, EventSet};
 use crate::jetstream::JetStreamEventStore;
 use crate::repository::ReadModel;
-use crate::store::{Recorded, StoreError, StreamRef};
+use crate::store::{EventStore as _, Recorded, StoreError, StreamRef};
 
 /// A read model built from one stream.
 pub trait Projection: Send + Sync + 'static {
@@ -590,9 +590,15 @@ impl<P: Projection> ProjectionRunner<P> {
                 Err(error) if error.is_transient() => return Err(error),
                 Err(error) => {
                     let reason = error.to_string();
-                    deadletter::publish(&self.context, self.projection.name(), message, &reason)
-                        .await
-                        .map_err(|e| ProjectionError::Nats(e.to_string()))?;
+                    deadletter::publish(
+                        &self.context,
+                        self.store.conventions(),
+                        self.projection.name(),
+                        message,
+                        &reason,
+                    )
+                    .await
+                    .map_err(|e| ProjectionError::Nats(e.to_string()))?;
                     crate::metrics::dead_letter(self.projection.name());
                     checkpoint = self.skip(message).await?;
                     tracing::error!(projection = self.projection.name(), %reason, "event dead-lettered");
@@ -673,7 +679,11 @@ impl<P: Projection> ProjectionRunner<P> {
                 );
                 events.extend(gap);
             }
-            events.extend(decode_delivery(message, sequence)?);
+            events.extend(decode_delivery(
+                self.store.conventions(),
+                message,
+                sequence,
+            )?);
             next = sequence + 1;
         }
         let newest = events.last().map(|event| event.meta.timestamp_ms);

@@ -33,8 +33,10 @@ use tracing::Instrument;
 
 use crate::consumer::{Deliveries, decode_delivery, event_span, is_wanted, record_delivery};
 use crate::deadletter;
+use crate::envelope::Conventions;
 use crate::event::EventSet;
 use crate::jetstream::JetStreamEventStore;
+use crate::store::EventStore as _;
 use crate::store::{Recorded, StoredEvent, StreamRef};
 
 /// How soon an event released on shutdown is redelivered.
@@ -162,6 +164,7 @@ pub struct ReactorError {
 pub struct Reactor<R> {
     reaction: Arc<R>,
     context: jetstream::Context,
+    conventions: Conventions,
     source: StreamRef,
     config: ReactorConfig,
 }
@@ -178,6 +181,7 @@ impl<R: Reaction> Reactor<R> {
         Self {
             reaction: Arc::new(reaction),
             context: store.context().clone(),
+            conventions: store.conventions().clone(),
             source,
             config,
         }
@@ -267,6 +271,7 @@ impl<R: Reaction> Reactor<R> {
         Handler {
             reaction: Arc::clone(&self.reaction),
             context: self.context.clone(),
+            conventions: self.conventions.clone(),
             config: self.config.clone(),
         }
     }
@@ -276,6 +281,7 @@ impl<R: Reaction> Reactor<R> {
 struct Handler<R> {
     reaction: Arc<R>,
     context: jetstream::Context,
+    conventions: Conventions,
     config: ReactorConfig,
 }
 
@@ -295,7 +301,7 @@ impl<R: Reaction> Handler<R> {
                 return;
             }
         };
-        let outcome = match decode_delivery(&message, sequence) {
+        let outcome = match decode_delivery(&self.conventions, &message, sequence) {
             Ok(events) => self.react_all(events).await,
             Err(error) => Err(ReactionError::Permanent(error.to_string())),
         };
@@ -308,8 +314,14 @@ impl<R: Reaction> Handler<R> {
             }
             Err(error) => {
                 tracing::error!(consumer, sequence, deliveries, %error, "giving up on event; dead-lettering it");
-                match deadletter::publish(&self.context, consumer, &message, &error.to_string())
-                    .await
+                match deadletter::publish(
+                    &self.context,
+                    &self.conventions,
+                    consumer,
+                    &message,
+                    &error.to_string(),
+                )
+                .await
                 {
                     Ok(()) => {
                         crate::metrics::dead_letter(consumer);

@@ -425,7 +425,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ///
     /// Runs in a `command` span (a child of the caller's), whose trace
     /// context the events carry in their headers, and records
-    /// `stocklet_commands_total` and `stocklet_command_duration_seconds` by
+    /// `<prefix>_commands_total` and `<prefix>_command_duration_seconds` (see [`crate::metrics`]) by
     /// aggregate type and outcome.
     pub async fn execute(
         &self,

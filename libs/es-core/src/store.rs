@@ -13,7 +13,7 @@ use std::future::Future;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::envelope::{self, CommandContext, EventMeta};
+use crate::envelope::{self, CommandContext, Conventions, EventMeta, Header};
 use crate::event::{DecodeError, RawEvent};
 
 /// Where an aggregate type's events live: the bounded context's stream and
@@ -187,6 +187,9 @@ pub enum StoreError {
 
 /// Append-only storage of aggregate histories.
 pub trait EventStore: Clone + Send + Sync + 'static {
+    /// The names this store writes and reads on the wire.
+    fn conventions(&self) -> &Conventions;
+
     /// Every event stored on `subject` after stream sequence `after_sequence`,
     /// in order.
     fn load(
@@ -215,9 +218,10 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 }
 
-/// The wire form of a `stocklet.events.v1.EventBatch` (see
-/// `proto/stocklet/events/v1/envelope.proto`); kept here so the core does
-/// not depend on the generated crate.
+/// The wire form of a multi-event message: a protobuf message with one
+/// repeated field of [`EventRecord`]s. An application that wants outside
+/// subscribers to decode it declares the same message in its `.proto` files
+/// and names it in its [`Conventions::with_batch_type`].
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EventBatch {
     /// The events of one commit, in order.
@@ -245,7 +249,11 @@ pub struct EventRecord {
 /// Headers and payload of the message that stores `commit`. Does not
 /// include the concurrency or dedupe headers: those depend on how it is
 /// published (alone, or inside an atomic batch).
-pub fn encode_commit(commit: &Commit) -> (Vec<(&'static str, String)>, Bytes) {
+pub fn encode_commit<'c>(
+    commit: &Commit,
+    conventions: &'c Conventions,
+) -> (Vec<(&'c str, String)>, Bytes) {
+    let name = |header| conventions.header(header);
     let (event_id, event_type, schema_version, payload) = match commit.events.as_slice() {
         [single] => (
             single.event_id.clone(),
@@ -267,7 +275,7 @@ pub fn encode_commit(commit: &Commit) -> (Vec<(&'static str, String)>, Bytes) {
             };
             (
                 commit.commit_id().to_owned(),
-                envelope::EVENT_BATCH_TYPE.to_owned(),
+                conventions.batch_type().to_owned(),
                 1,
                 Bytes::from(batch.encode_to_vec()),
             )
@@ -275,17 +283,17 @@ pub fn encode_commit(commit: &Commit) -> (Vec<(&'static str, String)>, Bytes) {
     };
     let ctx = &commit.context;
     let mut headers = vec![
-        (envelope::EVENT_ID, event_id),
-        (envelope::EVENT_TYPE, event_type),
-        (envelope::SCHEMA_VERSION, schema_version.to_string()),
-        (envelope::AGGREGATE_TYPE, commit.aggregate_type.clone()),
-        (envelope::AGGREGATE_ID, commit.aggregate_id.clone()),
-        (envelope::TIMESTAMP, commit.timestamp_ms.to_string()),
+        (name(Header::EventId), event_id),
+        (name(Header::EventType), event_type),
+        (name(Header::SchemaVersion), schema_version.to_string()),
+        (name(Header::AggregateType), commit.aggregate_type.clone()),
+        (name(Header::AggregateId), commit.aggregate_id.clone()),
+        (name(Header::Timestamp), commit.timestamp_ms.to_string()),
     ];
     let optional = [
-        (envelope::CAUSATION_ID, &ctx.causation_id),
-        (envelope::CORRELATION_ID, &ctx.correlation_id),
-        (envelope::DEDUPE_KEY, &ctx.dedupe_key),
+        (name(Header::CausationId), &ctx.causation_id),
+        (name(Header::CorrelationId), &ctx.correlation_id),
+        (name(Header::DedupeKey), &ctx.dedupe_key),
         (envelope::TRACEPARENT, &ctx.traceparent),
         (envelope::TRACESTATE, &ctx.tracestate),
     ];
@@ -300,6 +308,7 @@ pub fn encode_commit(commit: &Commit) -> (Vec<(&'static str, String)>, Bytes) {
 /// Reads the events out of one stored message. `header` looks a header up
 /// by name.
 pub fn decode_message<'h>(
+    conventions: &Conventions,
     stream_sequence: u64,
     subject: &str,
     header: impl Fn(&str) -> Option<&'h str>,
@@ -311,27 +320,28 @@ pub fn decode_message<'h>(
             .ok_or_else(|| DecodeError::Envelope(format!("message {stream_sequence} lacks {name}")))
     };
     let optional = |name: &str| header(name).map(str::to_owned);
-    let event_type = required(envelope::EVENT_TYPE)?;
-    let schema_version = required(envelope::SCHEMA_VERSION)?
+    let name = |header| conventions.header(header);
+    let event_type = required(name(Header::EventType))?;
+    let schema_version = required(name(Header::SchemaVersion))?
         .parse::<u32>()
-        .map_err(|e| DecodeError::Envelope(format!("bad {}: {e}", envelope::SCHEMA_VERSION)))?;
-    let timestamp_ms = required(envelope::TIMESTAMP)?
+        .map_err(|e| DecodeError::Envelope(format!("bad {}: {e}", name(Header::SchemaVersion))))?;
+    let timestamp_ms = required(name(Header::Timestamp))?
         .parse::<i64>()
-        .map_err(|e| DecodeError::Envelope(format!("bad {}: {e}", envelope::TIMESTAMP)))?;
+        .map_err(|e| DecodeError::Envelope(format!("bad {}: {e}", name(Header::Timestamp))))?;
     let meta = EventMeta {
         stream_sequence,
         subject: subject.to_owned(),
-        event_id: required(envelope::EVENT_ID)?,
-        aggregate_type: required(envelope::AGGREGATE_TYPE)?,
-        aggregate_id: required(envelope::AGGREGATE_ID)?,
-        causation_id: optional(envelope::CAUSATION_ID),
-        correlation_id: optional(envelope::CORRELATION_ID),
-        dedupe_key: optional(envelope::DEDUPE_KEY),
+        event_id: required(name(Header::EventId))?,
+        aggregate_type: required(name(Header::AggregateType))?,
+        aggregate_id: required(name(Header::AggregateId))?,
+        causation_id: optional(name(Header::CausationId)),
+        correlation_id: optional(name(Header::CorrelationId)),
+        dedupe_key: optional(name(Header::DedupeKey)),
         timestamp_ms,
         traceparent: optional(envelope::TRACEPARENT),
         tracestate: optional(envelope::TRACESTATE),
     };
-    if event_type != envelope::EVENT_BATCH_TYPE {
+    if event_type != conventions.batch_type() {
         return Ok(vec![StoredEvent {
             meta,
             raw: RawEvent {
@@ -389,8 +399,10 @@ mod tests {
     }
 
     fn round_trip(commit: &Commit) -> Vec<StoredEvent> {
-        let (headers, payload) = encode_commit(commit);
+        let conventions = Conventions::default();
+        let (headers, payload) = encode_commit(commit, &conventions);
         decode_message(
+            &conventions,
             7,
             &commit.subject,
             |name| {
@@ -407,9 +419,10 @@ mod tests {
     #[test]
     fn a_single_event_is_its_own_payload() {
         let c = commit(1);
-        let (headers, payload) = encode_commit(&c);
+        let conventions = Conventions::default();
+        let (headers, payload) = encode_commit(&c, &conventions);
         assert_eq!(payload, c.events[0].raw.payload);
-        assert!(headers.contains(&(envelope::EVENT_TYPE, "test.Event0".into())));
+        assert!(headers.contains(&("Es-Event-Type", "test.Event0".into())));
         let stored = round_trip(&c);
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].meta.event_id, "e0");
@@ -422,9 +435,10 @@ mod tests {
     #[test]
     fn several_events_travel_as_one_batch_message() {
         let c = commit(3);
-        let (headers, _) = encode_commit(&c);
-        assert!(headers.contains(&(envelope::EVENT_TYPE, envelope::EVENT_BATCH_TYPE.into())));
-        assert!(headers.contains(&(envelope::EVENT_ID, "e0".into())));
+        let conventions = Conventions::new("Shop-").with_batch_type("shop.Batch");
+        let (headers, _) = encode_commit(&c, &conventions);
+        assert!(headers.contains(&("Shop-Event-Type", "shop.Batch".into())));
+        assert!(headers.contains(&("Shop-Event-Id", "e0".into())));
         let stored = round_trip(&c);
         let ids: Vec<_> = stored.iter().map(|e| e.meta.event_id.as_str()).collect();
         assert_eq!(ids, ["e0", "e1", "e2"]);
@@ -433,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_message_without_envelope_headers_is_a_decode_error() {
-        let result = decode_message(1, "s", |_| None, &Bytes::new());
+        let result = decode_message(&Conventions::default(), 1, "s", |_| None, &Bytes::new());
         assert!(matches!(result, Err(DecodeError::Envelope(_))));
     }
 }

@@ -10,6 +10,7 @@
 //! into that token for binaries.
 
 use es_core::JetStreamEventStore;
+use es_core::envelope::Conventions;
 use es_core::streams::ProvisionError;
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +62,24 @@ pub async fn connect_event_store(nats_url: &str) -> Result<JetStreamEventStore, 
             url: nats_url.to_owned(),
             reason: e.to_string(),
         })?;
-    Ok(JetStreamEventStore::new(client))
+    Ok(event_store(client))
+}
+
+/// The event store on `client`, with Stocklet's names on the wire
+/// ([`conventions`]).
+pub fn event_store(client: async_nats::Client) -> JetStreamEventStore {
+    JetStreamEventStore::new(client).with_conventions(conventions())
+}
+
+/// Stocklet's wire names, part of its public contract (`docs/events.md`):
+/// headers `Stocklet-Event-Id`, `Stocklet-Event-Type`, ...; multi-event
+/// messages of type `stocklet.events.v1.EventBatch` (declared in
+/// `proto/stocklet/events/v1/envelope.proto`); dead letters on
+/// `deadletter.<consumer>`.
+pub fn conventions() -> Conventions {
+    Conventions::new("Stocklet-")
+        .with_batch_type("stocklet.events.v1.EventBatch")
+        .with_dead_letter_prefix("deadletter")
 }
 
 /// The servers of a `NATS_URL`: comma-separated, blanks ignored.

@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(dead.name(), DEADLETTER.name);
         assert_eq!(
             dead.stream_ref().subject_prefix,
-            es_core::deadletter::SUBJECT_PREFIX
+            crate::lifecycle::conventions().dead_letter_prefix()
         );
     }
 }

@@ -157,7 +157,7 @@ impl<C> ServiceHarness<C> {
         if let Err(status) = ready(&mut client).await {
             panic!("the service does not answer: {status}");
         }
-        let store = JetStreamEventStore::new(nats.client().await);
+        let store = stocklet_service_kit::lifecycle::event_store(nats.client().await);
         Self {
             nats,
             db,

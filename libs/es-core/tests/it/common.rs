@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use es_core::envelope::Conventions;
 use es_core::streams::StreamDefinition;
-use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
+use es_core::{Aggregate, EventStore as _, JetStreamEventStore, Repository, StreamRef};
 use stocklet_test_support::NatsServer;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -165,9 +166,11 @@ impl Bank {
 
     pub async fn start_with(definition: StreamDefinition, timeout: Duration) -> Bank {
         let server = NatsServer::start().await;
-        let store = JetStreamEventStore::with_timeout(server.client().await, timeout);
+        // An application's own wire names (the reactor test reads them).
+        let store = JetStreamEventStore::with_timeout(server.client().await, timeout)
+            .with_conventions(Conventions::new("Stocklet-"));
         let stream = definition.ensure(store.context()).await.unwrap();
-        es_core::deadletter::definition()
+        es_core::deadletter::definition(store.conventions())
             .ensure(store.context())
             .await
             .unwrap();

@@ -86,6 +86,10 @@ struct AlwaysConflicting {
 }
 
 impl EventStore for AlwaysConflicting {
+    fn conventions(&self) -> &es_core::envelope::Conventions {
+        self.inner.conventions()
+    }
+
     async fn load(
         &self,
         stream: &StreamRef,

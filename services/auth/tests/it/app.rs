@@ -44,7 +44,9 @@ pub struct Users(JetStreamEventStore);
 
 impl Users {
     pub async fn on(nats: &NatsServer) -> Users {
-        Users(JetStreamEventStore::new(nats.client().await))
+        Users(stocklet_service_kit::lifecycle::event_store(
+            nats.client().await,
+        ))
     }
 
     /// Registers a user the way the user service does: hash, then

@@ -142,7 +142,7 @@ impl Saga {
 
     /// Starts the five services on existing infrastructure (for restarts).
     pub async fn spawn_on(nats: NatsServer, db: TestDb) -> Saga {
-        let store = JetStreamEventStore::new(nats.client().await);
+        let store = stocklet_service_kit::lifecycle::event_store(nats.client().await);
         let mut saga = Saga {
             nats,
             db,
@@ -297,6 +297,7 @@ impl Saga {
         let name = streams::DEADLETTER.definition().unwrap().stream_ref().name;
         let mut stream = self.nats.jetstream().await.get_stream(name).await.unwrap();
         let state = stream.info().await.unwrap().state.clone();
+        let conventions = stocklet_service_kit::lifecycle::conventions();
         let mut dead = Vec::new();
         for sequence in state.first_sequence..=state.last_sequence {
             if state.messages == 0 {
@@ -313,8 +314,8 @@ impl Saga {
                     .unwrap_or_default()
             };
             dead.push((
-                header(es_core::deadletter::CONSUMER),
-                header(es_core::deadletter::ERROR),
+                header(conventions.header(es_core::envelope::Header::DeadLetterConsumer)),
+                header(conventions.header(es_core::envelope::Header::DeadLetterError)),
             ));
         }
         dead
@@ -337,10 +338,12 @@ impl Saga {
         consumers
     }
 
-    /// Waits until every reactor has handled (and acked) everything.
+    /// Waits until every reactor has handled (and acked) everything. Bounded
+    /// by the restart bound: an event a stopped instance still held comes
+    /// back only after the ack wait.
     pub async fn await_reactors_idle(&self) {
         let jetstream = self.nats.jetstream().await;
-        let deadline = Instant::now() + SETTLE;
+        let deadline = Instant::now() + SETTLE_AFTER_RESTART;
         'wait: loop {
             assert!(Instant::now() < deadline, "reactors never caught up");
             for (stream, name) in Self::reactor_consumers() {

@@ -381,7 +381,7 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
         let replicas = info.cluster.map_or(0, |c| c.replicas.len() + 1);
         assert_eq!(replicas, 3, "{name} is not R3");
     }
-    let store = JetStreamEventStore::new(cluster.client().await);
+    let store = stocklet_service_kit::lifecycle::event_store(cluster.client().await);
 
     // Phase 1: both instances run. Kill `a` once both have handled some.
     let phase1 = register_many(store.clone(), PER_PHASE);
