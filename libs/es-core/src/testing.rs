@@ -266,3 +266,122 @@ where
         self.result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::memory::InMemoryEventStore;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Wanted {
+        #[prost(uint32, tag = "1")]
+        n: u32,
+    }
+    impl Name for Wanted {
+        const NAME: &'static str = "Wanted";
+        const PACKAGE: &'static str = "test.v1";
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Other {}
+    impl Name for Other {
+        const NAME: &'static str = "Other";
+        const PACKAGE: &'static str = "test.v1";
+    }
+
+    /// Declared but never stored.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Spare {}
+    impl Name for Spare {
+        const NAME: &'static str = "Spare";
+        const PACKAGE: &'static str = "test.v1";
+    }
+
+    crate::domain_events! {
+        enum Wants {
+            Wanted(Wanted),
+            Spare(Spare),
+        }
+    }
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(u64, u32)>>);
+
+    impl Reaction for Seen {
+        type Event = Wants;
+
+        async fn react(&self, event: &Recorded<Wants>) -> Result<(), ReactionError> {
+            let Wants::Wanted(wanted) = &event.event else {
+                return Ok(());
+            };
+            if wanted.n == 0 {
+                return Err(ReactionError::Transient("zero".into()));
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push((event.meta.stream_sequence, wanted.n));
+            Ok(())
+        }
+    }
+
+    async fn stored() -> Vec<StoredEvent> {
+        let store = InMemoryEventStore::new();
+        let stream = StreamRef::new("T", "t");
+        append_event(&store, &stream, "a", "1", Wanted { n: 1 })
+            .await
+            .unwrap();
+        append_event(&store, &stream, "b", "2", Other {})
+            .await
+            .unwrap();
+        append_event(&store, &stream, "a", "1", Wanted { n: 3 })
+            .await
+            .unwrap();
+        store.all_events(&stream).unwrap()
+    }
+
+    #[tokio::test]
+    async fn deliver_skips_undeclared_types_and_keeps_stream_order() {
+        let seen = Seen::default();
+        assert_eq!(deliver(&seen, stored().await).await.unwrap(), 2);
+        assert_eq!(*seen.0.lock().unwrap(), [(1, 1), (3, 3)]);
+    }
+
+    #[tokio::test]
+    async fn deliver_stops_at_the_first_failure() {
+        let mut events = stored().await;
+        let mut malformed = events[0].clone();
+        malformed.raw.payload = Bytes::from_static(&[0xff]);
+        events.insert(1, malformed);
+        let seen = Seen::default();
+        let error = deliver(&seen, events).await.unwrap_err();
+        assert!(matches!(error, ReactionError::Permanent(_)), "{error}");
+        assert_eq!(*seen.0.lock().unwrap(), [(1, 1)]);
+
+        let mut zero = stored().await;
+        zero[0].raw.payload = Wanted { n: 0 }.encode_to_vec().into();
+        let error = deliver(&seen, zero).await.unwrap_err();
+        assert!(matches!(error, ReactionError::Transient(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn recorded_decodes_only_the_declared_types() {
+        let events = recorded::<Wants>(stored().await).unwrap();
+        let seen: Vec<(u64, Wants)> = events
+            .into_iter()
+            .map(|r| (r.meta.stream_sequence, r.event))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, Wants::Wanted(Wanted { n: 1 })),
+                (3, Wants::Wanted(Wanted { n: 3 }))
+            ]
+        );
+        assert_eq!(recorded::<RawEvent>(stored().await).unwrap().len(), 3);
+    }
+}
