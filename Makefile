@@ -69,9 +69,11 @@ test: tools fmt-check lint es-core-crate ## fmt-check + lint + es-core-crate + a
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace; \
 		$(CARGO) test --workspace --doc; \
+		$(CARGO) run -p es-core --example bank; \
 	else \
 		echo "cargo-nextest not installed; using cargo test"; \
 		$(CARGO) test --workspace; \
+		$(CARGO) run -p es-core --example bank; \
 	fi
 
 bench: tools ## Event-store benchmark (es-core, bench `eventstore`)

@@ -6,6 +6,9 @@
 //! domain rules are tested without servers (see [`crate::testing`]), and the
 //! [`Repository`](crate::repository::Repository) owns loading, concurrency
 //! control and idempotency for every aggregate alike.
+//!
+//! The [quick start](crate#quick-start) in the crate docs defines one,
+//! runs commands on it and tests it.
 
 use crate::event::DomainEvent;
 

@@ -180,13 +180,65 @@ impl Upcasters {
 /// schema has moved on names its current version after `@`; older stored
 /// versions must be upgraded by an [`Upcaster`] before they decode.
 ///
-/// ```ignore
+/// The macro writes the enum (deriving `Clone`, `Debug` and `PartialEq`,
+/// plus any attributes given), its [`DomainEvent`] impl and a `From` impl
+/// per message, so `Deposited { .. }.into()` is an `AccountEvent`. Variants
+/// may carry `///` docs and other attributes.
+///
+/// Each message needs [`prost::Name`]: generate it with prost-build's
+/// `Config::enable_type_names()`, or write it by hand as here.
+///
+/// ```
+/// use es_core::{DomainEvent, RawEvent};
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// pub struct AccountOpened {
+///     #[prost(string, tag = "1")]
+///     pub owner: String,
+/// }
+///
+/// impl prost::Name for AccountOpened {
+///     const NAME: &'static str = "AccountOpened";
+///     const PACKAGE: &'static str = "bank.v1";
+/// }
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// pub struct Deposited {
+///     #[prost(int64, tag = "1")]
+///     pub amount_cents: i64,
+/// }
+///
+/// impl prost::Name for Deposited {
+///     const NAME: &'static str = "Deposited";
+///     const PACKAGE: &'static str = "bank.v1";
+/// }
+///
 /// es_core::domain_events! {
+///     /// What happens to a bank account.
 ///     pub enum AccountEvent {
-///         Opened(pb::AccountOpened),
-///         Deposited(pb::Deposited) @ 2,
+///         /// The account exists from now on.
+///         Opened(AccountOpened),
+///         /// Money came in; schema version 2 (v1 counted whole units).
+///         Deposited(Deposited) @ 2,
 ///     }
 /// }
+///
+/// let event: AccountEvent = Deposited { amount_cents: 250 }.into();
+/// assert_eq!(event.event_type(), "bank.v1.Deposited");
+/// assert_eq!(event.schema_version(), 2);
+/// assert_eq!(
+///     AccountEvent::event_types(),
+///     ["bank.v1.AccountOpened", "bank.v1.Deposited"]
+/// );
+///
+/// // What the store keeps, and back.
+/// let raw: RawEvent = event.to_raw();
+/// assert_eq!(AccountEvent::decode(&raw), Ok(event));
+///
+/// // A stored v1 payload does not decode as v2: an `Upcaster` must
+/// // upgrade it first.
+/// let v1 = RawEvent { schema_version: 1, ..raw };
+/// assert!(AccountEvent::decode(&v1).is_err());
 /// ```
 #[macro_export]
 macro_rules! domain_events {
@@ -198,6 +250,7 @@ macro_rules! domain_events {
         $vis enum $name { $($(#[$variant_meta])* $variant($ty)),+ }
 
         impl $name {
+            #[allow(irrefutable_let_patterns)] // a one-variant enum
             fn variant_index(&self) -> usize {
                 let mut index = 0usize;
                 $(

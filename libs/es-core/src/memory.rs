@@ -69,6 +69,40 @@ impl StreamState {
 }
 
 /// Event store in a `HashMap`, shared by clones.
+///
+/// ```
+/// use es_core::testing::append_event;
+/// use es_core::{EventStore, InMemoryEventStore, StreamRef};
+///
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// pub struct OrderPlaced {
+///     #[prost(string, tag = "1")]
+///     pub order_id: String,
+/// }
+/// impl prost::Name for OrderPlaced {
+///     const NAME: &'static str = "OrderPlaced";
+///     const PACKAGE: &'static str = "shop.order.v1";
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let store = InMemoryEventStore::new();
+///     let orders = StreamRef::new("ORDER", "order");
+///     let placed = OrderPlaced { order_id: "o-1".into() };
+///     append_event(&store, &orders, "order", "o-1", placed).await?;
+///
+///     // Every event of the stream, in order, as a consumer would see it.
+///     let events = store.all_events(&orders)?;
+///     assert_eq!(events[0].meta.subject, "order.order.o-1");
+///     assert_eq!(events[0].meta.stream_sequence, 1);
+///     let decoded = events[0].decode_as::<OrderPlaced>().transpose()?;
+///     assert_eq!(decoded.map(|e| e.order_id).as_deref(), Some("o-1"));
+///
+///     // One aggregate's history, as a repository loads it.
+///     assert_eq!(store.load(&orders, "order.order.o-1", 0).await?.len(), 1);
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryEventStore {
     streams: Arc<Mutex<HashMap<String, StreamState>>>,

@@ -174,7 +174,8 @@ impl PendingSnapshot {
 
 /// A read model that a command can wait for, so that the caller's next
 /// query reads its write. [`ProjectionRunner`](crate::projection::ProjectionRunner)
-/// is one.
+/// is one; anything that knows the last stream sequence it holds can be one
+/// (see [read your writes](crate#read-your-writes) in the crate docs).
 pub trait ReadModel: Send + Sync {
     /// Waits until the read model holds stream sequence `position`, at most
     /// `timeout`; says whether it got there.
@@ -539,6 +540,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// next query reads its write: the read-your-writes rule of an API.
     /// A read model still behind after `timeout` is logged and the command
     /// answers anyway: it is stored, only the view is late.
+    ///
+    /// The [crate docs](crate#read-your-writes) show it with an in-memory
+    /// [`ReadModel`].
     pub async fn execute_and_wait(
         &self,
         id: &AggregateId,
