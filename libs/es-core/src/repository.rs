@@ -26,11 +26,29 @@ use crate::store::{Appended, Commit, EventStore, NewEvent, Recorded, StoreError,
 
 /// How hard [`Repository::execute`] tries before giving up.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts when the aggregate keeps changing under us.
     pub max_attempts: u32,
     /// Re-sends of one append whose ack timed out (same message id).
     pub max_publish_retries: u32,
+}
+
+impl RetryPolicy {
+    /// Decides at most `attempts` times when the aggregate keeps changing
+    /// (at least once).
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Re-sends one append whose ack timed out at most `resends` times.
+    #[must_use]
+    pub fn with_max_publish_retries(mut self, resends: u32) -> Self {
+        self.max_publish_retries = resends;
+        self
+    }
 }
 
 impl Default for RetryPolicy {

@@ -83,6 +83,7 @@ async fn the_in_memory_store_enforces_the_same_contract() {
 struct AlwaysConflicting {
     inner: InMemoryEventStore,
     appends: Arc<AtomicU32>,
+    loads: Arc<AtomicU32>,
 }
 
 impl EventStore for AlwaysConflicting {
@@ -96,6 +97,7 @@ impl EventStore for AlwaysConflicting {
         subject: &str,
         after: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(stream, subject, after).await
     }
 
@@ -117,10 +119,9 @@ async fn the_retry_helper_gives_up_with_a_typed_conflict_after_its_bound() {
     let store = AlwaysConflicting::default();
     let accounts: Repository<Account, _> =
         Repository::new(store.clone(), StreamRef::new("BANK", "bank")).with_retry_policy(
-            RetryPolicy {
-                max_attempts: 3,
-                max_publish_retries: 0,
-            },
+            RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_max_publish_retries(0),
         );
     let result = accounts
         .execute(
@@ -134,4 +135,31 @@ async fn the_retry_helper_gives_up_with_a_typed_conflict_after_its_bound() {
         "{result:?}"
     );
     assert_eq!(store.appends.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn one_attempt_returns_the_conflict_without_reloading_or_waiting() {
+    let store = AlwaysConflicting::default();
+    let accounts: Repository<Account, _> =
+        Repository::new(store.clone(), StreamRef::new("BANK", "bank"))
+            .with_retry_policy(RetryPolicy::default().with_max_attempts(1));
+    let started = std::time::Instant::now();
+    let result = accounts
+        .execute(
+            &id("once"),
+            &AccountCommand::Open { owner: "a".into() },
+            &CommandContext::default(),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(ExecuteError::Conflict { attempts: 1 })),
+        "{result:?}"
+    );
+    assert_eq!(store.appends.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        1,
+        "loaded once, never again"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
 }

@@ -116,3 +116,47 @@ async fn a_snapshot_is_only_a_cache() {
         assert_eq!(loaded.history.len(), 7, "a full load");
     }
 }
+
+#[tokio::test]
+async fn a_caller_can_wait_for_the_snapshot_its_command_triggered() {
+    let bank = Bank::start().await;
+    let snapshots = SnapshotStore::ensure(bank.server.client().await, 1)
+        .await
+        .unwrap();
+    let accounts = bank.accounts().with_snapshots(snapshots.clone(), 4);
+    let acc = id("waited");
+    let ctx = CommandContext::default();
+    let opened = accounts
+        .execute(&acc, &AccountCommand::Open { owner: "o".into() }, &ctx)
+        .await
+        .unwrap();
+    assert!(
+        opened.snapshot.is_none(),
+        "one event is below the threshold"
+    );
+    assert_eq!(opened.attempts, 1);
+    let mut last = None;
+    for cents in 1..=3 {
+        last = Some(
+            accounts
+                .execute(
+                    &acc,
+                    &AccountCommand::Deposit {
+                        amount_cents: cents,
+                    },
+                    &ctx,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let last = last.unwrap();
+    let pending = last
+        .snapshot
+        .clone()
+        .expect("the fourth event triggers a snapshot");
+    pending.wait().await.unwrap();
+    // Stored by the time `wait` returns: no polling needed.
+    let record = snapshots.get("account", "waited").await.unwrap().unwrap();
+    assert_eq!(record.sequence, last.position);
+}

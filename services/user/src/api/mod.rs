@@ -68,10 +68,7 @@ impl UserApi {
         internal_token: Secret,
     ) -> Self {
         Self {
-            users: users.with_retry_policy(RetryPolicy {
-                max_attempts: MAX_ATTEMPTS,
-                ..RetryPolicy::default()
-            }),
+            users: users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS)),
             claims,
             directory,
             pool,

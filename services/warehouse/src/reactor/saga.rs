@@ -112,10 +112,8 @@ impl SagaReaction {
     ) -> Self {
         Self {
             stocks,
-            reservations: reservations.with_retry_policy(RetryPolicy {
-                max_attempts: RESERVE_ATTEMPTS,
-                ..RetryPolicy::default()
-            }),
+            reservations: reservations
+                .with_retry_policy(RetryPolicy::default().with_max_attempts(RESERVE_ATTEMPTS)),
         }
     }
 
