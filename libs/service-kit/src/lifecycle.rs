@@ -119,12 +119,12 @@ pub fn shutdown_on_signal() -> CancellationToken {
 ///
 /// ```text
 /// let _telemetry = telemetry::init("auth");
-/// lifecycle::serve_binary("auth service", Config::from_env, |c| c.listen_addr.clone(), run).await
+/// lifecycle::serve_binary("auth service", Config::from_env, |c| &c.listen_addr, run).await
 /// ```
 pub async fn serve_binary<C, CE, R, Fut, RE>(
     name: &str,
     from_env: impl FnOnce() -> Result<C, CE>,
-    listen_addr: impl FnOnce(&C) -> String,
+    listen_addr: impl FnOnce(&C) -> &str,
     run: R,
 ) -> ExitCode
 where
@@ -140,7 +140,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let addr = listen_addr(&config);
+    let addr = listen_addr(&config).to_owned();
     let listener = match TcpListener::bind(&addr).await {
         Ok(listener) => listener,
         Err(error) => {

@@ -9,11 +9,5 @@ use stocklet_service_kit::{lifecycle, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("order");
-    lifecycle::serve_binary(
-        "order service",
-        Config::from_env,
-        |c| c.listen_addr.clone(),
-        run,
-    )
-    .await
+    lifecycle::serve_binary("order service", Config::from_env, |c| &c.listen_addr, run).await
 }

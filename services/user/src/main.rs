@@ -9,11 +9,5 @@ use stocklet_user::{Config, run};
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("user");
-    lifecycle::serve_binary(
-        "user service",
-        Config::from_env,
-        |c| c.listen_addr.clone(),
-        run,
-    )
-    .await
+    lifecycle::serve_binary("user service", Config::from_env, |c| &c.listen_addr, run).await
 }

@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     lifecycle::serve_binary(
         "warehouse service",
         Config::from_env,
-        |c| c.listen_addr.clone(),
+        |c| &c.listen_addr,
         run,
     )
     .await
