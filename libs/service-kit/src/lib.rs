@@ -1,6 +1,8 @@
 //! What every Stocklet service shares, so that each service crate holds only
 //! its domain, its API handlers and its read models.
 //!
+//! - [`api`]: what every service's gRPC API holds (repository, read model,
+//!   pool, internal token), and commands run with read-your-writes.
 //! - [`identity`]: the gRPC metadata contract that carries the caller's user
 //!   id and role, and the internal token that makes it trustworthy.
 //! - [`error`]: one API error enum, mapped to gRPC status (with
@@ -21,6 +23,7 @@
 //!   gRPC metadata.
 //! - [`metrics`]: the Prometheus registry behind every service's `/metrics`.
 
+pub mod api;
 pub mod config;
 pub mod consumers;
 pub mod db;
@@ -34,6 +37,7 @@ pub mod service;
 pub mod streams;
 pub mod telemetry;
 
+pub use api::CommandApi;
 pub use config::{ConfigError, Secret};
 pub use error::{ApiError, FieldViolation, Validation};
 pub use identity::{Identity, Role};

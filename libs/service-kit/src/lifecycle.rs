@@ -7,11 +7,17 @@
 //! taking calls, lets in-flight calls finish, and only then stops its
 //! consumers, which finish and ack the events in hand. [`RunError`] is why
 //! a start or a stop failed; [`shutdown_on_signal`] turns Ctrl-C and SIGTERM
-//! into that token for binaries.
+//! into that token for binaries, and [`serve_binary`] is the whole of a
+//! binary's `main` after telemetry: configuration, listener, `run` until the
+//! signal, and an exit code.
+
+use std::fmt::Display;
+use std::process::ExitCode;
 
 use es_core::JetStreamEventStore;
 use es_core::envelope::Conventions;
 use es_core::streams::ProvisionError;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::DbError;
@@ -120,6 +126,53 @@ pub fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// A service binary's `main`, once telemetry is up: reads its
+/// configuration with `from_env`, binds the address `listen_addr` picks
+/// from it, and runs `run` on that listener until Ctrl-C or SIGTERM. Every
+/// failure is logged (`name` says what stopped, e.g. `"auth service"`) and
+/// exits with [`ExitCode::FAILURE`]; a clean stop exits with
+/// [`ExitCode::SUCCESS`].
+///
+/// ```text
+/// let _telemetry = telemetry::init("auth");
+/// lifecycle::serve_binary("auth service", Config::from_env, |c| &c.listen_addr, run).await
+/// ```
+pub async fn serve_binary<C, CE, R, Fut, RE>(
+    name: &str,
+    from_env: impl FnOnce() -> Result<C, CE>,
+    listen_addr: impl FnOnce(&C) -> &str,
+    run: R,
+) -> ExitCode
+where
+    CE: Display,
+    R: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), RE>>,
+    RE: Display,
+{
+    let config = match from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listen_addr(&config).to_owned();
+    let listener = match TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%error, %addr, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(config, listener, shutdown_on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "{name} stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
 };
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
@@ -29,12 +28,9 @@ use crate::tokens::TokenSigner;
 /// Handles `stocklet.auth.v1.AuthService`.
 #[derive(Clone)]
 pub struct AuthApi {
-    credentials: Repository<Credentials, JetStreamEventStore>,
-    logins: Arc<ProjectionRunner<Logins>>,
-    pool: PgPool,
+    core: CommandApi<Credentials, Logins>,
     passwords: Passwords,
     signer: TokenSigner,
-    internal_token: Secret,
 }
 
 impl AuthApi {
@@ -48,22 +44,15 @@ impl AuthApi {
         internal_token: Secret,
     ) -> Self {
         Self {
-            credentials,
-            logins,
-            pool,
+            core: CommandApi::new(credentials, logins, pool, internal_token),
             passwords,
             signer,
-            internal_token,
         }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
     }
 
     /// The live credentials of `id`, if any.
     async fn live(&self, id: &AggregateId) -> Result<Option<Credentials>, ApiError> {
-        let loaded = self.credentials.load(id).await?;
+        let loaded = self.core.repository().load(id).await?;
         Ok(loaded.state.is_live().then_some(loaded.state))
     }
 
@@ -86,7 +75,7 @@ impl AuthApi {
     ) -> Result<Credentials, ApiError> {
         let candidates = match login {
             Login::UserId(user_id) => vec![user_id.clone()],
-            Login::Email(email) => LoginRow::by_email(&self.pool, email)
+            Login::Email(email) => LoginRow::by_email(self.core.pool(), email)
                 .await
                 .map_err(ApiError::from)?
                 .into_iter()
@@ -194,7 +183,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::SetPasswordRequest>,
     ) -> Result<Response<pb::SetPasswordResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let caller = identity.require_user()?.to_owned();
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -236,16 +225,10 @@ impl AuthService for AuthApi {
             password_hash,
             at_ms: es_core::envelope::now_ms(),
         };
-        self.credentials
-            .execute_and_wait(
-                &target,
-                &command,
-                &CommandContext::default(),
-                &*self.logins,
-                READ_YOUR_WRITES_WAIT,
-            )
-            .await
-            .map_err(|e| ApiError::from_execute(e, rejected))?;
+        let context = CommandContext::default();
+        self.core
+            .execute(&target, &command, &context, rejected)
+            .await?;
         tracing::info!(user_id = %target, by = %caller, "password changed");
         Ok(Response::new(pb::SetPasswordResponse {}))
     }

@@ -19,8 +19,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, FieldViolation, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, FieldViolation, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -35,10 +34,7 @@ const MAX_ECHOED_KEY: usize = 64;
 /// Handles `stocklet.order.v1.OrderService`.
 #[derive(Clone)]
 pub struct OrderApi {
-    orders: Repository<Order, JetStreamEventStore>,
-    read_model: Arc<ProjectionRunner<Orders>>,
-    pool: PgPool,
-    internal_token: Secret,
+    core: CommandApi<Order, Orders>,
     stuck_saga_timeout: Duration,
 }
 
@@ -54,32 +50,17 @@ impl OrderApi {
         stuck_saga_timeout: Duration,
     ) -> Self {
         Self {
-            orders,
-            read_model,
-            pool,
-            internal_token,
+            core: CommandApi::new(orders, read_model, pool, internal_token),
             stuck_saga_timeout,
         }
     }
 
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
-    }
-
-    /// Runs a command and waits until the read model shows its effect.
+    /// Runs a command in the order's saga and waits until the read model
+    /// shows its effect.
     async fn execute(&self, id: &OrderId, command: OrderCommand) -> Result<Order, ApiError> {
         let id = aggregate_id(id)?;
-        self.orders
-            .execute_and_wait(
-                &id,
-                &command,
-                &saga_context(&id),
-                &*self.read_model,
-                READ_YOUR_WRITES_WAIT,
-            )
-            .await
-            .map(|executed| executed.state)
-            .map_err(|e| ApiError::from_execute(e, rejected))
+        let context = saga_context(&id);
+        self.core.execute(&id, &command, &context, rejected).await
     }
 }
 
@@ -145,13 +126,13 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::ViewOrderRequest>,
     ) -> Result<Response<pb::ViewOrderResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = validation.parse("order_id", OrderId::parse(&request.get_ref().order_id));
         validation.finish()?;
         let id = id.ok_or_else(missing)?;
-        let view = projections::find(&self.pool, id.as_str())
+        let view = projections::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("order".into()))?;
@@ -165,7 +146,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::ViewOrdersRequest>,
     ) -> Result<Response<pb::ViewOrdersResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let caller = identity.require_user()?.to_owned();
         let body = request.get_ref();
         // Naming another customer is an admin's privilege; naming oneself is
@@ -187,7 +168,7 @@ impl OrderService for OrderApi {
             return Err(missing());
         };
         let views = projections::page_of_customer(
-            &self.pool,
+            self.core.pool(),
             &customer,
             page.after.as_deref(),
             page.fetch_limit(),
@@ -205,7 +186,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         // The customer is the caller: an identity that cannot name a
         // customer is no usable identity.
         let customer_id =
@@ -239,7 +220,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -251,7 +232,8 @@ impl OrderService for OrderApi {
         };
         // Ownership first, so a stranger learns nothing about the order.
         let loaded = self
-            .orders
+            .core
+            .repository()
             .load(&aggregate_id(&id)?)
             .await
             .map_err(ApiError::from)?;
@@ -277,18 +259,18 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::ViewOrderTimelineRequest>,
     ) -> Result<Response<pb::ViewOrderTimelineResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = validation.parse("order_id", OrderId::parse(&request.get_ref().order_id));
         validation.finish()?;
         let id = id.ok_or_else(missing)?;
-        let view = projections::find(&self.pool, id.as_str())
+        let view = projections::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("order".into()))?;
         identity.require_owner_or_admin(&view.order.customer_id, "order")?;
-        let entries = timeline::timeline(&self.pool, id.as_str())
+        let entries = timeline::timeline(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::ViewOrderTimelineResponse {
@@ -310,7 +292,7 @@ impl OrderService for OrderApi {
         &self,
         request: Request<pb::ListStuckSagasRequest>,
     ) -> Result<Response<pb::ListStuckSagasResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_admin()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -337,7 +319,7 @@ impl OrderService for OrderApi {
         };
         let now_ms = es_core::envelope::now_ms();
         let rows = timeline::stuck(
-            &self.pool,
+            self.core.pool(),
             now_ms.saturating_sub(timeout_ms),
             after,
             page.fetch_limit(),

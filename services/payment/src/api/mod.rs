@@ -14,8 +14,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, MAX_CENTS};
@@ -24,10 +23,7 @@ use crate::projections::{BalanceRow, Ledger, TransactionRow};
 /// Handles `stocklet.payment.v1.PaymentService`.
 #[derive(Clone)]
 pub struct PaymentApi {
-    balances: Repository<Balance, JetStreamEventStore>,
-    ledger: Arc<ProjectionRunner<Ledger>>,
-    pool: PgPool,
-    internal_token: Secret,
+    core: CommandApi<Balance, Ledger>,
 }
 
 impl PaymentApi {
@@ -38,16 +34,8 @@ impl PaymentApi {
         pool: PgPool,
         internal_token: Secret,
     ) -> Self {
-        Self {
-            balances,
-            ledger,
-            pool,
-            internal_token,
-        }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
+        let core = CommandApi::new(balances, ledger, pool, internal_token);
+        Self { core }
     }
 
     /// Runs a command and waits until the ledger shows its effect.
@@ -56,17 +44,8 @@ impl PaymentApi {
         id: &AggregateId,
         command: BalanceCommand,
     ) -> Result<Balance, ApiError> {
-        self.balances
-            .execute_and_wait(
-                id,
-                &command,
-                &CommandContext::default(),
-                &*self.ledger,
-                READ_YOUR_WRITES_WAIT,
-            )
-            .await
-            .map(|executed| executed.state)
-            .map_err(|e| ApiError::from_execute(e, rejected))
+        let context = CommandContext::default();
+        self.core.execute(id, &command, &context, rejected).await
     }
 }
 
@@ -128,7 +107,7 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<pb::ViewBalanceRequest>,
     ) -> Result<Response<pb::ViewBalanceResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = validation.parse(
@@ -138,7 +117,7 @@ impl PaymentService for PaymentApi {
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("customer_id", "is required"))?;
         identity.require_owner_or_admin(id.as_str(), "balance")?;
-        let row = BalanceRow::find(&self.pool, id.as_str())
+        let row = BalanceRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("balance".into()))?;
@@ -151,7 +130,7 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<pb::CreditBalanceRequest>,
     ) -> Result<Response<pb::CreditBalanceResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
         let id = validation.parse("customer_id", AggregateId::parse(body.customer_id.as_str()));
@@ -198,7 +177,7 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<pb::ViewTransactionRequest>,
     ) -> Result<Response<pb::ViewTransactionResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = validation.parse(
@@ -207,7 +186,7 @@ impl PaymentService for PaymentApi {
         );
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("transaction_id", "is required"))?;
-        let row = TransactionRow::find(&self.pool, id.as_str())
+        let row = TransactionRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("transaction".into()))?;
@@ -221,7 +200,7 @@ impl PaymentService for PaymentApi {
         &self,
         request: Request<pb::ViewTransactionsRequest>,
     ) -> Result<Response<pb::ViewTransactionsResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let caller = identity.require_user()?.to_owned();
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -242,7 +221,7 @@ impl PaymentService for PaymentApi {
         };
         let page = page.ok_or_else(|| ApiError::Internal("validated page missing".into()))?;
         let rows = TransactionRow::page(
-            &self.pool,
+            self.core.pool(),
             &customer_id,
             page.after.as_deref(),
             page.fetch_limit(),

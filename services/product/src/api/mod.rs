@@ -13,8 +13,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::product::v1::{self as pb, product_service_server::ProductService};
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Cents, Description, Product, ProductCommand, ProductError, ProductName};
@@ -23,10 +22,7 @@ use crate::projections::{Catalogue, ProductRow};
 /// Handles `stocklet.product.v1.ProductService`.
 #[derive(Clone)]
 pub struct ProductApi {
-    products: Repository<Product, JetStreamEventStore>,
-    catalogue: Arc<ProjectionRunner<Catalogue>>,
-    pool: PgPool,
-    internal_token: Secret,
+    core: CommandApi<Product, Catalogue>,
 }
 
 impl ProductApi {
@@ -37,16 +33,8 @@ impl ProductApi {
         pool: PgPool,
         internal_token: Secret,
     ) -> Self {
-        Self {
-            products,
-            catalogue,
-            pool,
-            internal_token,
-        }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
+        let core = CommandApi::new(products, catalogue, pool, internal_token);
+        Self { core }
     }
 
     /// Runs a command and waits until the catalogue shows its effect.
@@ -55,17 +43,8 @@ impl ProductApi {
         id: &AggregateId,
         command: ProductCommand,
     ) -> Result<Product, ApiError> {
-        self.products
-            .execute_and_wait(
-                id,
-                &command,
-                &CommandContext::default(),
-                &*self.catalogue,
-                READ_YOUR_WRITES_WAIT,
-            )
-            .await
-            .map(|executed| executed.state)
-            .map_err(|e| ApiError::from_execute(e, rejected))
+        let context = CommandContext::default();
+        self.core.execute(id, &command, &context, rejected).await
     }
 }
 
@@ -127,7 +106,7 @@ impl ProductService for ProductApi {
         let id = product_id(&mut validation, &request.get_ref().id);
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("id", "is required"))?;
-        let row = ProductRow::find(&self.pool, id.as_str())
+        let row = ProductRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("product".into()))?;
@@ -141,7 +120,7 @@ impl ProductService for ProductApi {
         request: Request<pb::ViewProductsRequest>,
     ) -> Result<Response<pb::ViewProductsResponse>, Status> {
         let page = PageRequest::parse(request.get_ref().page_size, &request.get_ref().page_token)?;
-        let rows = ProductRow::page(&self.pool, page.after.as_deref(), page.fetch_limit())
+        let rows = ProductRow::page(self.core.pool(), page.after.as_deref(), page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = page.finish(rows, |row| row.id.clone());
@@ -155,7 +134,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::CreateProductRequest>,
     ) -> Result<Response<pb::CreateProductResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
         let name = validation.parse("name", ProductName::parse(&body.name));
@@ -187,7 +166,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::UpdateProductPriceRequest>,
     ) -> Result<Response<pb::UpdateProductPriceResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
         let id = product_id(&mut validation, &body.id);
@@ -209,7 +188,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::UpdateProductDetailsRequest>,
     ) -> Result<Response<pb::UpdateProductDetailsResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
         let id = product_id(&mut validation, &body.id);
@@ -245,7 +224,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<pb::DeleteProductRequest>,
     ) -> Result<Response<pb::DeleteProductResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let mut validation = Validation::new();
         let id = product_id(&mut validation, &request.get_ref().id);
         validation.finish()?;

@@ -17,8 +17,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::shipping::v1::{
     self as pb, shipping_service_server::ShippingService,
 };
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Identity, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Shipment, ShipmentCommand, ShipmentError};
@@ -27,10 +26,7 @@ use crate::projections::{ShipmentRow, Shipments};
 /// Handles `stocklet.shipping.v1.ShippingService`.
 #[derive(Clone)]
 pub struct ShippingApi {
-    shipments: Repository<Shipment, JetStreamEventStore>,
-    projection: Arc<ProjectionRunner<Shipments>>,
-    pool: PgPool,
-    internal_token: Secret,
+    core: CommandApi<Shipment, Shipments>,
 }
 
 impl ShippingApi {
@@ -41,16 +37,8 @@ impl ShippingApi {
         pool: PgPool,
         internal_token: Secret,
     ) -> Self {
-        Self {
-            shipments,
-            projection,
-            pool,
-            internal_token,
-        }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
+        let core = CommandApi::new(shipments, projection, pool, internal_token);
+        Self { core }
     }
 
     /// Runs a command and waits until the read model shows its effect.
@@ -59,17 +47,10 @@ impl ShippingApi {
         order_id: &AggregateId,
         command: ShipmentCommand,
     ) -> Result<Shipment, ApiError> {
-        self.shipments
-            .execute_and_wait(
-                order_id,
-                &command,
-                &CommandContext::default(),
-                &*self.projection,
-                READ_YOUR_WRITES_WAIT,
-            )
+        let context = CommandContext::default();
+        self.core
+            .execute(order_id, &command, &context, rejected)
             .await
-            .map(|executed| executed.state)
-            .map_err(|e| ApiError::from_execute(e, rejected))
     }
 
     /// A shipment the caller may see, by a validated id.
@@ -79,7 +60,7 @@ impl ShippingApi {
         let id = validation.parse("shipment_id", AggregateId::parse(raw_id));
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("shipment_id", "is required"))?;
-        let row = ShipmentRow::find(&self.pool, id.as_str())
+        let row = ShipmentRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("shipment".into()))?;
@@ -145,7 +126,7 @@ impl ShippingService for ShippingApi {
         &self,
         request: Request<pb::ViewShipmentRequest>,
     ) -> Result<Response<pb::ViewShipmentResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let row = self
             .visible(&identity, &request.get_ref().shipment_id)
             .await?;
@@ -158,11 +139,11 @@ impl ShippingService for ShippingApi {
         &self,
         request: Request<pb::ViewShipmentManifestRequest>,
     ) -> Result<Response<pb::ViewShipmentManifestResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let row = self
             .visible(&identity, &request.get_ref().shipment_id)
             .await?;
-        let items = ShipmentRow::manifest(&self.pool, &row.id)
+        let items = ShipmentRow::manifest(self.core.pool(), &row.id)
             .await
             .map_err(ApiError::from)?
             .into_iter()
@@ -181,7 +162,7 @@ impl ShippingService for ShippingApi {
         &self,
         request: Request<pb::ViewShipmentsRequest>,
     ) -> Result<Response<pb::ViewShipmentsResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         let caller = identity.require_user()?.to_owned();
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -213,7 +194,7 @@ impl ShippingService for ShippingApi {
             return Err(ApiError::Internal("validated fields missing".into()).into());
         };
         let rows = ShipmentRow::page(
-            &self.pool,
+            self.core.pool(),
             customer_id.as_deref(),
             status_filter(status),
             page.after.as_deref(),
@@ -232,7 +213,7 @@ impl ShippingService for ShippingApi {
         &self,
         request: Request<pb::DispatchShipmentRequest>,
     ) -> Result<Response<pb::DispatchShipmentResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_admin()?;
         let row = self
             .visible(&identity, &request.get_ref().shipment_id)

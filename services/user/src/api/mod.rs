@@ -23,7 +23,7 @@ use es_core::{
 use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
@@ -40,12 +40,9 @@ const MAX_ATTEMPTS: u32 = 10;
 /// Handles `stocklet.user.v1.UserService`.
 #[derive(Clone)]
 pub struct UserApi {
-    users: Repository<User, JetStreamEventStore>,
+    core: CommandApi<User, Directory>,
     claims: Repository<EmailClaim, JetStreamEventStore>,
-    directory: Arc<ProjectionRunner<Directory>>,
-    pool: PgPool,
     hasher: Hasher,
-    internal_token: Secret,
 }
 
 /// One decided change: the commits to append together, and the user after.
@@ -67,18 +64,12 @@ impl UserApi {
         hasher: Hasher,
         internal_token: Secret,
     ) -> Self {
+        let users = users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS));
         Self {
-            users: users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS)),
+            core: CommandApi::new(users, directory, pool, internal_token),
             claims,
-            directory,
-            pool,
             hasher,
-            internal_token,
         }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
     }
 
     /// Decides a change on fresh states and appends it atomically, deciding
@@ -91,7 +82,8 @@ impl UserApi {
         Fut: Future<Output = Result<Change, ApiError>>,
     {
         let executed = self
-            .users
+            .core
+            .repository()
             .execute_atomic(|| {
                 let decided = decide();
                 async move {
@@ -115,7 +107,8 @@ impl UserApi {
         let (user, seen) = executed.outcome;
         let position = executed.positions.into_iter().max().unwrap_or(seen);
         if !self
-            .directory
+            .core
+            .read_model()
             .wait_for(position, READ_YOUR_WRITES_WAIT)
             .await
         {
@@ -129,7 +122,7 @@ impl UserApi {
 
     /// Loads a user that must exist and not be deleted.
     async fn live_user(&self, id: &AggregateId) -> Result<Loaded<User>, ApiError> {
-        let loaded = self.users.load(id).await?;
+        let loaded = self.core.repository().load(id).await?;
         if loaded.state.is_live() {
             Ok(loaded)
         } else {
@@ -155,7 +148,8 @@ impl UserApi {
             state.apply(event);
         }
         let commit = (!events.is_empty()).then(|| {
-            self.users
+            self.core
+                .repository()
                 .commit(&loaded.id, loaded.version, &events, context)
         });
         Ok((commit, state))
@@ -236,14 +230,14 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::ViewUserRequest>,
     ) -> Result<Response<pb::ViewUserResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = user_id(&mut validation, &request.get_ref().id);
         validation.finish()?;
         let id = id.ok_or_else(missing)?;
         identity.require_owner_or_admin(id.as_str(), "user")?;
-        let row = UserRow::find(&self.pool, id.as_str())
+        let row = UserRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("user".into()))?;
@@ -256,9 +250,9 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let page = PageRequest::parse(request.get_ref().page_size, &request.get_ref().page_token)?;
-        let rows = UserRow::page(&self.pool, page.after.as_deref(), page.fetch_limit())
+        let rows = UserRow::page(self.core.pool(), page.after.as_deref(), page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = page.finish(rows, |row| row.id.clone());
@@ -318,7 +312,7 @@ impl UserService for UserApi {
         let user = self
             .change(|| async {
                 let claim_state = self.load_claim(&email.normalised()).await?;
-                let user_state = self.users.load(&id).await?;
+                let user_state = self.core.repository().load(&id).await?;
                 let claimed = self.claim_commit(&claim_state, &claim, &context)?;
                 let (registered, user) = self.user_commit(&user_state, &register, &context)?;
                 Ok(Change {
@@ -337,7 +331,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::UpdateUserEmailRequest>,
     ) -> Result<Response<pb::UpdateUserEmailResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let body = request.get_ref();
         let mut validation = Validation::new();
@@ -403,7 +397,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let identity = self.identity(&request);
+        let identity = self.core.identity(&request);
         identity.require_user()?;
         let mut validation = Validation::new();
         let id = user_id(&mut validation, &request.get_ref().id);

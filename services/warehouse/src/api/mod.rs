@@ -15,8 +15,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::warehouse::v1::{
     self as pb, warehouse_service_server::WarehouseService,
 };
-use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Quantity, Stock, StockCommand, StockError};
@@ -25,10 +24,7 @@ use crate::projections::{Inventory, ReservationRow, StockRow};
 /// Handles `stocklet.warehouse.v1.WarehouseService`.
 #[derive(Clone)]
 pub struct WarehouseApi {
-    stocks: Repository<Stock, JetStreamEventStore>,
-    inventory: Arc<ProjectionRunner<Inventory>>,
-    pool: PgPool,
-    internal_token: Secret,
+    core: CommandApi<Stock, Inventory>,
 }
 
 impl WarehouseApi {
@@ -39,31 +35,14 @@ impl WarehouseApi {
         pool: PgPool,
         internal_token: Secret,
     ) -> Self {
-        Self {
-            stocks,
-            inventory,
-            pool,
-            internal_token,
-        }
-    }
-
-    fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
+        let core = CommandApi::new(stocks, inventory, pool, internal_token);
+        Self { core }
     }
 
     /// Runs a command and waits until the inventory shows its effect.
     async fn execute(&self, id: &AggregateId, command: StockCommand) -> Result<Stock, ApiError> {
-        self.stocks
-            .execute_and_wait(
-                id,
-                &command,
-                &CommandContext::default(),
-                &*self.inventory,
-                READ_YOUR_WRITES_WAIT,
-            )
-            .await
-            .map(|executed| executed.state)
-            .map_err(|e| ApiError::from_execute(e, rejected))
+        let context = CommandContext::default();
+        self.core.execute(id, &command, &context, rejected).await
     }
 
     /// Validates a stock change and parses its fields.
@@ -162,7 +141,7 @@ impl WarehouseService for WarehouseApi {
         );
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("product_id", "is required"))?;
-        let row = StockRow::find(&self.pool, id.as_str())
+        let row = StockRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("stock".into()))?;
@@ -175,7 +154,7 @@ impl WarehouseService for WarehouseApi {
         &self,
         request: Request<pb::ViewReservationRequest>,
     ) -> Result<Response<pb::ViewReservationResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let mut validation = Validation::new();
         let id = validation.parse(
             "reservation_id",
@@ -183,7 +162,7 @@ impl WarehouseService for WarehouseApi {
         );
         validation.finish()?;
         let id = id.ok_or_else(|| ApiError::invalid("reservation_id", "is required"))?;
-        let row = ReservationRow::find(&self.pool, id.as_str())
+        let row = ReservationRow::find(self.core.pool(), id.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("reservation".into()))?;
@@ -196,7 +175,7 @@ impl WarehouseService for WarehouseApi {
         &self,
         request: Request<pb::AddStockRequest>,
     ) -> Result<Response<pb::AddStockResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let (id, quantity) = Self::stock_change(&body.product_id, body.quantity)?;
         let at_ms = es_core::envelope::now_ms();
@@ -212,7 +191,7 @@ impl WarehouseService for WarehouseApi {
         &self,
         request: Request<pb::RemoveStockRequest>,
     ) -> Result<Response<pb::RemoveStockResponse>, Status> {
-        self.identity(&request).require_admin()?;
+        self.core.identity(&request).require_admin()?;
         let body = request.get_ref();
         let (id, quantity) = Self::stock_change(&body.product_id, body.quantity)?;
         let at_ms = es_core::envelope::now_ms();

@@ -1,0 +1,122 @@
+//! What every service's gRPC API holds, and the two things it does with it.
+//!
+//! Each service's API struct used to carry the same four fields (its
+//! aggregate's repository, the projection its queries read, the pool that
+//! projection lives in, and the internal token), the same `new`, the same
+//! `identity(&request)`, and the same `execute` helper: run a command, wait
+//! (bounded by [`READ_YOUR_WRITES_WAIT`]) until the read model holds it so
+//! that the caller's next query reads its write, and turn any failure into
+//! an [`ApiError`] through the service's own `rejected` mapping of its
+//! business rules. [`CommandApi`] is that part, written once; a service's
+//! API wraps it and keeps only what is its own (its `rejected` mapping,
+//! other repositories, hashers, signers, settings).
+//!
+//! ```text
+//! pub struct ProductApi {
+//!     core: CommandApi<Product, Catalogue>,
+//! }
+//! // in a handler:
+//! let identity = self.core.identity(&request);
+//! let product = self.core.execute(&id, &command, &CommandContext::default(), rejected).await?;
+//! let row = ProductRow::find(self.core.pool(), id.as_str()).await?;
+//! ```
+
+use std::sync::Arc;
+
+use es_core::projection::{Projection, ProjectionRunner};
+use es_core::{Aggregate, AggregateId, CommandContext, JetStreamEventStore, Repository};
+use sqlx::PgPool;
+use tonic::Request;
+
+use crate::config::Secret;
+use crate::error::ApiError;
+use crate::identity::Identity;
+use crate::service::READ_YOUR_WRITES_WAIT;
+
+/// The repository of aggregate `A`, the runner of projection `P` that the
+/// API's queries read, its pool, and the internal token that makes identity
+/// metadata trustworthy.
+pub struct CommandApi<A, P> {
+    repository: Repository<A, JetStreamEventStore>,
+    read_model: Arc<ProjectionRunner<P>>,
+    pool: PgPool,
+    internal_token: Secret,
+}
+
+// By hand: a derive would ask the projection `P` to be `Clone`, and it is
+// only ever shared through its `Arc`.
+impl<A: Aggregate, P> Clone for CommandApi<A, P> {
+    fn clone(&self) -> Self {
+        Self {
+            repository: self.repository.clone(),
+            read_model: Arc::clone(&self.read_model),
+            pool: self.pool.clone(),
+            internal_token: self.internal_token.clone(),
+        }
+    }
+}
+
+impl<A: Aggregate, P: Projection> CommandApi<A, P> {
+    /// The API's shared part over its repository and read model.
+    pub fn new(
+        repository: Repository<A, JetStreamEventStore>,
+        read_model: Arc<ProjectionRunner<P>>,
+        pool: PgPool,
+        internal_token: Secret,
+    ) -> Self {
+        Self {
+            repository,
+            read_model,
+            pool,
+            internal_token,
+        }
+    }
+
+    /// Who is calling, from the request's metadata (see
+    /// [`Identity::from_metadata`]).
+    pub fn identity<T>(&self, request: &Request<T>) -> Identity {
+        Identity::from_metadata(request.metadata(), &self.internal_token)
+    }
+
+    /// Runs `command` on aggregate `id` and waits (at most
+    /// [`READ_YOUR_WRITES_WAIT`]) until the read model shows its effect;
+    /// a read model still behind is logged and the command answers anyway.
+    /// Returns the aggregate's state afterwards. A business rule's refusal
+    /// becomes what `rejected` makes of it, any other failure the status
+    /// [`ApiError::from_execute`] gives it.
+    pub async fn execute(
+        &self,
+        id: &AggregateId,
+        command: &A::Command,
+        context: &CommandContext,
+        rejected: impl FnOnce(A::Error) -> ApiError,
+    ) -> Result<A, ApiError> {
+        self.repository
+            .execute_and_wait(
+                id,
+                command,
+                context,
+                &*self.read_model,
+                READ_YOUR_WRITES_WAIT,
+            )
+            .await
+            .map(|executed| executed.state)
+            .map_err(|e| ApiError::from_execute(e, rejected))
+    }
+
+    /// The aggregate's repository, for loads and for commands that need
+    /// more than [`execute`](Self::execute).
+    pub fn repository(&self) -> &Repository<A, JetStreamEventStore> {
+        &self.repository
+    }
+
+    /// The projection the API's queries read.
+    pub fn read_model(&self) -> &ProjectionRunner<P> {
+        &self.read_model
+    }
+
+    /// The pool the read model lives in.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
