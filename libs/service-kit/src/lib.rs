@@ -16,9 +16,11 @@
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
 //! - [`service`]: the builder every service's `run` is declared with.
-//! - [`lifecycle`]: connecting, provisioning, and stopping on a signal.
+//! - [`lifecycle`]: connecting (with Stocklet's wire names, its es-core
+//!   `Conventions`), a binary's `main` (`serve_binary`), and stopping on a
+//!   signal.
 //! - [`consumers`]: a service's projections and reactors, started and
-//!   stopped together.
+//!   stopped together (used by [`service`]).
 //! - [`telemetry`]: logs and OpenTelemetry traces, and trace context in
 //!   gRPC metadata.
 //! - [`metrics`]: the Prometheus registry behind every service's `/metrics`.
