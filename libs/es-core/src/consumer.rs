@@ -17,6 +17,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use async_nats::jetstream::message::Message;
 use futures::StreamExt;
@@ -158,6 +159,30 @@ pub(crate) async fn pause(failures: u32, shutdown: &CancellationToken) {
     tokio::select! {
         () = shutdown.cancelled() => {}
         () = tokio::time::sleep(delay) => {}
+    }
+}
+
+/// Runs `work` on `message`, telling the server every half `ack_wait` that
+/// it is still in progress, so that the ack wait can be short (a killed
+/// instance's events come back quickly) without a slow handler's event
+/// being redelivered to another instance while it runs.
+pub(crate) async fn keep_alive<T>(
+    message: &Message,
+    ack_wait: Duration,
+    work: impl Future<Output = T>,
+) -> T {
+    let period = (ack_wait / 2).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = ticks.tick() => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(%error, "in-progress ack failed");
+                }
+            }
+        }
     }
 }
 

@@ -42,49 +42,106 @@ pub async fn publish(
     error: &str,
 ) -> Result<(), async_nats::Error> {
     let info = message.info()?;
-    let mut headers = HeaderMap::new();
-    if let Some(original) = &message.headers {
-        for (name, values) in original.iter() {
-            let name: &str = name.as_ref();
-            // Server-interpreted headers would be checked again on republish.
-            if name.starts_with("Nats-") {
-                continue;
-            }
-            for value in values {
-                headers.append(name, value.as_str());
+    let letter = Letter {
+        stream: info.stream,
+        sequence: info.stream_sequence,
+        subject: message.subject.as_str(),
+        headers: message.headers.as_ref(),
+        payload: &message.payload,
+        deliveries: info.delivered,
+    };
+    letter.publish(context, conventions, consumer, error).await
+}
+
+/// Copies the message stored at `sequence` of `stream` to the dead-letter
+/// stream and waits for the ack: for an event a consumer read from the
+/// stream itself (a projection filling a gap) rather than had delivered.
+pub async fn publish_stored(
+    context: &jetstream::Context,
+    conventions: &Conventions,
+    consumer: &str,
+    stream: &str,
+    sequence: u64,
+    error: &str,
+) -> Result<(), async_nats::Error> {
+    let stored = context
+        .get_stream(stream)
+        .await?
+        .direct_get(sequence)
+        .await?;
+    let letter = Letter {
+        stream,
+        sequence,
+        subject: stored.subject.as_str(),
+        headers: Some(&stored.headers),
+        payload: &stored.payload,
+        deliveries: 0,
+    };
+    letter.publish(context, conventions, consumer, error).await
+}
+
+/// One event on its way to the dead-letter stream.
+struct Letter<'a> {
+    stream: &'a str,
+    sequence: u64,
+    subject: &'a str,
+    headers: Option<&'a HeaderMap>,
+    payload: &'a bytes::Bytes,
+    deliveries: i64,
+}
+
+impl Letter<'_> {
+    async fn publish(
+        &self,
+        context: &jetstream::Context,
+        conventions: &Conventions,
+        consumer: &str,
+        error: &str,
+    ) -> Result<(), async_nats::Error> {
+        let mut headers = HeaderMap::new();
+        if let Some(original) = self.headers {
+            for (name, values) in original.iter() {
+                let name: &str = name.as_ref();
+                // Server-interpreted headers would be checked again on republish.
+                if name.starts_with("Nats-") {
+                    continue;
+                }
+                for value in values {
+                    headers.append(name, value.as_str());
+                }
             }
         }
+        // Header values are single lines and bounded; the error is for humans.
+        let error: String = error
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
+        let name = |header| conventions.header(header);
+        headers.insert(name(Header::DeadLetterError), error.as_str());
+        headers.insert(name(Header::DeadLetterConsumer), consumer);
+        headers.insert(name(Header::DeadLetterStream), self.stream);
+        headers.insert(
+            name(Header::DeadLetterSequence),
+            self.sequence.to_string().as_str(),
+        );
+        headers.insert(name(Header::DeadLetterSubject), self.subject);
+        headers.insert(
+            name(Header::DeadLetterDeliveries),
+            self.deliveries.to_string().as_str(),
+        );
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("{consumer}:{}:{}", self.stream, self.sequence).as_str(),
+        );
+        context
+            .publish_with_headers(
+                format!("{}.{consumer}", conventions.dead_letter_prefix()),
+                headers,
+                self.payload.clone(),
+            )
+            .await?
+            .await?;
+        Ok(())
     }
-    // Header values are single lines and bounded; the error is for humans.
-    let error: String = error
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(1024)
-        .collect();
-    let name = |header| conventions.header(header);
-    headers.insert(name(Header::DeadLetterError), error.as_str());
-    headers.insert(name(Header::DeadLetterConsumer), consumer);
-    headers.insert(name(Header::DeadLetterStream), info.stream);
-    headers.insert(
-        name(Header::DeadLetterSequence),
-        info.stream_sequence.to_string().as_str(),
-    );
-    headers.insert(name(Header::DeadLetterSubject), message.subject.as_str());
-    headers.insert(
-        name(Header::DeadLetterDeliveries),
-        info.delivered.to_string().as_str(),
-    );
-    headers.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        format!("{consumer}:{}:{}", info.stream, info.stream_sequence).as_str(),
-    );
-    context
-        .publish_with_headers(
-            format!("{}.{consumer}", conventions.dead_letter_prefix()),
-            headers,
-            message.payload.clone(),
-        )
-        .await?
-        .await?;
-    Ok(())
 }

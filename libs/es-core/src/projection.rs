@@ -18,10 +18,16 @@
 //! - The checkpoint row is locked for the transaction, so instances that
 //!   share the durable consumer serialise their batches, and one that got a
 //!   batch the other already applied skips it.
-//! - A failure to reach PostgreSQL is retried forever with backoff. Any other
-//!   failure is retried a few times, then the batch is applied event by
-//!   event and the one event that keeps failing goes to the dead-letter
-//!   stream, so one poison event cannot stop a read model.
+//! - A failure to reach PostgreSQL or NATS is retried forever with backoff,
+//!   and never ends the runner: a running service's read models catch up by
+//!   themselves once the database is back. Any other failure has its own
+//!   budget: it is retried a few times, then the batch (with any gap it
+//!   filled) is applied one stream sequence at a time, and exactly the
+//!   event that keeps failing goes to the dead-letter stream while every
+//!   good event is applied, so one poison event cannot stop a read model.
+//! - While a batch is being applied (or retried), the runner tells the
+//!   server it is in progress, so the ack wait can be short and a killed
+//!   instance's batch comes back to another quickly.
 //! - [`ProjectionRunner::rebuild`] resets the read model and replays the
 //!   stream from sequence 1. A read model that is behind its consumer (for
 //!   example after its tables were dropped) is detected at start and the
@@ -32,13 +38,13 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer, message::Message};
+use async_nats::jetstream::{self, consumer, message::Message};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{
-    Deliveries, decode_delivery, decode_wanted, event_span, pause, record_delivery,
+    Deliveries, decode_delivery, decode_wanted, event_span, keep_alive, pause, record_delivery,
 };
 use crate::deadletter;
 use crate::event::{DecodeError, EventSet};
@@ -152,7 +158,7 @@ impl Default for ProjectionConfig {
         Self {
             batch_size: 500,
             max_attempts: 5,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
         }
     }
 }
@@ -232,7 +238,9 @@ impl<P: Projection> ProjectionRunner<P> {
             if *position.borrow_and_update() >= sequence {
                 return true;
             }
-            if let Ok(checkpoint) = self.checkpoint().await
+            // Bounded by the deadline too: with the database down, a query
+            // waits for a connection far longer than a caller should.
+            if let Ok(Ok(checkpoint)) = tokio::time::timeout_at(deadline, self.checkpoint()).await
                 && checkpoint >= sequence
             {
                 self.advance(checkpoint);
@@ -491,14 +499,22 @@ impl<P: Projection> ProjectionRunner<P> {
         progress: bool,
     ) -> Result<u64, ProjectionError> {
         let progress = progress && std::io::stderr().is_terminal();
-        let checkpoint = match self.current_checkpoint().await {
-            Ok((_, checkpoint)) => checkpoint,
-            // A running service checks the stream again when it opens the
-            // consumer.
-            Err(error) if error.is_transient() && until.is_none() => {
-                self.prepare_checkpoint().await?
+        let mut failures = 0u32;
+        let checkpoint = loop {
+            match self.current_checkpoint().await {
+                Ok((_, checkpoint)) => break checkpoint,
+                // A running service waits for the database or NATS to come
+                // back, however long that takes.
+                Err(error) if error.is_transient() && until.is_none() => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(projection = self.projection.name(), %error, failures, "cannot read the checkpoint; retrying");
+                    pause(failures, shutdown).await;
+                    if shutdown.is_cancelled() {
+                        return Ok(self.position());
+                    }
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         };
         if until.is_some_and(|target| checkpoint >= target) || shutdown.is_cancelled() {
             return Ok(checkpoint);
@@ -512,7 +528,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let retry = |error: &ProjectionError| error.is_transient() && until.is_none();
         loop {
             let Some(first) = deliveries.next(shutdown, retry).await? else {
-                return self.checkpoint().await;
+                return Ok(self.position());
             };
             // Gather a batch: whatever arrives within a couple of
             // milliseconds of the first event, up to the batch size. When
@@ -526,7 +542,17 @@ impl<P: Projection> ProjectionRunner<P> {
                     None => break,
                 }
             }
-            let applied = self.apply_with_retries(&batch, shutdown).await?;
+            let applied = match batch.last() {
+                Some(last) => {
+                    keep_alive(
+                        last,
+                        self.config.ack_wait,
+                        self.apply_with_retries(&batch, shutdown),
+                    )
+                    .await?
+                }
+                None => self.position(),
+            };
             if progress && let Some(target) = until {
                 let percent = applied.saturating_mul(100) / target.max(1);
                 eprint!(
@@ -544,86 +570,180 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// Applies one batch, retrying as the module docs describe. Returns the
+    /// Applies one batch, retrying as the module docs describe: transient
+    /// failures for as long as they last (until shutdown), others
+    /// `max_attempts` times before isolating the poison event. Returns the
     /// checkpoint afterwards.
     async fn apply_with_retries(
         &self,
         batch: &[Message],
         shutdown: &CancellationToken,
     ) -> Result<u64, ProjectionError> {
-        let mut attempt = 0u32;
+        let name = self.projection.name();
+        let (mut transient, mut failed) = (0u32, 0u32);
         loop {
-            match self.apply_batch(batch).await {
+            let error = match self.apply_batch(batch).await {
                 Ok(checkpoint) => return Ok(checkpoint),
                 Err(error @ ProjectionError::InjectedCrash(_)) => return Err(error),
-                Err(error) if error.is_transient() => {
-                    attempt = attempt.saturating_add(1);
-                    tracing::warn!(projection = self.projection.name(), %error, attempt, "transient failure; retrying the batch");
-                }
-                Err(error) if attempt + 1 < self.config.max_attempts => {
-                    attempt += 1;
-                    tracing::error!(projection = self.projection.name(), %error, attempt, "batch failed; retrying");
-                }
-                Err(error) => {
-                    tracing::error!(projection = self.projection.name(), %error, "batch keeps failing; isolating the poison event");
-                    return self.apply_one_by_one(batch).await;
+                Err(error) => error,
+            };
+            if error.is_transient() {
+                transient = transient.saturating_add(1);
+                tracing::warn!(projection = name, %error, attempt = transient, "transient failure; retrying the batch");
+            } else {
+                failed = failed.saturating_add(1);
+                if failed >= self.config.max_attempts {
+                    tracing::error!(projection = name, %error, "batch keeps failing; isolating the poison event");
+                    match self.apply_one_by_one(batch).await {
+                        Err(error) if error.is_transient() => {
+                            transient = transient.saturating_add(1);
+                            tracing::warn!(projection = name, %error, "transient failure while isolating; retrying");
+                        }
+                        done => return done,
+                    }
+                } else {
+                    tracing::error!(projection = name, %error, attempt = failed, "batch failed; retrying");
                 }
             }
-            if let Some(last) = batch.last() {
-                // Keep the server from redelivering while we retry.
-                let _ = last.ack_with(AckKind::Progress).await;
-            }
-            pause(attempt, shutdown).await;
+            pause(transient.max(failed), shutdown).await;
             if shutdown.is_cancelled() {
-                return self.checkpoint().await;
+                return Ok(self.position());
             }
         }
     }
 
-    /// Applies each message in its own transaction; one that fails goes to
-    /// the dead-letter stream and the checkpoint moves past it.
+    /// Applies the batch one stream sequence at a time, from the checkpoint
+    /// to its newest message, each in its own transaction: sequences the
+    /// batch holds from their messages, those of a gap read from the stream.
+    /// An event that fails for good goes to the dead-letter stream and the
+    /// checkpoint moves past it; every other event is applied. A transient
+    /// failure stops it (what was applied stays applied).
     async fn apply_one_by_one(&self, batch: &[Message]) -> Result<u64, ProjectionError> {
-        let mut checkpoint = self.checkpoint().await?;
+        let mut delivered = std::collections::BTreeMap::new();
         for message in batch {
-            match self.apply_batch(std::slice::from_ref(message)).await {
-                Ok(at) => checkpoint = at,
-                Err(error) if error.is_transient() => return Err(error),
-                Err(error) => {
-                    let reason = error.to_string();
-                    deadletter::publish(
-                        &self.context,
-                        self.store.conventions(),
-                        self.projection.name(),
-                        message,
-                        &reason,
-                    )
-                    .await
-                    .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-                    crate::metrics::dead_letter(self.projection.name());
-                    checkpoint = self.skip(message).await?;
-                    tracing::error!(projection = self.projection.name(), %reason, "event dead-lettered");
-                }
-            }
+            delivered.insert(stream_sequence(message)?, message);
         }
+        let Some((&newest, &last)) = delivered.last_key_value() else {
+            return self.checkpoint().await;
+        };
+        let mut checkpoint = self.checkpoint().await?;
+        for sequence in checkpoint + 1..=newest {
+            let message = delivered.get(&sequence).copied();
+            let events = match message {
+                Some(message) => decode_delivery(self.store.conventions(), message, sequence)
+                    .map_err(ProjectionError::from),
+                None => self
+                    .store
+                    .read_range(&self.stream, sequence, sequence)
+                    .await
+                    .map_err(ProjectionError::from),
+            };
+            let applied = match events {
+                Ok(events) => self.apply_at(sequence, events).await,
+                Err(error) => Err(error),
+            };
+            match applied {
+                Ok(()) => {}
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => self.dead_letter(sequence, message, &error).await?,
+            }
+            checkpoint = sequence;
+        }
+        last.ack()
+            .await
+            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
         Ok(checkpoint)
     }
 
-    /// Moves the checkpoint past a dead-lettered message and acks it.
-    async fn skip(&self, message: &Message) -> Result<u64, ProjectionError> {
-        let sequence = stream_sequence(message)?;
+    /// Applies the events stored at `sequence` in one transaction that
+    /// moves the checkpoint to it; nothing when the checkpoint is there
+    /// already (another instance applied it).
+    async fn apply_at(
+        &self,
+        sequence: u64,
+        events: Vec<crate::store::StoredEvent>,
+    ) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        let checkpoint = self.lock_checkpoint(&mut tx).await?;
+        if checkpoint >= sequence {
+            return Ok(());
+        }
+        let wanted = decode_wanted::<P::Event>(events)?;
+        if !wanted.is_empty() {
+            self.projection.apply(&mut tx, &wanted).await?;
+        }
+        self.store_checkpoint(&mut tx, sequence).await?;
+        tx.commit().await?;
+        self.advance(sequence);
+        Ok(())
+    }
+
+    /// Copies the event at `sequence` to the dead-letter stream (from its
+    /// message when delivered, else from the stream), then moves the
+    /// checkpoint past it.
+    async fn dead_letter(
+        &self,
+        sequence: u64,
+        message: Option<&Message>,
+        error: &ProjectionError,
+    ) -> Result<(), ProjectionError> {
+        let name = self.projection.name();
+        let reason = error.to_string();
+        let conventions = self.store.conventions();
+        let published = match message {
+            Some(message) => {
+                deadletter::publish(&self.context, conventions, name, message, &reason).await
+            }
+            None => {
+                deadletter::publish_stored(
+                    &self.context,
+                    conventions,
+                    name,
+                    &self.stream.name,
+                    sequence,
+                    &reason,
+                )
+                .await
+            }
+        };
+        published.map_err(|e| ProjectionError::Nats(e.to_string()))?;
+        crate::metrics::dead_letter(name);
+        tracing::error!(projection = name, sequence, %reason, "event dead-lettered");
+        let mut tx = self.pool.begin().await?;
+        if self.lock_checkpoint(&mut tx).await? < sequence {
+            self.store_checkpoint(&mut tx, sequence).await?;
+        }
+        tx.commit().await?;
+        self.advance(sequence);
+        Ok(())
+    }
+
+    /// The checkpoint, locked until `tx` ends: instances sharing the
+    /// consumer apply one batch at a time.
+    async fn lock_checkpoint(&self, tx: &mut PgConnection) -> Result<u64, ProjectionError> {
+        let (checkpoint,): (i64,) = sqlx::query_as(
+            "SELECT stream_sequence FROM es_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(self.projection.name())
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(checkpoint.unsigned_abs())
+    }
+
+    /// Moves the checkpoint to `sequence` inside `tx`.
+    async fn store_checkpoint(
+        &self,
+        tx: &mut PgConnection,
+        sequence: u64,
+    ) -> Result<(), ProjectionError> {
         sqlx::query(
-            "UPDATE es_checkpoints SET stream_sequence = GREATEST(stream_sequence, $2), updated_at = now() WHERE projection = $1",
+            "UPDATE es_checkpoints SET stream_sequence = $2, updated_at = now() WHERE projection = $1",
         )
         .bind(self.projection.name())
         .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.advance(sequence);
-        message
-            .ack()
-            .await
-            .map_err(|e| ProjectionError::Nats(e.to_string()))?;
-        Ok(sequence)
+        Ok(())
     }
 
     /// One transaction: skip what the checkpoint has seen, apply the rest,
@@ -645,13 +765,7 @@ impl<P: Projection> ProjectionRunner<P> {
             return self.checkpoint().await;
         };
         let mut tx = self.pool.begin().await?;
-        let (checkpoint,): (i64,) = sqlx::query_as(
-            "SELECT stream_sequence FROM es_checkpoints WHERE projection = $1 FOR UPDATE",
-        )
-        .bind(self.projection.name())
-        .fetch_one(&mut *tx)
-        .await?;
-        let checkpoint = checkpoint.unsigned_abs();
+        let checkpoint = self.lock_checkpoint(&mut tx).await?;
         let mut in_order = Vec::with_capacity(batch.len());
         for message in batch {
             in_order.push((stream_sequence(message)?, message));
@@ -700,13 +814,7 @@ impl<P: Projection> ProjectionRunner<P> {
         drop(spans);
         let new_checkpoint = next - 1;
         if new_checkpoint > checkpoint {
-            sqlx::query(
-                "UPDATE es_checkpoints SET stream_sequence = $2, updated_at = now() WHERE projection = $1",
-            )
-            .bind(self.projection.name())
-            .bind(i64::try_from(new_checkpoint).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            self.store_checkpoint(&mut tx, new_checkpoint).await?;
         }
         tx.commit().await?;
         self.advance(new_checkpoint);

@@ -9,11 +9,23 @@
 //!
 //! - The message is acked only after the reaction succeeded, i.e. after its
 //!   appends were acknowledged by JetStream.
-//! - A failure is retried with backoff (a delayed nak). After
-//!   `max_deliveries` attempts, or at once for an error the reaction marks
-//!   permanent, the event goes to the dead-letter stream with its error and
-//!   is acked, and processing goes on. The server-side `max_deliver` is
-//!   bounded too (one above ours, as a backstop if we crash mid-attempt).
+//! - A failure says what kind it is ([`ReactionError`]), and each kind has
+//!   its own budget. **Not yet** (the event depends on another consumer
+//!   catching up) is retried with capped backoff until
+//!   [`ReactorConfig::not_yet_deadline`], hours by default, so a consumer
+//!   that lags behind never turns a saga step into a dead letter.
+//!   **Transient** (the store or a dependency is down) is retried for as
+//!   long as the server delivers it, which is [`ReactorConfig::max_deliveries`]
+//!   times (a bound, never unlimited: about two months at the default
+//!   backoff). **Permanent** goes to the dead-letter stream at once.
+//! - Dead-lettering never loses an event: the message is acked only after
+//!   its dead-letter copy is stored, and the server's `max_deliver` is
+//!   [`DEAD_LETTER_ROOM`] deliveries above ours, so a dead-letter publish
+//!   that fails is retried too.
+//! - While a reaction runs, the reactor tells the server it is still working
+//!   (an in-progress ack every half `ack_wait`), so the ack wait can be
+//!   short: an event pulled by an instance that was killed comes back to
+//!   another within `ack_wait` (5 s by default), not after minutes.
 //! - Events are handled `concurrency` at a time. Reactions must not assume
 //!   that events of different aggregates arrive in stream order; the domain
 //!   tolerates reordering (the saga issue proves that).
@@ -31,7 +43,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::consumer::{Deliveries, decode_delivery, event_span, is_wanted, record_delivery};
+use crate::consumer::{
+    Deliveries, decode_delivery, event_span, is_wanted, keep_alive, record_delivery,
+};
 use crate::deadletter;
 use crate::envelope::Conventions;
 use crate::event::EventSet;
@@ -42,17 +56,40 @@ use crate::store::{Recorded, StoredEvent, StreamRef};
 /// How soon an event released on shutdown is redelivered.
 pub const RELEASE_DELAY: Duration = Duration::from_millis(250);
 
-/// Why a reaction failed.
+/// Deliveries the server allows above [`ReactorConfig::max_deliveries`]:
+/// room to store the dead-letter copy of an event that used up its budget
+/// (and to retry that publish) before the server stops delivering it.
+pub const DEAD_LETTER_ROOM: u32 = 1000;
+
+/// Why a reaction failed, which decides how long it is retried.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReactionError {
-    /// Worth retrying: the store or a dependency was unavailable, or a race
-    /// outlived its retries.
+    /// Infrastructure: the store or a dependency was unavailable, or a race
+    /// outlived its retries. Retried for as long as the server delivers the
+    /// event ([`ReactorConfig::max_deliveries`]).
     #[error("transient: {0}")]
     Transient(String),
+    /// Too early: the event depends on something another consumer has not
+    /// done yet (a refund before its payment is recorded, a return before
+    /// the consumption). Retried until [`ReactorConfig::not_yet_deadline`].
+    #[error("not yet: {0}")]
+    NotYet(String),
     /// Will never succeed: straight to the dead-letter stream.
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl<E: std::error::Error + 'static> From<crate::ExecuteError<E>> for ReactionError {
+    /// A command's failure as a reaction's: a rejection is permanent, a lost
+    /// race or a store failure transient. A reaction that knows a rejection
+    /// means "not yet" matches it before converting.
+    fn from(error: crate::ExecuteError<E>) -> Self {
+        match error {
+            crate::ExecuteError::Rejected(rejected) => Self::Permanent(rejected.to_string()),
+            other => Self::Transient(other.to_string()),
+        }
+    }
 }
 
 /// What a service does when another service's event arrives.
@@ -76,9 +113,15 @@ pub struct ReactorConfig {
     pub durable_name: String,
     /// Subjects of the source stream to receive; empty for all.
     pub filter_subjects: Vec<String>,
-    /// Attempts before an event is dead-lettered.
+    /// Deliveries of an event that keeps failing transiently before it is
+    /// dead-lettered. The server's own `max_deliver` is
+    /// [`DEAD_LETTER_ROOM`] above it, so it is bounded but never reached
+    /// before the dead-letter copy is stored.
     pub max_deliveries: u32,
-    /// Delay before the n-th retry; the last entry repeats.
+    /// How long an event that is not yet applicable is retried before it is
+    /// dead-lettered, counted as the sum of the backoff delays it waited.
+    pub not_yet_deadline: Duration,
+    /// Delay before the n-th retry; the last entry repeats (the cap).
     pub backoff: Vec<Duration>,
     /// Events handled at once.
     pub concurrency: usize,
@@ -92,15 +135,18 @@ impl ReactorConfig {
         Self {
             durable_name: durable_name.into(),
             filter_subjects: Vec::new(),
-            max_deliveries: 5,
+            max_deliveries: 1_000_000,
+            not_yet_deadline: Duration::from_secs(6 * 60 * 60),
             backoff: vec![
                 Duration::from_millis(100),
+                Duration::from_millis(250),
                 Duration::from_millis(500),
+                Duration::from_secs(1),
                 Duration::from_secs(2),
                 Duration::from_secs(5),
             ],
             concurrency: 16,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(5),
         }
     }
 
@@ -118,6 +164,14 @@ impl ReactorConfig {
     #[must_use]
     pub fn with_max_deliveries(mut self, attempts: u32) -> Self {
         self.max_deliveries = attempts;
+        self
+    }
+
+    /// Retries an event that is not yet applicable for `deadline` (the sum
+    /// of the delays it waited) before dead-lettering it.
+    #[must_use]
+    pub fn with_not_yet_deadline(mut self, deadline: Duration) -> Self {
+        self.not_yet_deadline = deadline;
         self
     }
 
@@ -150,6 +204,51 @@ impl ReactorConfig {
             .copied()
             .unwrap_or(Duration::from_secs(1))
     }
+
+    /// The time an event has spent waiting between its first `deliveries`
+    /// deliveries: the sum of the backoff delays before each retry.
+    fn waited_before(&self, deliveries: u32) -> Duration {
+        let delays = deliveries.saturating_sub(1);
+        let listed = u32::try_from(self.backoff.len()).unwrap_or(u32::MAX);
+        let early: Duration = self
+            .backoff
+            .iter()
+            .take(usize::try_from(delays).unwrap_or(usize::MAX))
+            .sum();
+        let cap = self
+            .backoff
+            .last()
+            .copied()
+            .unwrap_or(Duration::from_secs(1));
+        early.saturating_add(cap.saturating_mul(delays.saturating_sub(listed)))
+    }
+
+    /// What to do with an event that failed with `error` on its
+    /// `deliveries`-th delivery.
+    fn after_failure(&self, error: &ReactionError, deliveries: u32) -> AfterFailure {
+        let retry = match error {
+            ReactionError::Permanent(_) => false,
+            ReactionError::Transient(_) => deliveries < self.max_deliveries,
+            ReactionError::NotYet(_) => {
+                deliveries < self.max_deliveries
+                    && self.waited_before(deliveries.saturating_add(1)) <= self.not_yet_deadline
+            }
+        };
+        if retry {
+            AfterFailure::Retry(self.delay_after(deliveries))
+        } else {
+            AfterFailure::DeadLetter
+        }
+    }
+}
+
+/// What a failed delivery leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterFailure {
+    /// Redeliver after this delay.
+    Retry(Duration),
+    /// Store a dead-letter copy, then ack.
+    DeadLetter,
 }
 
 /// Why the reactor itself stopped.
@@ -187,6 +286,11 @@ impl<R: Reaction> Reactor<R> {
         }
     }
 
+    /// The durable consumer's name.
+    pub fn durable_name(&self) -> &str {
+        &self.config.durable_name
+    }
+
     fn error(&self, reason: impl std::fmt::Display) -> ReactorError {
         ReactorError {
             consumer: self.config.durable_name.clone(),
@@ -201,14 +305,16 @@ impl<R: Reaction> Reactor<R> {
             .get_stream(&self.source.name)
             .await
             .map_err(|e| self.error(e))?;
-        let in_flight = i64::try_from(self.config.concurrency.max(1) * 4).unwrap_or(i64::MAX);
+        // Events waiting for a retry stay ack-pending; room for many of them
+        // keeps a few early events from holding up everything behind them.
+        let in_flight = i64::try_from(self.config.concurrency.max(1) * 64).unwrap_or(i64::MAX);
         stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(self.config.durable_name.clone()),
                 description: Some(format!("reactor {}", self.config.durable_name)),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: self.config.ack_wait,
-                max_deliver: i64::from(self.config.max_deliveries) + 1,
+                max_deliver: i64::from(self.config.max_deliveries) + i64::from(DEAD_LETTER_ROOM),
                 max_ack_pending: in_flight,
                 filter_subjects: self.config.filter_subjects.clone(),
                 ..Default::default()
@@ -301,44 +407,63 @@ impl<R: Reaction> Handler<R> {
                 return;
             }
         };
-        let outcome = match decode_delivery(&self.conventions, &message, sequence) {
-            Ok(events) => self.react_all(events).await,
-            Err(error) => Err(ReactionError::Permanent(error.to_string())),
+        let reacting = async {
+            match decode_delivery(&self.conventions, &message, sequence) {
+                Ok(events) => self.react_all(events).await,
+                Err(error) => Err(ReactionError::Permanent(error.to_string())),
+            }
         };
+        let outcome = keep_alive(&message, self.config.ack_wait, reacting).await;
         let ack = match outcome {
             Ok(()) => message.ack().await,
-            Err(ReactionError::Transient(reason)) if deliveries < self.config.max_deliveries => {
-                let delay = self.config.delay_after(deliveries);
-                tracing::warn!(consumer, sequence, deliveries, ?delay, %reason, "reaction failed; will retry");
-                message.ack_with(AckKind::Nak(Some(delay))).await
-            }
-            Err(error) => {
-                tracing::error!(consumer, sequence, deliveries, %error, "giving up on event; dead-lettering it");
-                match deadletter::publish(
-                    &self.context,
-                    &self.conventions,
-                    consumer,
-                    &message,
-                    &error.to_string(),
-                )
-                .await
-                {
-                    Ok(()) => {
-                        crate::metrics::dead_letter(consumer);
-                        message.ack_with(AckKind::Term).await
-                    }
-                    Err(dlq_error) => {
-                        tracing::error!(consumer, sequence, %dlq_error, "dead-letter publish failed; will retry");
-                        message
-                            .ack_with(AckKind::Nak(Some(self.config.delay_after(deliveries))))
-                            .await
-                    }
+            Err(error) => match self.config.after_failure(&error, deliveries) {
+                AfterFailure::Retry(delay) => {
+                    tracing::warn!(consumer, sequence, deliveries, ?delay, %error, "reaction failed; will retry");
+                    message.ack_with(AckKind::Nak(Some(delay))).await
                 }
-            }
+                AfterFailure::DeadLetter => {
+                    self.dead_letter(&message, &error, sequence, deliveries)
+                        .await
+                }
+            },
         };
         if let Err(error) = ack {
             // The server will redeliver; the dedupe key makes that harmless.
             tracing::warn!(consumer, sequence, %error, "ack failed");
+        }
+    }
+
+    /// Stores the dead-letter copy of `message`, then acks it; when the copy
+    /// cannot be stored, naks it so that it comes back (the server leaves
+    /// [`DEAD_LETTER_ROOM`] deliveries for this).
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        error: &ReactionError,
+        sequence: u64,
+        deliveries: u32,
+    ) -> Result<(), async_nats::Error> {
+        let consumer = self.config.durable_name.as_str();
+        tracing::error!(consumer, sequence, deliveries, %error, "giving up on event; dead-lettering it");
+        match deadletter::publish(
+            &self.context,
+            &self.conventions,
+            consumer,
+            message,
+            &error.to_string(),
+        )
+        .await
+        {
+            Ok(()) => {
+                crate::metrics::dead_letter(consumer);
+                message.ack_with(AckKind::Term).await
+            }
+            Err(dlq_error) => {
+                tracing::error!(consumer, sequence, %dlq_error, "dead-letter publish failed; will retry");
+                message
+                    .ack_with(AckKind::Nak(Some(self.config.delay_after(deliveries))))
+                    .await
+            }
         }
     }
 
@@ -355,5 +480,65 @@ impl<R: Reaction> Handler<R> {
             self.reaction.react(&recorded).instrument(span).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ReactorConfig {
+        ReactorConfig::new("test")
+            .with_backoff(vec![Duration::from_secs(1), Duration::from_secs(5)])
+            .with_not_yet_deadline(Duration::from_secs(60))
+            .with_max_deliveries(100)
+    }
+
+    #[test]
+    fn waiting_time_is_the_sum_of_the_delays_with_the_last_one_repeating() {
+        let config = config();
+        assert_eq!(config.waited_before(1), Duration::ZERO);
+        assert_eq!(config.waited_before(2), Duration::from_secs(1));
+        assert_eq!(config.waited_before(3), Duration::from_secs(6));
+        assert_eq!(config.waited_before(5), Duration::from_secs(16));
+    }
+
+    #[test]
+    fn each_kind_of_failure_has_its_own_budget() {
+        let config = config();
+        let permanent = ReactionError::Permanent("bad".into());
+        let transient = ReactionError::Transient("down".into());
+        let not_yet = ReactionError::NotYet("early".into());
+        assert_eq!(
+            config.after_failure(&permanent, 1),
+            AfterFailure::DeadLetter
+        );
+        assert_eq!(
+            config.after_failure(&transient, 99),
+            AfterFailure::Retry(Duration::from_secs(5))
+        );
+        assert_eq!(
+            config.after_failure(&transient, 100),
+            AfterFailure::DeadLetter
+        );
+        // 1 + 5 * 11 = 56 s waited before the 13th delivery, 61 s before the 14th.
+        assert_eq!(
+            config.after_failure(&not_yet, 12),
+            AfterFailure::Retry(Duration::from_secs(5))
+        );
+        assert_eq!(config.after_failure(&not_yet, 13), AfterFailure::DeadLetter);
+        assert_eq!(
+            config.after_failure(&not_yet, 1),
+            AfterFailure::Retry(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn the_defaults_retry_not_yet_for_hours_and_transient_for_weeks() {
+        let config = ReactorConfig::new("defaults");
+        assert!(config.not_yet_deadline >= Duration::from_secs(60 * 60));
+        assert!(config.waited_before(config.max_deliveries) > Duration::from_secs(30 * 24 * 3600));
+        assert!(config.backoff.iter().all(|d| *d <= Duration::from_secs(5)));
+        assert!(config.ack_wait <= Duration::from_secs(10));
     }
 }

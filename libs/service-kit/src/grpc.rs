@@ -1,7 +1,8 @@
 //! Serving a service over gRPC, the same way in every binary and test.
 //!
 //! Every service gets standard gRPC health (`grpc.health.v1`, reporting
-//! SERVING while it runs and NOT_SERVING once shutdown starts) and
+//! SERVING while it runs, NOT_SERVING while one of its consumers is down
+//! (see [`ConsumerHealth`]) and once shutdown starts) and
 //! reflection (`grpc.reflection.v1`, from the shared descriptor set, so
 //! `grpcurl` works without the .proto files). The listener comes from the
 //! caller: binaries bind the configured address, tests bind port 0.
@@ -21,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+
+use crate::consumers::ConsumerHealth;
 use tracing::Instrument;
 
 /// Why serving failed.
@@ -36,19 +39,53 @@ pub enum ServeError {
 
 /// Serves `routes` plus health and reflection on `listener` until
 /// `shutdown`, then stops taking new calls and lets in-flight ones finish.
-/// `service_names` are the full names the health service reports on.
+/// `service_names` are the full names the health service reports on:
+/// SERVING while no consumer is down (`consumers`), NOT_SERVING otherwise.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     service_names: &[&str],
+    mut consumers: ConsumerHealth,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in service_names {
-        reporter
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
+    let names: Vec<String> = service_names.iter().map(|n| (*n).to_owned()).collect();
+    let report = {
+        let (reporter, names) = (reporter.clone(), names.clone());
+        move |status: ServingStatus| {
+            let (reporter, names) = (reporter.clone(), names.clone());
+            async move {
+                for name in &names {
+                    reporter.set_service_status(name.as_str(), status).await;
+                }
+            }
+        }
+    };
+    let status_of = |down: usize| {
+        if down == 0 {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        }
+    };
+    let down = *consumers.borrow_and_update();
+    report(status_of(down)).await;
+    let following = tokio::spawn({
+        let (report, shutdown) = (report.clone(), shutdown.clone());
+        async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    changed = consumers.changed() => if changed.is_err() { return },
+                }
+                let down = *consumers.borrow_and_update();
+                if down > 0 {
+                    tracing::error!(down, "a consumer is down; health says NOT_SERVING");
+                }
+                report(status_of(down)).await;
+            }
+        }
+    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(stocklet_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
@@ -60,14 +97,10 @@ pub async fn serve(
             .into_axum_router()
             .route("/metrics", axum::routing::get(crate::metrics::serve)),
     );
-    let names: Vec<String> = service_names.iter().map(|n| (*n).to_owned()).collect();
     let stopping = async move {
         shutdown.cancelled().await;
-        for name in &names {
-            reporter
-                .set_service_status(name.as_str(), ServingStatus::NotServing)
-                .await;
-        }
+        following.abort();
+        report(ServingStatus::NotServing).await;
     };
     tonic::transport::Server::builder()
         .accept_http1(true)

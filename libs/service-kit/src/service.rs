@@ -200,7 +200,9 @@ impl Service {
         S::Future: Send + 'static,
     {
         tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
-        let served = grpc::serve(listener, Routes::new(service), &[S::NAME], shutdown).await;
+        let health = self.consumers.health();
+        let served =
+            grpc::serve(listener, Routes::new(service), &[S::NAME], health, shutdown).await;
         let consumed = self.consumers.stop().await;
         served?;
         consumed

@@ -13,6 +13,8 @@
 //!   R3 streams and failover (a node can be killed and restarted).
 //! - [`TestDb`]: a fresh, uniquely named database per test on the PostgreSQL named by
 //!   `DATABASE_URL`, dropped again afterwards.
+//! - [`PostgresServer`]: a private PostgreSQL cluster for a test that stops or
+//!   kills its database (an outage must not take the other tests' down).
 //! - [`RunningService`]: a service's `run` on a port-0 listener, with a gRPC channel
 //!   to it and a graceful stop.
 //! - [`ServiceHarness`]: one service under test on its own nats-server and
@@ -43,6 +45,7 @@
 mod cluster;
 pub mod harness;
 mod nats;
+mod pg_server;
 mod postgres;
 mod service;
 
@@ -52,6 +55,7 @@ pub use harness::{
     other_customer, violated_fields,
 };
 pub use nats::{NatsServer, NatsServerOptions};
+pub use pg_server::PostgresServer;
 pub use postgres::{DEFAULT_DATABASE_URL, TestDb, redact_url};
 pub use service::RunningService;
 

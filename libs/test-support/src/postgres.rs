@@ -38,6 +38,16 @@ impl TestDb {
     pub async fn create() -> TestDb {
         let server_url =
             std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        Self::create_on(&server_url).await
+    }
+
+    /// Creates a new database on the server at `server_url` (for example a
+    /// test's own [`PostgresServer`](crate::PostgresServer)).
+    ///
+    /// # Panics
+    /// As [`create`](Self::create).
+    pub async fn create_on(server_url: &str) -> TestDb {
+        let server_url = server_url.to_owned();
         let mut admin = connect(&server_url).await.unwrap_or_else(|e| {
             panic!(
                 "PostgreSQL not reachable at {}: {e}. Start one with `scripts/ensure-postgres.sh` \

@@ -402,3 +402,113 @@ async fn events_redelivered_out_of_order_are_still_applied_in_stream_order() {
         vec![("acc".to_owned(), (1..=20).sum())]
     );
 }
+
+/// The ledger, refusing any deposit of 13 cents: a poison event.
+struct PickyLedger;
+
+impl Projection for PickyLedger {
+    type Event = AccountEvent;
+
+    fn name(&self) -> &str {
+        "ledger"
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[Recorded<AccountEvent>],
+    ) -> Result<(), ProjectionError> {
+        if events
+            .iter()
+            .any(|e| matches!(&e.event, AccountEvent::Deposited(d) if d.amount_cents == 13))
+        {
+            return Err(ProjectionError::Invalid("13 is unlucky".into()));
+        }
+        Ledger.apply(conn, events).await
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        Ledger.reset(conn).await
+    }
+}
+
+#[tokio::test]
+async fn a_poison_event_inside_a_filled_gap_is_the_one_dead_lettered() {
+    let bank = Bank::start().await;
+    let db = TestDb::create().await;
+    Ledger::migrate(&db.pool).await;
+    let config = ProjectionConfig::default()
+        .with_batch_size(10)
+        .with_max_attempts(2)
+        .with_ack_wait(Duration::from_secs(30));
+    let accounts = bank.accounts();
+    let ctx = CommandContext::default();
+    accounts
+        .execute(
+            &id("acc"),
+            &AccountCommand::Open { owner: "o".into() },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let picky = || {
+        ProjectionRunner::new(
+            PickyLedger,
+            db.pool.clone(),
+            bank.store.clone(),
+            bank.stream.clone(),
+            config.clone(),
+        )
+    };
+    picky().catch_up(false).await.unwrap();
+    // Deposits of 10..=29 cents at sequences 2..=21: the poison, 13 cents,
+    // is sequence 5.
+    for cents in 10..=29 {
+        accounts
+            .execute(
+                &id("acc"),
+                &AccountCommand::Deposit {
+                    amount_cents: cents,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+    }
+    // Another instance takes sequences 2..=6 and dies without acking, so
+    // the next batch starts at 7 and fills 2..=6 from the stream.
+    let consumer: async_nats::jetstream::consumer::PullConsumer = bank
+        .store
+        .context()
+        .get_consumer_from_stream("ledger", &bank.stream.name)
+        .await
+        .unwrap();
+    let mut taken = consumer.fetch().max_messages(5).messages().await.unwrap();
+    let mut sequences = Vec::new();
+    while let Some(message) = futures::StreamExt::next(&mut taken).await {
+        sequences.push(message.unwrap().info().unwrap().stream_sequence);
+    }
+    assert_eq!(sequences, vec![2, 3, 4, 5, 6]);
+    drop(taken);
+
+    assert_eq!(picky().catch_up(false).await.unwrap(), 21);
+    let rows = ledger_rows(&db.pool).await;
+    let applied: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let expected: Vec<i64> = (1..=21).filter(|sequence| *sequence != 5).collect();
+    assert_eq!(applied, expected, "every good event applied, once each");
+    assert!(rows.iter().all(|r| r.5 == 1), "{rows:?}");
+
+    let dead = bank.store.context().get_stream("DEADLETTER").await.unwrap();
+    assert_eq!(dead.get_info().await.unwrap().state.messages, 1);
+    let letter = dead
+        .get_last_raw_message_by_subject("deadletter.ledger")
+        .await
+        .unwrap();
+    let header = |name: &str| letter.headers.get(name).map(|v| v.to_string());
+    assert_eq!(header("Stocklet-Dlq-Sequence").as_deref(), Some("5"));
+    assert!(header("Stocklet-Dlq-Error").unwrap().contains("unlucky"));
+    assert_eq!(
+        header("Stocklet-Event-Type").as_deref(),
+        Some("test.v1.Deposited")
+    );
+}

@@ -270,8 +270,10 @@ async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdow
     }
     let total = usize::try_from(bank.message_count().await).unwrap();
     // One at a time, two pulled per batch: the first instance always holds
-    // events it has not started. The ack wait is the default 30 s.
-    let config = ReactorConfig::new("slow-from-bank").with_concurrency(1);
+    // events it has not started. The ack wait is a long 30 s.
+    let config = ReactorConfig::new("slow-from-bank")
+        .with_concurrency(1)
+        .with_ack_wait(Duration::from_secs(30));
     assert_eq!(config.ack_wait, Duration::from_secs(30));
     let first = SlowRecorder::default();
     let reactor = Reactor::new(
@@ -329,4 +331,109 @@ async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdow
         !second.handled.lock().unwrap().is_empty(),
         "the second instance took over"
     );
+}
+
+/// Counts its attempts per event. An event "is not applicable yet" until
+/// `ready` is set, and a deposit of 13 cents is refused for good.
+#[derive(Clone, Default)]
+struct Waiting {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    done: Arc<Mutex<Vec<String>>>,
+}
+
+impl Reaction for Waiting {
+    type Event = AccountEvent;
+
+    async fn react(&self, stored: &Recorded<AccountEvent>) -> Result<(), ReactionError> {
+        *self
+            .attempts
+            .lock()
+            .unwrap()
+            .entry(stored.meta.event_id.clone())
+            .or_default() += 1;
+        if let AccountEvent::Deposited(deposit) = &stored.event
+            && deposit.amount_cents == 13
+        {
+            return Err(ReactionError::Permanent("13 is refused".into()));
+        }
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ReactionError::NotYet("waiting for another consumer".into()));
+        }
+        self.done.lock().unwrap().push(stored.meta.event_id.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn not_yet_is_retried_past_the_transient_budget_and_permanent_is_dead_lettered_at_once() {
+    let bank = Bank::start().await;
+    deposit(&bank, "w", 5).await; // open + deposit
+    deposit(&bank, "v", 13).await; // open + the refused deposit
+    let waiting = Waiting::default();
+    // A transient failure would be given up after 3 deliveries; "not yet"
+    // has its own budget, the deadline.
+    let config = ReactorConfig::new("waiting-from-bank")
+        .with_max_deliveries(1000)
+        .with_backoff(vec![Duration::from_millis(50)])
+        .with_not_yet_deadline(Duration::from_secs(60));
+    let reactor = Reactor::new(waiting.clone(), &bank.store, bank.stream.clone(), config);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    let context = bank.store.context();
+    let dead = context.get_stream("DEADLETTER").await.unwrap();
+    eventually("the refused deposit is dead-lettered", || async {
+        dead.get_info().await.unwrap().state.messages == 1
+    })
+    .await;
+    eventually("the waiting events are retried many times", || async {
+        let attempts = waiting.attempts.lock().unwrap();
+        attempts.len() == 4 && attempts.values().filter(|n| **n > 10).count() == 3
+    })
+    .await;
+    waiting
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually("every waiting event is handled once ready", || async {
+        waiting.done.lock().unwrap().len() == 3
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+
+    let refused = {
+        let attempts = waiting.attempts.lock().unwrap();
+        attempts.values().filter(|n| **n == 1).count()
+    };
+    assert_eq!(refused, 1, "the permanent failure was tried exactly once");
+    assert_eq!(dead.get_info().await.unwrap().state.messages, 1);
+    let letter = dead
+        .get_last_raw_message_by_subject("deadletter.waiting-from-bank")
+        .await
+        .unwrap();
+    let header = |name: &str| letter.headers.get(name).map(|v| v.to_string());
+    assert!(
+        header("Stocklet-Dlq-Error")
+            .unwrap()
+            .contains("13 is refused")
+    );
+    assert_eq!(header("Stocklet-Dlq-Deliveries").as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn the_servers_delivery_bound_leaves_room_for_the_dead_letter() {
+    let bank = Bank::start().await;
+    let config = ReactorConfig::new("bounded-from-bank").with_max_deliveries(7);
+    let reactor = Reactor::new(Waiting::default(), &bank.store, bank.stream.clone(), config);
+    let mut consumer = reactor.ensure_consumer().await.unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(
+        info.config.max_deliver,
+        7 + i64::from(es_core::reactor::DEAD_LETTER_ROOM),
+        "bounded, never unlimited, and above the reactor's own bound"
+    );
+    assert_eq!(info.config.ack_wait, Duration::from_secs(5));
 }

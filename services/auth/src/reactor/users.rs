@@ -83,10 +83,10 @@ impl Reaction for UserReactions {
                 CredentialsError::AlreadyExists | CredentialsError::Removed,
             )) => Ok(()),
             // The creation has not been handled yet; it will be.
-            Err(ExecuteError::Rejected(CredentialsError::NotFound)) => Err(
-                ReactionError::Transient("credentials not created yet".into()),
-            ),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(ExecuteError::Rejected(CredentialsError::NotFound)) => {
+                Err(ReactionError::NotYet("credentials not created yet".into()))
+            }
+            Err(error) => Err(error.into()),
         }
     }
 }

@@ -166,9 +166,8 @@ impl Reaction for SagaReaction {
             }
             Err(ExecuteError::Rejected(
                 error @ (OrderError::TooEarly { .. } | OrderError::NotPlaced),
-            )) => Err(ReactionError::Transient(error.to_string())),
-            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            )) => Err(ReactionError::NotYet(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 }

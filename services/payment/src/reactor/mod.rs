@@ -17,9 +17,7 @@ pub use saga::SagaReaction;
 
 use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
-use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
-};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Recorded, Repository};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{Balance, BalanceCommand};
@@ -67,8 +65,7 @@ impl UserReaction {
             .await
         {
             Ok(_) => Ok(()),
-            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 }

@@ -60,10 +60,9 @@ impl SagaReaction {
             Ok(_) => Ok(()),
             // A refund seen before its payment is recorded: retry later.
             Err(ExecuteError::Rejected(error @ BalanceError::PaymentNotFound { .. })) => {
-                Err(ReactionError::Transient(error.to_string()))
+                Err(ReactionError::NotYet(error.to_string()))
             }
-            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 }

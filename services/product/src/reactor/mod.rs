@@ -10,9 +10,7 @@
 //!   listing the unknown or deleted products.
 
 use es_core::reactor::{Reaction, ReactionError};
-use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
-};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Recorded, Repository};
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{LineToQuote, Product, Quote, QuoteCommand};
@@ -82,8 +80,7 @@ impl Reaction for OrderReaction {
         let context = CommandContext::caused_by(&stored.meta, QUOTE_ORDER);
         match self.quotes.execute(&id, &command, &context).await {
             Ok(_) => Ok(()),
-            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 }

@@ -571,7 +571,20 @@ impl Saga {
     }
 
     pub async fn view_order(&self, customer: &Customer, order_id: &str) -> order::Order {
-        self.orders
+        self.try_view_order(customer, order_id)
+            .await
+            .unwrap_or_else(|| panic!("order {order_id} not found"))
+    }
+
+    /// The order as its read model shows it, or `None` while the read model
+    /// does not hold it yet (after an outage, say).
+    pub async fn try_view_order(
+        &self,
+        customer: &Customer,
+        order_id: &str,
+    ) -> Option<order::Order> {
+        let viewed = self
+            .orders
             .clone()
             .view_order(as_user(
                 &customer.identity,
@@ -579,11 +592,12 @@ impl Saga {
                     order_id: order_id.into(),
                 },
             ))
-            .await
-            .unwrap()
-            .into_inner()
-            .order
-            .unwrap()
+            .await;
+        match viewed {
+            Ok(response) => response.into_inner().order,
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => panic!("viewing order {order_id}: {status:?}"),
+        }
     }
 
     /// Waits until the order reaches `status`; returns it then.
@@ -621,18 +635,20 @@ impl Saga {
         use order::OrderStatus as S;
         let deadline = Instant::now() + bound;
         loop {
-            let order = self.view_order(customer, order_id).await;
-            if matches!(
-                order.status(),
-                S::Approved | S::Rejected | S::Completed | S::Cancelled
-            ) {
-                return order;
+            let order = self.try_view_order(customer, order_id).await;
+            if let Some(order) = &order
+                && matches!(
+                    order.status(),
+                    S::Approved | S::Rejected | S::Completed | S::Cancelled
+                )
+            {
+                return order.clone();
             }
             if Instant::now() >= deadline {
                 let dead = self.dead_letters().await;
                 panic!(
                     "order {order_id} is still {:?}; dead letters: {dead:#?}",
-                    order.status()
+                    order.map(|order| order.status())
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

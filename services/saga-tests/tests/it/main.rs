@@ -9,6 +9,7 @@ mod concurrency;
 mod faults;
 mod invariants;
 mod metrics;
+mod outages;
 mod paths;
 mod redelivery;
 mod traces;

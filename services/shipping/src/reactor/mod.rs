@@ -73,11 +73,10 @@ impl SagaReaction {
         match self.shipments.execute(&id, &command, &context).await {
             Ok(_) => Ok(()),
             // Released before it was allocated: retry once it is.
-            Err(ExecuteError::Rejected(ShipmentError::NotFound)) => Err(ReactionError::Transient(
+            Err(ExecuteError::Rejected(ShipmentError::NotFound)) => Err(ReactionError::NotYet(
                 format!("shipment {id} does not exist yet"),
             )),
-            Err(ExecuteError::Rejected(error)) => Err(ReactionError::Permanent(error.to_string())),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
 }

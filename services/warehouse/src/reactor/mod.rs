@@ -15,12 +15,10 @@ pub mod saga;
 pub use saga::SagaReaction;
 
 use es_core::reactor::{Reaction, ReactionError};
-use es_core::{
-    AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
-};
+use es_core::{AggregateId, CommandContext, JetStreamEventStore, Recorded, Repository};
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Stock, StockCommand, StockError};
+use crate::domain::{Stock, StockCommand};
 
 /// The handler name in the dedupe key of stock opened for a new product.
 pub const OPEN_STOCK: &str = "warehouse.open-stock";
@@ -63,12 +61,7 @@ impl Reaction for ProductReaction {
                 tracing::debug!(product_id = %id, events = executed.events.len(), "stock opened");
                 Ok(())
             }
-            Err(ExecuteError::Rejected(error)) => Err(rejected(&error)),
-            Err(error) => Err(ReactionError::Transient(error.to_string())),
+            Err(error) => Err(error.into()),
         }
     }
-}
-
-fn rejected(error: &StockError) -> ReactionError {
-    ReactionError::Permanent(error.to_string())
 }

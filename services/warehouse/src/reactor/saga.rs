@@ -2,7 +2,8 @@
 //!
 //! - `ORDER`: `OrderPriced` reserves every line, all or nothing;
 //!   `OrderCancelled` of a paid order returns the consumed reservation's units
-//!   (retried until the `PaymentCaptured` consumption has happened).
+//!   ("not yet" until the `PaymentCaptured` consumption has happened, which
+//!   may take as long as the payment consumer lags).
 //! - `SHIPPING`: `ShipmentAllocationFailed` releases the reservation.
 //! - `PAYMENT`: `PaymentFailed` releases the reservation; `PaymentCaptured`
 //!   consumes it.
@@ -34,9 +35,12 @@
 //! Idempotency: an atomic batch carries no `Nats-Msg-Id`, so a repeated
 //! `OrderPriced` is recognised by the [`Reservation`] being decided already
 //! (its subject is in the batch, so it is decided exactly when the holds
-//! exist). Releases, consumptions and returns are single-aggregate commands
-//! with dedupe keys from the source event, and the [`Stock`] transitions are
-//! idempotent per order anyway.
+//! exist). Releases, consumptions and returns move every product of the
+//! order in one atomic batch too, so a failure or a kill half way never
+//! leaves an order half returned; they are idempotent because each
+//! [`Stock`] transition is idempotent per order (a product that has moved
+//! already decides nothing, and a step with nothing left to move stores
+//! nothing).
 
 use std::collections::BTreeMap;
 
@@ -230,7 +234,9 @@ impl SagaReaction {
         })
     }
 
-    /// Applies `step` to every product held for `order_id`.
+    /// Applies `step` to every product held for `order_id`, in one atomic
+    /// commit: either every product moves or none does, so a failure (or a
+    /// kill) half way can never leave an order's stock half returned.
     async fn follow(
         &self,
         source: &EventMeta,
@@ -241,7 +247,7 @@ impl SagaReaction {
         let id = parse_id(order_id)?;
         let reservation = self.reservations.load(&id).await.map_err(transient)?;
         if !reservation.state.decided() {
-            return Err(ReactionError::Transient(format!(
+            return Err(ReactionError::NotYet(format!(
                 "order {order_id} has no reservation yet"
             )));
         }
@@ -249,6 +255,10 @@ impl SagaReaction {
             // The reservation failed: nothing is held.
             return Ok(());
         };
+        let mut products = Vec::with_capacity(reserved.lines.len());
+        for line in &reserved.lines {
+            products.push(parse_id(&line.product_id)?);
+        }
         let context = CommandContext::caused_by(source, handler);
         let at_ms = es_core::envelope::now_ms();
         let command = match step {
@@ -265,30 +275,80 @@ impl SagaReaction {
                 at_ms,
             },
         };
-        for line in &reserved.lines {
-            let product = parse_id(&line.product_id)?;
-            match self.stocks.execute(&product, &command, &context).await {
-                Ok(_) => {}
+        let decided = self
+            .stocks
+            .execute_atomic(|| self.decide_step(&products, &command, step, order_id, &context))
+            .await;
+        match decided {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Rejected(FollowError::NotYet(reason))) => {
+                Err(ReactionError::NotYet(reason))
+            }
+            Err(ExecuteError::Rejected(FollowError::Refused(reason))) => {
+                Err(ReactionError::Permanent(reason))
+            }
+            Err(error) => Err(transient(error)),
+        }
+    }
+
+    /// One attempt at a step on every product of an order: the commits of
+    /// the products it still moves (none when every product has moved
+    /// already, which makes a redelivery harmless).
+    async fn decide_step(
+        &self,
+        products: &[AggregateId],
+        command: &StockCommand,
+        step: Step,
+        order_id: &str,
+        context: &CommandContext,
+    ) -> Result<AtomicDecision<()>, ExecuteError<FollowError>> {
+        let mut commits = Vec::new();
+        for product in products {
+            let stock = self.stocks.load(product).await?;
+            match stock.state.decide(command) {
+                Ok(decided) if decided.is_empty() => {}
+                Ok(decided) => {
+                    commits.push(
+                        self.stocks
+                            .commit(product, stock.version, &decided, context),
+                    );
+                }
                 // The cancellation overtook the payment's consumption (they
                 // come from different streams): return once it is consumed.
-                Err(ExecuteError::Rejected(StockError::ReservationState {
+                Err(StockError::ReservationState {
                     state: ReservationState::Reserved,
                     ..
-                })) if matches!(step, Step::Return) => {
-                    return Err(ReactionError::Transient(format!(
+                }) if matches!(step, Step::Return) => {
+                    return Err(ExecuteError::Rejected(FollowError::NotYet(format!(
                         "order {order_id} on {product}: not consumed yet, so not returnable yet"
-                    )));
+                    ))));
                 }
-                Err(ExecuteError::Rejected(error)) => {
-                    return Err(ReactionError::Permanent(format!(
+                Err(error) => {
+                    return Err(ExecuteError::Rejected(FollowError::Refused(format!(
                         "{step:?} of order {order_id} on {product}: {error}"
-                    )));
+                    ))));
                 }
-                Err(error) => return Err(transient(error)),
             }
         }
-        Ok(())
+        if commits.is_empty() {
+            return Ok(AtomicDecision::Done(()));
+        }
+        Ok(AtomicDecision::Commit {
+            commits,
+            outcome: (),
+        })
     }
+}
+
+/// Why a step on an order's stock cannot be stored now.
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    /// It depends on an event not handled yet.
+    #[error("{0}")]
+    NotYet(String),
+    /// It can never succeed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Reaction for SagaReaction {
