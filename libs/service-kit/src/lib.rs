@@ -9,7 +9,8 @@
 //!   `google.rpc.BadRequest` field violations) in one place.
 //! - [`pagination`]: page sizes and opaque page tokens.
 //! - [`config`]: typed settings from environment variables, with secrets
-//!   that never print.
+//!   that never print, and the [`ServiceConfig`] of a service that needs
+//!   only an address of its own.
 //! - [`grpc`]: serving a tonic service with health and reflection, and
 //!   graceful shutdown.
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
@@ -40,7 +41,7 @@ pub mod streams;
 pub mod telemetry;
 
 pub use api::CommandApi;
-pub use config::{ConfigError, Secret};
+pub use config::{ConfigError, Secret, ServiceConfig};
 pub use error::{ApiError, FieldViolation, Validation};
 pub use identity::{Identity, Role};
 pub use pagination::PageRequest;
