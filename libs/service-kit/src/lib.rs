@@ -8,6 +8,8 @@
 //! - [`error`]: one API error enum, mapped to gRPC status (with
 //!   `google.rpc.BadRequest` field violations) in one place.
 //! - [`pagination`]: page sizes and opaque page tokens.
+//! - [`password`]: Argon2id hashing and verification on the blocking pool,
+//!   for the user and auth services.
 //! - [`config`]: typed settings from environment variables, with secrets
 //!   that never print, and the [`ServiceConfig`] of a service that needs
 //!   only an address of its own.
@@ -36,6 +38,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
+pub mod password;
 pub mod service;
 pub mod streams;
 pub mod telemetry;

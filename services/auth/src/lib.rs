@@ -26,7 +26,6 @@
 
 pub mod api;
 pub mod domain;
-pub mod password;
 pub mod projections;
 pub mod reactor;
 pub mod tokens;
@@ -39,6 +38,7 @@ use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::password::Passwords;
 use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, Secret};
@@ -47,7 +47,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AuthApi;
 use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
-use crate::password::Passwords;
 use crate::projections::Logins;
 use crate::reactor::{DURABLE_NAME, UserReactions};
 use crate::tokens::{KeySource, TokenSigner};

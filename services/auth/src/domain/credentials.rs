@@ -10,7 +10,9 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use super::values::{PasswordHash, Role};
+use stocklet_values::PasswordHash;
+
+use super::values::Role;
 
 es_core::domain_events! {
     /// What happens to a user's credentials.

@@ -22,6 +22,7 @@ use es_core::{
 };
 use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
+use stocklet_service_kit::password::Hasher;
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use stocklet_values::normalise_email;
@@ -31,7 +32,6 @@ use crate::domain::{
     Email, EmailClaim, EmailClaimCommand, EmailClaimError, Password, PersonName, User, UserCommand,
     UserError, claim_id,
 };
-use crate::password::Hasher;
 use crate::projections::{Directory, UserRow};
 
 /// Attempts at an atomic change whose aggregates keep changing under it.

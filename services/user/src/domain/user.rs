@@ -7,9 +7,9 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use stocklet_values::Email;
+use stocklet_values::{Email, PasswordHash};
 
-use super::values::{PasswordHash, PersonName};
+use super::values::PersonName;
 
 es_core::domain_events! {
     /// What happens to a user.
@@ -227,7 +227,7 @@ mod tests {
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 1,
             })
             .then_expect_events([registered()]);
@@ -243,7 +243,7 @@ mod tests {
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 2,
             })
             .then_expect_events([]);
@@ -253,7 +253,7 @@ mod tests {
                 email: email("other@example.com"),
                 first_name: PersonName::parse("B").unwrap(),
                 last_name: PersonName::parse("C").unwrap(),
-                password_hash: PasswordHash::from_phc("x".into()),
+                password_hash: PasswordHash::from_phc("x"),
                 at_ms: 2,
             })
             .then_expect_error(|e| *e == UserError::AlreadyExists);
