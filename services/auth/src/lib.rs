@@ -46,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AuthApi;
-use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Email, Password, Role};
 use crate::projections::Logins;
 use crate::reactor::{DURABLE_NAME, UserReactions};
 use crate::tokens::{KeySource, TokenSigner};
@@ -164,6 +164,8 @@ async fn bootstrap_admin(
         tracing::info!(%user_id, "admin account exists");
         return Ok(());
     }
+    let email = Email::parse(&admin.email)
+        .map_err(|e| RunError::Config(format!("STOCKLET_ADMIN_EMAIL {e}")))?;
     let password = Password::parse(admin.password.expose())
         .map_err(|e| RunError::Config(format!("STOCKLET_ADMIN_PASSWORD {e}")))?;
     let password_hash = passwords
@@ -172,7 +174,7 @@ async fn bootstrap_admin(
         .map_err(|e| RunError::Config(e.to_string()))?;
     let command = CredentialsCommand::Create {
         user_id: user_id.clone(),
-        email: admin.email.trim().to_owned(),
+        email,
         password_hash,
         role: Role::Admin,
         at_ms: es_core::envelope::now_ms(),
