@@ -117,6 +117,33 @@ impl CommonConfig {
     }
 }
 
+/// The settings of a service that needs nothing but the common ones and an
+/// address to listen on (product, payment, warehouse).
+///
+/// Why one struct: those services' settings differed only in the name of
+/// the address variable and its default, and each copy had to be kept in
+/// step with [`CommonConfig`] by hand. A service with settings of its own
+/// (shipping's capacity, auth's keys) keeps its own struct, with a
+/// [`CommonConfig`] inside.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Settings every service shares.
+    pub common: CommonConfig,
+    /// Where the gRPC server listens: the service's `STOCKLET_*_ADDR`.
+    pub listen_addr: String,
+}
+
+impl ServiceConfig {
+    /// Reads the common settings and the listen address from `addr_var`
+    /// (`default_addr` when unset or empty).
+    pub fn from_env(addr_var: &str, default_addr: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_env()?,
+            listen_addr: env_or(addr_var, default_addr),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +164,12 @@ mod tests {
             env_parse("STOCKLET_TEST_UNSET_VARIABLE", 7usize).unwrap(),
             7
         );
+    }
+
+    #[test]
+    fn an_unset_listen_address_is_the_default() {
+        let config =
+            ServiceConfig::from_env("STOCKLET_TEST_UNSET_ADDR", "127.0.0.1:50099").unwrap();
+        assert_eq!(config.listen_addr, "127.0.0.1:50099");
     }
 }

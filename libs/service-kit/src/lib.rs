@@ -8,8 +8,11 @@
 //! - [`error`]: one API error enum, mapped to gRPC status (with
 //!   `google.rpc.BadRequest` field violations) in one place.
 //! - [`pagination`]: page sizes and opaque page tokens.
+//! - [`password`]: Argon2id hashing and verification on the blocking pool,
+//!   for the user and auth services.
 //! - [`config`]: typed settings from environment variables, with secrets
-//!   that never print.
+//!   that never print, and the [`ServiceConfig`] of a service that needs
+//!   only an address of its own.
 //! - [`grpc`]: serving a tonic service with health and reflection, and
 //!   graceful shutdown.
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
@@ -35,12 +38,13 @@ pub mod identity;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
+pub mod password;
 pub mod service;
 pub mod streams;
 pub mod telemetry;
 
 pub use api::CommandApi;
-pub use config::{ConfigError, Secret};
+pub use config::{ConfigError, Secret, ServiceConfig};
 pub use error::{ApiError, FieldViolation, Validation};
 pub use identity::{Identity, Role};
 pub use pagination::PageRequest;

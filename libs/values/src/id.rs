@@ -103,6 +103,12 @@ impl CustomerId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// A fresh, time-ordered id (UUIDv7): a user's, made when they
+    /// register.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().hyphenated().to_string())
+    }
+
     /// An id read back from an event this system recorded after parsing
     /// it, when folding events (which cannot fail): the record is trusted
     /// as written.
@@ -172,6 +178,8 @@ mod tests {
         assert_eq!(OrderId::parse(id.as_str()), Ok(id));
         let id = ProductId::generate();
         assert_eq!(ProductId::parse(id.as_str()), Ok(id));
+        let id = CustomerId::generate();
+        assert_eq!(CustomerId::parse(id.as_str()), Ok(id));
     }
 
     #[test]

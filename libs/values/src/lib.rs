@@ -1,8 +1,10 @@
 //! The value types every Stocklet context shares: money in whole cents,
-//! quantities of units, ids and email addresses.
+//! quantities of units, ids, email addresses, and passwords with their
+//! hashes.
 //!
 //! Why a crate of its own: the same ideas were written out once per service
-//! (three `Cents`, two `Quantity`, email normalisation in two places), each
+//! (three `Cents`, two `Quantity`, email normalisation in two places, two
+//! `Password` and `PasswordHash`), each
 //! copy with its own bounds and error texts, and aggregates kept the raw
 //! `i64` and `String` that the API had already parsed. Here each idea is
 //! written once, with private fields and a `parse` constructor ("parse,
@@ -26,9 +28,11 @@
 mod cents;
 mod email;
 mod id;
+mod password;
 mod quantity;
 
 pub use cents::{Cents, InvalidCents};
 pub use email::{Email, InvalidEmail, normalise_email};
 pub use id::{CustomerId, InvalidId, OrderId, ProductId};
+pub use password::{InvalidPassword, Password, PasswordHash};
 pub use quantity::{InvalidQuantity, Quantity};

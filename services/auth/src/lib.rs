@@ -26,7 +26,6 @@
 
 pub mod api;
 pub mod domain;
-pub mod password;
 pub mod projections;
 pub mod reactor;
 pub mod tokens;
@@ -39,6 +38,7 @@ use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::password::Passwords;
 use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, Secret};
@@ -46,8 +46,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::AuthApi;
-use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
-use crate::password::Passwords;
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Email, Password, Role};
 use crate::projections::Logins;
 use crate::reactor::{DURABLE_NAME, UserReactions};
 use crate::tokens::{KeySource, TokenSigner};
@@ -165,6 +164,8 @@ async fn bootstrap_admin(
         tracing::info!(%user_id, "admin account exists");
         return Ok(());
     }
+    let email = Email::parse(&admin.email)
+        .map_err(|e| RunError::Config(format!("STOCKLET_ADMIN_EMAIL {e}")))?;
     let password = Password::parse(admin.password.expose())
         .map_err(|e| RunError::Config(format!("STOCKLET_ADMIN_PASSWORD {e}")))?;
     let password_hash = passwords
@@ -173,7 +174,7 @@ async fn bootstrap_admin(
         .map_err(|e| RunError::Config(e.to_string()))?;
     let command = CredentialsCommand::Create {
         user_id: user_id.clone(),
-        email: admin.email.trim().to_owned(),
+        email,
         password_hash,
         role: Role::Admin,
         at_ms: es_core::envelope::now_ms(),

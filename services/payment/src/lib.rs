@@ -21,11 +21,10 @@ pub mod reactor;
 
 use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::payment::v1::payment_service_server::PaymentServiceServer;
-use stocklet_service_kit::ConfigError;
-use stocklet_service_kit::config::{CommonConfig, env_or};
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams::{self, Stream};
+use stocklet_service_kit::{ConfigError, ServiceConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -47,23 +46,17 @@ pub const SAGA_CONSUMERS: [(Stream, &str); 2] = [
     (streams::ORDER, "payment-from-order"),
 ];
 
-/// The payment service's settings.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Settings every service shares.
-    pub common: CommonConfig,
-    /// `STOCKLET_PAYMENT_ADDR`: where the gRPC server listens.
-    pub listen_addr: String,
-}
+/// The payment service's settings: the common ones and [`ADDR_VAR`].
+pub type Config = ServiceConfig;
 
-impl Config {
-    /// Reads the settings from the environment, with defaults.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            common: CommonConfig::from_env()?,
-            listen_addr: env_or("STOCKLET_PAYMENT_ADDR", "127.0.0.1:50056"),
-        })
-    }
+/// The variable naming where the gRPC server listens.
+pub const ADDR_VAR: &str = "STOCKLET_PAYMENT_ADDR";
+/// Where the gRPC server listens when [`ADDR_VAR`] is unset.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50056";
+
+/// Reads the settings from the environment, with defaults.
+pub fn config_from_env() -> Result<Config, ConfigError> {
+    ServiceConfig::from_env(ADDR_VAR, DEFAULT_ADDR)
 }
 
 /// Who the service is: its schema and its stream.

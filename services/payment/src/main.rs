@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use stocklet_payment::{Config, run};
+use stocklet_payment::{config_from_env, run};
 use stocklet_service_kit::{lifecycle, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("payment");
-    lifecycle::serve_binary("payment service", Config::from_env, |c| &c.listen_addr, run).await
+    lifecycle::serve_binary("payment service", config_from_env, |c| &c.listen_addr, run).await
 }

@@ -128,10 +128,22 @@ async fn main() -> ExitCode {
             .map(|admin| admin.email.clone());
         start_service!("auth", stocklet_auth, auth_config)?;
         let user = start_service!("user", stocklet_user)?;
-        let product = start_service!("product", stocklet_product)?;
-        let warehouse = start_service!("warehouse", stocklet_warehouse)?;
+        let product = start_service!(
+            "product",
+            stocklet_product,
+            stocklet_product::config_from_env()
+        )?;
+        let warehouse = start_service!(
+            "warehouse",
+            stocklet_warehouse,
+            stocklet_warehouse::config_from_env()
+        )?;
         start_service!("order", stocklet_order)?;
-        let payment = start_service!("payment", stocklet_payment)?;
+        let payment = start_service!(
+            "payment",
+            stocklet_payment,
+            stocklet_payment::config_from_env()
+        )?;
         start_service!("shipping", stocklet_shipping)?;
         if !provision_only {
             start_service!("gateway", stocklet_gateway)?;

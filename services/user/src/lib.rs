@@ -26,20 +26,19 @@
 
 pub mod api;
 pub mod domain;
-pub mod password;
 pub mod projections;
 
 use stocklet_proto::stocklet::user::v1::user_service_server::UserServiceServer;
 use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::lifecycle::RunError;
+use stocklet_service_kit::password::Hasher;
 use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::UserApi;
-use crate::password::Hasher;
 use crate::projections::Directory;
 
 /// The gRPC service name, for health checks.

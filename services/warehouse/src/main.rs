@@ -4,14 +4,14 @@
 use std::process::ExitCode;
 
 use stocklet_service_kit::{lifecycle, telemetry};
-use stocklet_warehouse::{Config, run};
+use stocklet_warehouse::{config_from_env, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _telemetry = telemetry::init("warehouse");
     lifecycle::serve_binary(
         "warehouse service",
-        Config::from_env,
+        config_from_env,
         |c| &c.listen_addr,
         run,
     )

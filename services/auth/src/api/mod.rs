@@ -17,11 +17,11 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
 };
+use stocklet_service_kit::password::Passwords;
 use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
-use crate::password::Passwords;
 use crate::projections::{LoginRow, Logins};
 use crate::tokens::TokenSigner;
 

@@ -10,7 +10,9 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use super::values::{PasswordHash, Role};
+use stocklet_values::{Email, PasswordHash};
+
+use super::values::Role;
 
 es_core::domain_events! {
     /// What happens to a user's credentials.
@@ -31,7 +33,7 @@ pub enum CredentialsCommand {
         /// The user's id (the aggregate id).
         user_id: String,
         /// The email address to log in with.
-        email: String,
+        email: Email,
         /// The password's Argon2id hash.
         password_hash: PasswordHash,
         /// The role granted.
@@ -49,7 +51,7 @@ pub enum CredentialsCommand {
     /// Follows a change of the user's email address.
     ChangeEmail {
         /// The new address.
-        email: String,
+        email: Email,
         /// Now, in Unix milliseconds.
         at_ms: i64,
     },
@@ -81,8 +83,8 @@ pub enum CredentialsError {
 pub struct Credentials {
     /// The user's id.
     pub user_id: String,
-    /// The email address to log in with, as typed.
-    pub email: String,
+    /// The email address to log in with, as typed; `None` before creation.
+    pub email: Option<Email>,
     /// The current password hash.
     pub password_hash: PasswordHash,
     /// The role granted.
@@ -135,7 +137,7 @@ impl Aggregate for Credentials {
                 Ok(vec![
                     events::CredentialsCreated {
                         user_id: user_id.clone(),
-                        email: email.clone(),
+                        email: email.as_str().to_owned(),
                         password_hash: password_hash.expose().to_owned(),
                         role: role.to_event(),
                         occurred_at_ms: *at_ms,
@@ -159,13 +161,13 @@ impl Aggregate for Credentials {
             }
             CredentialsCommand::ChangeEmail { email, at_ms } => {
                 self.require_live()?;
-                if *email == self.email {
+                if self.email.as_ref() == Some(email) {
                     return Ok(Vec::new());
                 }
                 Ok(vec![
                     events::CredentialsEmailChanged {
                         user_id: self.user_id.clone(),
-                        email: email.clone(),
+                        email: email.as_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -190,7 +192,7 @@ impl Aggregate for Credentials {
         match event {
             CredentialsEvent::Created(e) => {
                 self.user_id.clone_from(&e.user_id);
-                self.email.clone_from(&e.email);
+                self.email = Some(Email::from_recorded(&e.email));
                 self.password_hash = PasswordHash::from_phc(e.password_hash.clone());
                 self.role = Some(Role::from_event(e.role));
                 self.created = true;
@@ -198,7 +200,9 @@ impl Aggregate for Credentials {
             CredentialsEvent::PasswordChanged(e) => {
                 self.password_hash = PasswordHash::from_phc(e.password_hash.clone());
             }
-            CredentialsEvent::EmailChanged(e) => self.email.clone_from(&e.email),
+            CredentialsEvent::EmailChanged(e) => {
+                self.email = Some(Email::from_recorded(&e.email));
+            }
             CredentialsEvent::Removed(e) => {
                 self.user_id.clone_from(&e.user_id);
                 self.removed = true;
@@ -225,6 +229,10 @@ mod tests {
         .into()
     }
 
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
     fn removed() -> CredentialsEvent {
         events::CredentialsRemoved {
             user_id: "u1".into(),
@@ -236,7 +244,7 @@ mod tests {
     fn create() -> CredentialsCommand {
         CredentialsCommand::Create {
             user_id: "u1".into(),
-            email: "ann@example.com".into(),
+            email: email("ann@example.com"),
             password_hash: PasswordHash::from_phc("$argon2id$one"),
             role: Role::Customer,
             at_ms: 1,
@@ -275,7 +283,7 @@ mod tests {
     fn the_login_email_follows_the_user() {
         given::<Credentials>([created()])
             .when(CredentialsCommand::ChangeEmail {
-                email: "ann@new.example".into(),
+                email: email("ann@new.example"),
                 at_ms: 2,
             })
             .then_expect_events([events::CredentialsEmailChanged {
@@ -286,7 +294,7 @@ mod tests {
             .into()]);
         given::<Credentials>([created()])
             .when(CredentialsCommand::ChangeEmail {
-                email: "ann@example.com".into(),
+                email: email("ann@example.com"),
                 at_ms: 2,
             })
             .then_expect_events([]);

@@ -7,6 +7,9 @@
 //! handled out of order: a removal that comes first leaves a tombstone that
 //! refuses the late creation; an email change that comes before the
 //! creation fails transiently and is retried after it.
+//!
+//! Addresses and hashes are taken as the user service recorded them
+//! (`Email::from_recorded`): it parsed them before it wrote the event.
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{
@@ -14,7 +17,7 @@ use es_core::{
 };
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Credentials, CredentialsCommand, CredentialsError, PasswordHash, Role};
+use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Email, PasswordHash, Role};
 
 /// The durable consumer's name.
 pub const DURABLE_NAME: &str = "auth-from-user";
@@ -52,7 +55,7 @@ impl Reaction for UserReactions {
                 e.user_id.clone(),
                 CredentialsCommand::Create {
                     user_id: e.user_id,
-                    email: e.email,
+                    email: Email::from_recorded(&e.email),
                     password_hash: PasswordHash::from_phc(e.password_hash),
                     role: Role::Customer,
                     at_ms: e.occurred_at_ms,
@@ -61,7 +64,7 @@ impl Reaction for UserReactions {
             UserEvent::EmailUpdated(e) => (
                 e.user_id,
                 CredentialsCommand::ChangeEmail {
-                    email: e.email,
+                    email: Email::from_recorded(&e.email),
                     at_ms: e.occurred_at_ms,
                 },
             ),

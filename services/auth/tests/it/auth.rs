@@ -215,7 +215,7 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
             occurred_at_ms: 2,
         })
         .await;
-    let hash = stocklet_auth::password::Passwords::new(1)
+    let hash = stocklet_service_kit::password::Passwords::new(1)
         .await
         .unwrap()
         .hash(stocklet_auth::domain::Password::parse("ghost password").unwrap())

@@ -236,7 +236,7 @@ impl TestApp {
             backends.insert(name.into(), format!("http://{addr}"));
         };
         serve("product", |listener, common, shutdown| {
-            let mut config = stocklet_product::Config::from_env().unwrap();
+            let mut config = stocklet_product::config_from_env().unwrap();
             (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
             tokio::spawn(stocklet_product::run(config, listener, shutdown))
         })
@@ -258,13 +258,13 @@ impl TestApp {
             })
             .await;
             serve("warehouse", |listener, common, shutdown| {
-                let mut config = stocklet_warehouse::Config::from_env().unwrap();
+                let mut config = stocklet_warehouse::config_from_env().unwrap();
                 (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 tokio::spawn(stocklet_warehouse::run(config, listener, shutdown))
             })
             .await;
             serve("payment", |listener, common, shutdown| {
-                let mut config = stocklet_payment::Config::from_env().unwrap();
+                let mut config = stocklet_payment::config_from_env().unwrap();
                 (config.common, config.listen_addr) = (common, LISTEN_ADDR.into());
                 tokio::spawn(stocklet_payment::run(config, listener, shutdown))
             })

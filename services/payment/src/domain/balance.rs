@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use stocklet_values::Cents;
+use stocklet_values::{Cents, CustomerId, OrderId};
 
 /// The largest amount one command may move: ten billion currency units,
 /// above any price or order total ([`Cents::MAX`]). Sums of a few million
@@ -47,14 +47,14 @@ pub enum BalanceCommand {
     /// Opens the balance at zero (reacting to `UserRegistered`).
     Open {
         /// The customer (user id).
-        customer_id: String,
+        customer_id: CustomerId,
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
     /// Closes the balance for good (reacting to `UserDeleted`).
     Close {
         /// The customer (user id).
-        customer_id: String,
+        customer_id: CustomerId,
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
@@ -72,9 +72,9 @@ pub enum BalanceCommand {
         /// The payment's new transaction id, used only if it is captured.
         transaction_id: String,
         /// The customer (user id).
-        customer_id: String,
+        customer_id: CustomerId,
         /// The order paid for: the payment's key.
-        order_id: String,
+        order_id: OrderId,
         /// The order's total.
         amount: Cents,
         /// The order's shipment, carried to the saga's next step.
@@ -87,7 +87,7 @@ pub enum BalanceCommand {
     /// Refunds an order's captured payment, once.
     Reverse {
         /// The order whose payment is reversed.
-        order_id: String,
+        order_id: OrderId,
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
@@ -115,13 +115,13 @@ pub enum BalanceError {
     #[error("order {order_id} has no payment")]
     PaymentNotFound {
         /// The order's id.
-        order_id: String,
+        order_id: OrderId,
     },
     /// The order's payment failed, so there is nothing to reverse.
     #[error("the payment of order {order_id} was not captured")]
     PaymentNotCaptured {
         /// The order's id.
-        order_id: String,
+        order_id: OrderId,
     },
 }
 
@@ -157,16 +157,26 @@ pub enum PaymentOutcome {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
     status: BalanceStatus,
-    customer_id: String,
+    customer_id: Option<CustomerId>,
     balance: Cents,
     opened_at_ms: i64,
-    payments: BTreeMap<String, PaymentOutcome>,
+    payments: BTreeMap<OrderId, PaymentOutcome>,
 }
 
 impl Balance {
     /// Where the balance is in its life.
     pub fn status(&self) -> BalanceStatus {
         self.status
+    }
+
+    /// The customer (user id), once the balance was opened or closed.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        self.customer_id.as_ref()
+    }
+
+    /// The customer's id as the events spell it: empty if never opened.
+    fn customer_id_str(&self) -> &str {
+        self.customer_id.as_ref().map_or("", CustomerId::as_str)
     }
 
     /// When the balance was opened, Unix milliseconds; zero if never.
@@ -185,7 +195,7 @@ impl Balance {
     }
 
     /// How an order's payment went, if it was attempted.
-    pub fn payment(&self, order_id: &str) -> Option<&PaymentOutcome> {
+    pub fn payment(&self, order_id: &OrderId) -> Option<&PaymentOutcome> {
         self.payments.get(order_id)
     }
 
@@ -229,8 +239,8 @@ impl Balance {
                 };
                 return vec![
                     pb::PaymentFailed {
-                        order_id: order_id.clone(),
-                        customer_id: customer_id.clone(),
+                        order_id: order_id.to_string(),
+                        customer_id: customer_id.to_string(),
                         amount_cents: amount.get(),
                         reason: reason.into(),
                         balance_cents,
@@ -244,18 +254,18 @@ impl Balance {
         };
         vec![
             pb::BalanceDebited {
-                customer_id: customer_id.clone(),
+                customer_id: customer_id.to_string(),
                 amount_cents: amount.get(),
                 balance_cents: left.get(),
                 transaction_id: transaction_id.clone(),
-                order_id: order_id.clone(),
+                order_id: order_id.to_string(),
                 occurred_at_ms: *at_ms,
             }
             .into(),
             pb::PaymentCaptured {
                 transaction_id: transaction_id.clone(),
-                order_id: order_id.clone(),
-                customer_id: customer_id.clone(),
+                order_id: order_id.to_string(),
+                customer_id: customer_id.to_string(),
                 amount_cents: amount.get(),
                 shipment_id: shipment_id.clone(),
                 reservation_id: reservation_id.clone(),
@@ -265,13 +275,13 @@ impl Balance {
         ]
     }
 
-    fn reverse(&self, order_id: &str, at_ms: i64) -> Result<Vec<BalanceEvent>, BalanceError> {
+    fn reverse(&self, order_id: &OrderId, at_ms: i64) -> Result<Vec<BalanceEvent>, BalanceError> {
         let not_found = || BalanceError::PaymentNotFound {
-            order_id: order_id.to_owned(),
+            order_id: order_id.clone(),
         };
         match self.payments.get(order_id).ok_or_else(not_found)? {
             PaymentOutcome::Failed => Err(BalanceError::PaymentNotCaptured {
-                order_id: order_id.to_owned(),
+                order_id: order_id.clone(),
             }),
             PaymentOutcome::Captured { reversed: true, .. } => Ok(Vec::new()),
             PaymentOutcome::Captured {
@@ -285,14 +295,14 @@ impl Balance {
                 Ok(vec![
                     pb::TransactionReversed {
                         transaction_id: transaction_id.clone(),
-                        order_id: order_id.to_owned(),
-                        customer_id: self.customer_id.clone(),
+                        order_id: order_id.to_string(),
+                        customer_id: self.customer_id_str().to_owned(),
                         amount_cents: amount.get(),
                         occurred_at_ms: at_ms,
                     }
                     .into(),
                     pb::BalanceCredited {
-                        customer_id: self.customer_id.clone(),
+                        customer_id: self.customer_id_str().to_owned(),
                         amount_cents: amount.get(),
                         balance_cents,
                         reason: pb::BalanceCreditReason::Refund.into(),
@@ -317,7 +327,7 @@ impl es_core::Aggregate for Balance {
             BalanceCommand::Open { customer_id, at_ms } => match self.status {
                 BalanceStatus::Unopened => Ok(vec![
                     pb::BalanceOpened {
-                        customer_id: customer_id.clone(),
+                        customer_id: customer_id.to_string(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -328,7 +338,7 @@ impl es_core::Aggregate for Balance {
                 BalanceStatus::Closed => Ok(Vec::new()),
                 BalanceStatus::Unopened | BalanceStatus::Open => Ok(vec![
                     pb::BalanceClosed {
-                        customer_id: customer_id.clone(),
+                        customer_id: customer_id.to_string(),
                         balance_cents: self.balance.get(),
                         occurred_at_ms: *at_ms,
                     }
@@ -350,7 +360,7 @@ impl es_core::Aggregate for Balance {
                     .ok_or(BalanceError::Overflow { amount: *amount })?;
                 Ok(vec![
                     pb::BalanceCredited {
-                        customer_id: self.customer_id.clone(),
+                        customer_id: self.customer_id_str().to_owned(),
                         amount_cents: amount.get(),
                         balance_cents: balance.get(),
                         reason: pb::BalanceCreditReason::TopUp.into(),
@@ -374,18 +384,18 @@ impl es_core::Aggregate for Balance {
         match event {
             BalanceEvent::Opened(e) => {
                 self.status = BalanceStatus::Open;
-                self.customer_id = e.customer_id.clone();
+                self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
                 self.opened_at_ms = e.occurred_at_ms;
             }
             BalanceEvent::Credited(e) => self.balance = Cents::from_recorded(e.balance_cents),
             BalanceEvent::Debited(e) => self.balance = Cents::from_recorded(e.balance_cents),
             BalanceEvent::Closed(e) => {
                 self.status = BalanceStatus::Closed;
-                self.customer_id = e.customer_id.clone();
+                self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
             }
             BalanceEvent::Captured(e) => {
                 self.payments.insert(
-                    e.order_id.clone(),
+                    OrderId::from_recorded(&e.order_id),
                     PaymentOutcome::Captured {
                         transaction_id: e.transaction_id.clone(),
                         amount: Cents::from_recorded(e.amount_cents),
@@ -395,11 +405,11 @@ impl es_core::Aggregate for Balance {
             }
             BalanceEvent::Failed(e) => {
                 self.payments
-                    .insert(e.order_id.clone(), PaymentOutcome::Failed);
+                    .insert(OrderId::from_recorded(&e.order_id), PaymentOutcome::Failed);
             }
             BalanceEvent::Reversed(e) => {
                 if let Some(PaymentOutcome::Captured { reversed, .. }) =
-                    self.payments.get_mut(&e.order_id)
+                    self.payments.get_mut(&OrderId::from_recorded(&e.order_id))
                 {
                     *reversed = true;
                 }
@@ -423,6 +433,15 @@ mod tests {
 
     fn cents(n: i64) -> Cents {
         Cents::parse(n).unwrap()
+    }
+
+    fn customer() -> CustomerId {
+        CustomerId::parse(C).unwrap()
+    }
+
+    /// Test orders are named `o1`, `o2`..., as the events record them.
+    fn order(id: &str) -> OrderId {
+        OrderId::from_recorded(id)
     }
 
     fn opened() -> BalanceEvent {
@@ -464,14 +483,14 @@ mod tests {
         }
     }
 
-    fn debit(order: &str, amount: i64) -> BalanceCommand {
+    fn debit(id: &str, amount: i64) -> BalanceCommand {
         BalanceCommand::Debit {
-            transaction_id: format!("t-{order}"),
-            customer_id: C.into(),
-            order_id: order.into(),
+            transaction_id: format!("t-{id}"),
+            customer_id: customer(),
+            order_id: order(id),
             amount: cents(amount),
-            shipment_id: format!("s-{order}"),
-            reservation_id: format!("r-{order}"),
+            shipment_id: format!("s-{id}"),
+            reservation_id: format!("r-{id}"),
             at_ms: AT,
         }
     }
@@ -519,9 +538,9 @@ mod tests {
         .into()
     }
 
-    fn reverse(order: &str) -> BalanceCommand {
+    fn reverse(id: &str) -> BalanceCommand {
         BalanceCommand::Reverse {
-            order_id: order.into(),
+            order_id: order(id),
             at_ms: AT,
         }
     }
@@ -530,7 +549,7 @@ mod tests {
     fn opening_starts_at_zero_and_happens_once() {
         let balance = given_no_events::<Balance>()
             .when(BalanceCommand::Open {
-                customer_id: C.into(),
+                customer_id: customer(),
                 at_ms: AT,
             })
             .then_expect_events([opened()]);
@@ -540,7 +559,7 @@ mod tests {
         );
         given::<Balance>([opened()])
             .when(BalanceCommand::Open {
-                customer_id: C.into(),
+                customer_id: customer(),
                 at_ms: AT,
             })
             .then_expect_events([]);
@@ -557,7 +576,7 @@ mod tests {
             .into()
         };
         let close = || BalanceCommand::Close {
-            customer_id: C.into(),
+            customer_id: customer(),
             at_ms: AT,
         };
         given::<Balance>([opened(), credited(500, 500, "t0")])
@@ -569,7 +588,7 @@ mod tests {
             .then_expect_events([closed(0)]);
         given::<Balance>([closed(0)])
             .when(BalanceCommand::Open {
-                customer_id: C.into(),
+                customer_id: customer(),
                 at_ms: AT,
             })
             .then_expect_events([]);
@@ -638,7 +657,7 @@ mod tests {
             .when(debit("o1", 600))
             .then_expect_events([failed("o1", 600, InsufficientBalance, 500)]);
         assert_eq!(balance.balance_cents(), 500);
-        assert_eq!(balance.payment("o1"), Some(&PaymentOutcome::Failed));
+        assert_eq!(balance.payment(&order("o1")), Some(&PaymentOutcome::Failed));
         // Failed once, failed for good: topping up does not retry it.
         given::<Balance>([
             opened(),
@@ -678,7 +697,7 @@ mod tests {
             ]);
         assert_eq!(balance.balance_cents(), 1000);
         assert!(matches!(
-            balance.payment("o1"),
+            balance.payment(&order("o1")),
             Some(PaymentOutcome::Captured { reversed: true, .. })
         ));
         let mut reversed = history;

@@ -20,7 +20,7 @@ use es_core::reactor::{Reaction, ReactionError};
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Recorded, Repository};
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Balance, BalanceCommand};
+use crate::domain::{Balance, BalanceCommand, CustomerId};
 
 /// The handler name in the dedupe key of a balance opened for a new user.
 pub const OPEN_BALANCE: &str = "payment.open-balance";
@@ -52,16 +52,18 @@ impl UserReaction {
     async fn run(
         &self,
         source: &EventMeta,
-        user_id: String,
+        user_id: &str,
         handler: &str,
-        command: impl FnOnce(String) -> BalanceCommand,
+        command: impl FnOnce(CustomerId) -> BalanceCommand,
     ) -> Result<(), ReactionError> {
-        let id = AggregateId::parse(user_id.clone())
+        let id = AggregateId::parse(user_id)
+            .map_err(|e| ReactionError::Permanent(format!("bad user id: {e}")))?;
+        let customer_id = CustomerId::parse(user_id)
             .map_err(|e| ReactionError::Permanent(format!("bad user id: {e}")))?;
         let context = CommandContext::caused_by(source, handler);
         match self
             .balances
-            .execute(&id, &command(user_id), &context)
+            .execute(&id, &command(customer_id), &context)
             .await
         {
             Ok(_) => Ok(()),
@@ -79,7 +81,7 @@ impl Reaction for UserReaction {
             UserEvent::Registered(registered) => {
                 self.run(
                     &stored.meta,
-                    registered.user_id.clone(),
+                    &registered.user_id,
                     OPEN_BALANCE,
                     |customer_id| BalanceCommand::Open { customer_id, at_ms },
                 )
@@ -88,7 +90,7 @@ impl Reaction for UserReaction {
             UserEvent::Deleted(deleted) => {
                 self.run(
                     &stored.meta,
-                    deleted.user_id.clone(),
+                    &deleted.user_id,
                     CLOSE_BALANCE,
                     |customer_id| BalanceCommand::Close { customer_id, at_ms },
                 )

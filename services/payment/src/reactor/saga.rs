@@ -17,7 +17,7 @@ use es_core::{
 };
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, MAX_CENTS};
+use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, CustomerId, MAX_CENTS, OrderId};
 
 /// The handler name in the dedupe key of an order's debit.
 pub const DEBIT: &str = "payment.debit-order";
@@ -76,10 +76,13 @@ impl Reaction for SagaReaction {
             SagaEvent::ShipmentAllocated(allocated) => {
                 let amount = Cents::parse_at_most(allocated.total_cents, MAX_CENTS)
                     .map_err(|e| ReactionError::Permanent(format!("bad total: {e}")))?;
+                let customer_id = CustomerId::parse(&allocated.customer_id)
+                    .map_err(|e| ReactionError::Permanent(format!("bad customer id: {e}")))?;
                 let command = BalanceCommand::Debit {
                     transaction_id: AggregateId::new_v7().to_string(),
-                    customer_id: allocated.customer_id.clone(),
-                    order_id: allocated.order_id,
+                    customer_id,
+                    // Recorded by the order service after parsing it.
+                    order_id: OrderId::from_recorded(&allocated.order_id),
                     amount,
                     shipment_id: allocated.shipment_id,
                     reservation_id: allocated.reservation_id,
@@ -94,7 +97,7 @@ impl Reaction for SagaReaction {
                     return Ok(());
                 }
                 let command = BalanceCommand::Reverse {
-                    order_id: cancelled.order_id,
+                    order_id: OrderId::from_recorded(&cancelled.order_id),
                     at_ms,
                 };
                 self.execute(&stored.meta, &cancelled.customer_id, command, REFUND)

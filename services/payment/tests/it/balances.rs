@@ -8,6 +8,7 @@ use es_core::{AggregateId, CommandContext};
 use stocklet_payment::domain::{BalanceCommand, Cents};
 use stocklet_proto::stocklet::payment::v1 as pb;
 use stocklet_service_kit::{Identity, Secret};
+use stocklet_values::{CustomerId, OrderId};
 use tonic::{Code, Request, Status};
 
 use crate::app::*;
@@ -156,8 +157,8 @@ async fn payments_and_refunds_show_on_the_ledger() {
     let alice = AggregateId::parse(ALICE).unwrap();
     let debit = |order: &str, amount: i64| BalanceCommand::Debit {
         transaction_id: format!("tx-{order}"),
-        customer_id: ALICE.into(),
-        order_id: order.into(),
+        customer_id: CustomerId::parse(ALICE).unwrap(),
+        order_id: OrderId::from_recorded(order),
         amount: Cents::parse(amount).unwrap(),
         shipment_id: "s1".into(),
         reservation_id: "r1".into(),
@@ -184,14 +185,19 @@ async fn payments_and_refunds_show_on_the_ledger() {
         .execute(&alice, &debit("o2", 5000), &CommandContext::default())
         .await
         .unwrap();
-    assert!(failed.state.payment("o2").is_some());
+    assert!(
+        failed
+            .state
+            .payment(&OrderId::from_recorded("o2"))
+            .is_some()
+    );
     assert_eq!(failed.state.balance_cents(), 1500);
 
     balances
         .execute(
             &alice,
             &BalanceCommand::Reverse {
-                order_id: "o1".into(),
+                order_id: OrderId::from_recorded("o1"),
                 at_ms: es_core::envelope::now_ms(),
             },
             &CommandContext::default(),

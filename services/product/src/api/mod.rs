@@ -16,7 +16,9 @@ use stocklet_proto::stocklet::product::v1::{self as pb, product_service_server::
 use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Cents, Description, Product, ProductCommand, ProductError, ProductName};
+use crate::domain::{
+    Cents, Description, Product, ProductCommand, ProductError, ProductId, ProductName,
+};
 use crate::projections::{Catalogue, ProductRow};
 
 /// Handles `stocklet.product.v1.ProductService`.
@@ -65,7 +67,11 @@ fn product_id(validation: &mut Validation, raw: &str) -> Option<AggregateId> {
 
 fn to_pb(product: &Product) -> pb::Product {
     pb::Product {
-        id: product.id.clone(),
+        id: product
+            .id
+            .as_ref()
+            .map(ProductId::to_string)
+            .unwrap_or_default(),
         name: product.name.clone(),
         description: product.description.clone(),
         price_cents: product.price.get(),
@@ -144,12 +150,14 @@ impl ProductService for ProductApi {
         let (Some(name), Some(description), Some(price)) = (name, description, price) else {
             return Err(ApiError::Internal("validated fields missing".into()).into());
         };
-        let id = AggregateId::new_v7();
+        let product_id = ProductId::generate();
+        let id = AggregateId::parse(product_id.as_str())
+            .map_err(|e| ApiError::Internal(format!("generated product id: {e}")))?;
         let product = self
             .execute(
                 &id,
                 ProductCommand::Create {
-                    id: id.to_string(),
+                    id: product_id,
                     name,
                     description,
                     price,

@@ -3,7 +3,7 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use stocklet_values::Cents;
+use stocklet_values::{Cents, ProductId};
 
 use super::values::{Description, ProductName};
 
@@ -24,7 +24,7 @@ pub enum ProductCommand {
     /// Adds the product to the catalogue.
     Create {
         /// Its id (the aggregate id).
-        id: String,
+        id: ProductId,
         /// Its name.
         name: ProductName,
         /// Its description.
@@ -78,7 +78,7 @@ pub enum ProductError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Product {
     /// Its id, once created.
-    pub id: String,
+    pub id: Option<ProductId>,
     /// Its name.
     pub name: String,
     /// Its description.
@@ -112,7 +112,11 @@ impl Aggregate for Product {
     type Error = ProductError;
 
     fn decide(&self, command: &ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
-        let product_id = self.id.clone();
+        let product_id = self
+            .id
+            .as_ref()
+            .map(ProductId::to_string)
+            .unwrap_or_default();
         match command {
             ProductCommand::Create {
                 id,
@@ -126,7 +130,7 @@ impl Aggregate for Product {
                 }
                 Ok(vec![
                     events::ProductCreated {
-                        product_id: id.clone(),
+                        product_id: id.to_string(),
                         name: name.as_str().to_owned(),
                         description: description.as_str().to_owned(),
                         price_cents: price.get(),
@@ -194,7 +198,7 @@ impl Aggregate for Product {
     fn apply(&mut self, event: &ProductEvent) {
         match event {
             ProductEvent::Created(e) => {
-                self.id.clone_from(&e.product_id);
+                self.id = Some(ProductId::from_recorded(&e.product_id));
                 self.name.clone_from(&e.name);
                 self.description.clone_from(&e.description);
                 self.price = Cents::from_recorded(e.price_cents);
@@ -227,6 +231,11 @@ mod tests {
 
     const ID: &str = "p1";
 
+    /// The test product's id, as its events record it.
+    fn id() -> ProductId {
+        ProductId::from_recorded(ID)
+    }
+
     fn created() -> ProductEvent {
         events::ProductCreated {
             product_id: ID.into(),
@@ -241,7 +250,7 @@ mod tests {
     #[test]
     fn a_product_is_created_once() {
         let create = ProductCommand::Create {
-            id: ID.into(),
+            id: id(),
             name: ProductName::parse("Mug").unwrap(),
             description: Description::parse("A mug").unwrap(),
             price: Cents::parse(1299).unwrap(),

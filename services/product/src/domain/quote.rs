@@ -6,6 +6,7 @@
 //! decision is final and every later one decides nothing.
 
 use stocklet_proto::stocklet::events::v1 as pb;
+use stocklet_values::{Cents, CustomerId, OrderId, ProductId, Quantity};
 
 es_core::domain_events! {
     /// The answer to an order's request for prices.
@@ -22,20 +23,20 @@ es_core::domain_events! {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineToQuote {
     /// The product's id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Units ordered.
-    pub quantity: i64,
+    pub quantity: Quantity,
     /// The live unit price, if the product can be sold.
-    pub unit_price_cents: Option<i64>,
+    pub unit_price: Option<Cents>,
 }
 
 /// Prices an order (reacting to `OrderPlaced`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuoteCommand {
     /// The order's id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The customer.
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// The lines with the prices found.
     pub lines: Vec<LineToQuote>,
     /// Event time, Unix milliseconds.
@@ -69,41 +70,40 @@ impl es_core::Aggregate for Quote {
         let unavailable: Vec<String> = command
             .lines
             .iter()
-            .filter(|line| line.unit_price_cents.is_none())
-            .map(|line| line.product_id.clone())
+            .filter(|line| line.unit_price.is_none())
+            .map(|line| line.product_id.to_string())
             .collect();
         if !unavailable.is_empty() {
             return Ok(vec![
                 pb::PriceQuoteFailed {
-                    order_id: command.order_id.clone(),
-                    customer_id: command.customer_id.clone(),
+                    order_id: command.order_id.to_string(),
+                    customer_id: command.customer_id.to_string(),
                     unavailable_product_ids: unavailable,
                     occurred_at_ms: command.at_ms,
                 }
                 .into(),
             ]);
         }
-        let mut items_price_cents = 0i64;
+        let mut items_price = Cents::ZERO;
         let mut lines = Vec::with_capacity(command.lines.len());
         for line in &command.lines {
-            let unit_price_cents = line.unit_price_cents.unwrap_or_default();
-            items_price_cents = line
-                .quantity
-                .checked_mul(unit_price_cents)
-                .and_then(|price| items_price_cents.checked_add(price))
+            let unit_price = line.unit_price.unwrap_or_default();
+            items_price = unit_price
+                .times(line.quantity)
+                .and_then(|price| items_price.checked_add(price))
                 .ok_or(QuoteError::Overflow)?;
             lines.push(pb::PricedOrderLine {
-                product_id: line.product_id.clone(),
-                quantity: line.quantity,
-                unit_price_cents,
+                product_id: line.product_id.to_string(),
+                quantity: line.quantity.get(),
+                unit_price_cents: unit_price.get(),
             });
         }
         Ok(vec![
             pb::PriceQuoted {
-                order_id: command.order_id.clone(),
-                customer_id: command.customer_id.clone(),
+                order_id: command.order_id.to_string(),
+                customer_id: command.customer_id.to_string(),
                 lines,
-                items_price_cents,
+                items_price_cents: items_price.get(),
                 occurred_at_ms: command.at_ms,
             }
             .into(),
@@ -125,15 +125,15 @@ mod tests {
 
     fn command(prices: &[Option<i64>]) -> QuoteCommand {
         QuoteCommand {
-            order_id: "o1".into(),
-            customer_id: "c1".into(),
+            order_id: OrderId::from_recorded("o1"),
+            customer_id: CustomerId::parse("c1").unwrap(),
             lines: prices
                 .iter()
                 .enumerate()
                 .map(|(i, price)| LineToQuote {
-                    product_id: format!("p{i}"),
-                    quantity: 2,
-                    unit_price_cents: *price,
+                    product_id: ProductId::from_recorded(&format!("p{i}")),
+                    quantity: Quantity::parse(2).unwrap(),
+                    unit_price: price.map(Cents::from_recorded),
                 })
                 .collect(),
             at_ms: 1,
@@ -174,8 +174,7 @@ mod tests {
 
     #[test]
     fn an_overflowing_total_is_refused() {
-        let mut big = command(&[Some(i64::MAX)]);
-        big.lines[0].quantity = 2;
+        let big = command(&[Some(i64::MAX)]);
         assert_eq!(Quote::default().decide(&big), Err(QuoteError::Overflow));
     }
 }

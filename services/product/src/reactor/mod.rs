@@ -8,12 +8,19 @@
 //!   (not from the read model, which may lag) and records one answer per
 //!   order on the [`Quote`] aggregate: `PriceQuoted`, or `PriceQuoteFailed`
 //!   listing the unknown or deleted products.
+//!
+//! The order's ids are taken as the order service recorded them
+//! (`from_recorded`: it parsed them before it wrote the event), so an
+//! unknown product id is reported back as spelled. Quantities are parsed:
+//! a malformed one fails the event for good rather than being priced.
 
 use es_core::reactor::{Reaction, ReactionError};
 use es_core::{AggregateId, CommandContext, JetStreamEventStore, Recorded, Repository};
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{LineToQuote, Product, Quote, QuoteCommand};
+use crate::domain::{
+    Cents, CustomerId, LineToQuote, OrderId, Product, ProductId, Quantity, Quote, QuoteCommand,
+};
 
 /// The handler name in the dedupe key of an order's quote.
 pub const QUOTE_ORDER: &str = "product.quote-order";
@@ -42,8 +49,8 @@ impl OrderReaction {
         Self { products, quotes }
     }
 
-    async fn price(&self, product_id: &str) -> Result<Option<i64>, ReactionError> {
-        let Ok(id) = AggregateId::parse(product_id) else {
+    async fn price(&self, product_id: &ProductId) -> Result<Option<Cents>, ReactionError> {
+        let Ok(id) = AggregateId::parse(product_id.as_str()) else {
             return Ok(None);
         };
         let loaded = self
@@ -52,7 +59,7 @@ impl OrderReaction {
             .await
             .map_err(|e| ReactionError::Transient(e.to_string()))?;
         let product = loaded.state;
-        Ok((product.created && !product.deleted).then_some(product.price.get()))
+        Ok((product.created && !product.deleted).then_some(product.price))
     }
 }
 
@@ -65,15 +72,18 @@ impl Reaction for OrderReaction {
             .map_err(|e| ReactionError::Permanent(format!("bad order id: {e}")))?;
         let mut lines = Vec::with_capacity(placed.lines.len());
         for line in &placed.lines {
+            let product_id = ProductId::from_recorded(&line.product_id);
+            let quantity = Quantity::parse(line.quantity)
+                .map_err(|e| ReactionError::Permanent(format!("bad quantity: {e}")))?;
             lines.push(LineToQuote {
-                product_id: line.product_id.clone(),
-                quantity: line.quantity,
-                unit_price_cents: self.price(&line.product_id).await?,
+                unit_price: self.price(&product_id).await?,
+                product_id,
+                quantity,
             });
         }
         let command = QuoteCommand {
-            order_id: placed.order_id,
-            customer_id: placed.customer_id,
+            order_id: OrderId::from_recorded(&placed.order_id),
+            customer_id: CustomerId::from_recorded(&placed.customer_id),
             lines,
             at_ms: es_core::envelope::now_ms(),
         };

@@ -13,7 +13,7 @@
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
-use stocklet_values::Quantity;
+use stocklet_values::{Cents, CustomerId, OrderId, ProductId, Quantity};
 
 /// Default units a shipment can carry (`STOCKLET_SHIPMENT_CAPACITY`).
 pub const DEFAULT_CAPACITY: i64 = 50;
@@ -72,7 +72,7 @@ es_core::domain_events! {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestLine {
     /// The product's id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Units to ship.
     pub quantity: Quantity,
 }
@@ -87,15 +87,15 @@ pub enum ShipmentCommand {
         /// The new shipment's id, used only if it is allocated.
         shipment_id: String,
         /// The order's id (the aggregate's key).
-        order_id: String,
+        order_id: OrderId,
         /// The customer (user id).
-        customer_id: String,
+        customer_id: CustomerId,
         /// The order's stock reservation.
         reservation_id: String,
         /// What to ship.
         lines: Vec<ManifestLine>,
         /// The order's total, carried to payment.
-        total_cents: i64,
+        total: Cents,
         /// Units a shipment can carry.
         capacity: Capacity,
         /// Event time, Unix milliseconds.
@@ -151,8 +151,8 @@ pub enum ShipmentStatus {
 pub struct Shipment {
     status: ShipmentStatus,
     shipment_id: String,
-    order_id: String,
-    customer_id: String,
+    order_id: Option<OrderId>,
+    customer_id: Option<CustomerId>,
 }
 
 impl Shipment {
@@ -164,6 +164,26 @@ impl Shipment {
     /// The shipment's id, once allocated.
     pub fn shipment_id(&self) -> &str {
         &self.shipment_id
+    }
+
+    /// The order shipped, once allocation was decided.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        self.order_id.as_ref()
+    }
+
+    /// The customer shipped to, once allocation was decided.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        self.customer_id.as_ref()
+    }
+
+    /// The order's id as the events spell it: empty before allocation.
+    fn order_id_str(&self) -> &str {
+        self.order_id.as_ref().map_or("", OrderId::as_str)
+    }
+
+    /// The customer's id as the events spell it: empty before allocation.
+    fn customer_id_str(&self) -> &str {
+        self.customer_id.as_ref().map_or("", CustomerId::as_str)
     }
 }
 
@@ -182,7 +202,7 @@ impl es_core::Aggregate for Shipment {
                 customer_id,
                 reservation_id,
                 lines,
-                total_cents,
+                total,
                 capacity,
                 at_ms,
             } => {
@@ -199,8 +219,8 @@ impl es_core::Aggregate for Shipment {
                 if requested_units > capacity.get() {
                     return Ok(vec![
                         pb::ShipmentAllocationFailed {
-                            order_id: order_id.clone(),
-                            customer_id: customer_id.clone(),
+                            order_id: order_id.to_string(),
+                            customer_id: customer_id.to_string(),
                             reservation_id: reservation_id.clone(),
                             reason: format!(
                                 "the order has {requested_units} units; a shipment carries at most {}",
@@ -216,17 +236,17 @@ impl es_core::Aggregate for Shipment {
                 Ok(vec![
                     pb::ShipmentAllocated {
                         shipment_id: shipment_id.clone(),
-                        order_id: order_id.clone(),
-                        customer_id: customer_id.clone(),
+                        order_id: order_id.to_string(),
+                        customer_id: customer_id.to_string(),
                         reservation_id: reservation_id.clone(),
                         lines: lines
                             .iter()
                             .map(|line| pb::OrderLine {
-                                product_id: line.product_id.clone(),
+                                product_id: line.product_id.to_string(),
                                 quantity: line.quantity.get(),
                             })
                             .collect(),
-                        total_cents: *total_cents,
+                        total_cents: total.get(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -239,7 +259,7 @@ impl es_core::Aggregate for Shipment {
                 S::Allocated => Ok(vec![
                     pb::ShipmentReleased {
                         shipment_id: self.shipment_id.clone(),
-                        order_id: self.order_id.clone(),
+                        order_id: self.order_id_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -252,8 +272,8 @@ impl es_core::Aggregate for Shipment {
                 S::Allocated => Ok(vec![
                     pb::ShipmentDispatched {
                         shipment_id: self.shipment_id.clone(),
-                        order_id: self.order_id.clone(),
-                        customer_id: self.customer_id.clone(),
+                        order_id: self.order_id_str().to_owned(),
+                        customer_id: self.customer_id_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -267,13 +287,13 @@ impl es_core::Aggregate for Shipment {
             ShipmentEvent::Allocated(e) => {
                 self.status = ShipmentStatus::Allocated;
                 self.shipment_id = e.shipment_id.clone();
-                self.order_id = e.order_id.clone();
-                self.customer_id = e.customer_id.clone();
+                self.order_id = Some(OrderId::from_recorded(&e.order_id));
+                self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
             }
             ShipmentEvent::AllocationFailed(e) => {
                 self.status = ShipmentStatus::AllocationFailed;
-                self.order_id = e.order_id.clone();
-                self.customer_id = e.customer_id.clone();
+                self.order_id = Some(OrderId::from_recorded(&e.order_id));
+                self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
             }
             ShipmentEvent::Released(_) => self.status = ShipmentStatus::Released,
             ShipmentEvent::Dispatched(_) => self.status = ShipmentStatus::Dispatched,
@@ -297,7 +317,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, q)| ManifestLine {
-                product_id: format!("p{i}"),
+                product_id: ProductId::from_recorded(&format!("p{i}")),
                 quantity: Quantity::parse(*q).unwrap(),
             })
             .collect()
@@ -306,11 +326,11 @@ mod tests {
     fn allocate(quantities: &[i64], capacity: i64) -> ShipmentCommand {
         ShipmentCommand::Allocate {
             shipment_id: "s1".into(),
-            order_id: "o1".into(),
-            customer_id: "c1".into(),
+            order_id: OrderId::from_recorded("o1"),
+            customer_id: CustomerId::parse("c1").unwrap(),
             reservation_id: "r1".into(),
             lines: lines(quantities),
-            total_cents: 1234,
+            total: Cents::parse(1234).unwrap(),
             capacity: Capacity::parse(capacity).unwrap(),
             at_ms: AT,
         }

@@ -11,6 +11,11 @@
 //! - `PAYMENT`: `PaymentFailed` releases the shipment.
 //! - `ORDER`: `OrderCancelled` releases the shipment.
 //!
+//! Ids another service recorded (the order, its customer, its products)
+//! are taken as recorded (`from_recorded`): that service parsed them before
+//! it wrote the event. Quantities and the total are parsed, so a malformed
+//! event fails for good instead of being shipped.
+//!
 //! A shipment's id is its order's id: one order has one shipment, and a
 //! redelivered `StockReserved` then lands on the same aggregate, whose
 //! history holds the dedupe key (a fresh random id would allocate twice).
@@ -22,7 +27,10 @@ use es_core::{
 };
 use stocklet_proto::stocklet::events::v1 as events;
 
-use crate::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand, ShipmentError};
+use crate::domain::{
+    Capacity, Cents, CustomerId, ManifestLine, OrderId, ProductId, Quantity, Shipment,
+    ShipmentCommand, ShipmentError,
+};
 
 /// The handler name in the dedupe key of an allocation.
 pub const ALLOCATE: &str = "shipping.allocate";
@@ -93,20 +101,24 @@ impl Reaction for SagaReaction {
                     .iter()
                     .map(|line| {
                         Ok(ManifestLine {
-                            product_id: line.product_id.clone(),
+                            product_id: ProductId::from_recorded(&line.product_id),
                             quantity: Quantity::parse(line.quantity).map_err(|e| {
                                 ReactionError::Permanent(format!("bad quantity: {e}"))
                             })?,
                         })
                     })
                     .collect::<Result<Vec<_>, ReactionError>>()?;
+                // Any order total the order service recorded, but never a
+                // negative one.
+                let total = Cents::parse_at_most(reserved.total_cents, i64::MAX)
+                    .map_err(|e| ReactionError::Permanent(format!("bad total: {e}")))?;
                 let command = ShipmentCommand::Allocate {
                     shipment_id: reserved.order_id.clone(),
-                    order_id: reserved.order_id.clone(),
-                    customer_id: reserved.customer_id,
+                    order_id: OrderId::from_recorded(&reserved.order_id),
+                    customer_id: CustomerId::from_recorded(&reserved.customer_id),
                     reservation_id: reserved.reservation_id,
                     lines,
-                    total_cents: reserved.total_cents,
+                    total,
                     capacity: self.capacity,
                     at_ms,
                 };

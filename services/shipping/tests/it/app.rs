@@ -7,7 +7,10 @@ use stocklet_proto::stocklet::shipping::v1 as pb;
 use stocklet_proto::stocklet::shipping::v1::shipping_service_client::ShippingServiceClient;
 use stocklet_service_kit::Identity;
 use stocklet_service_kit::streams;
-use stocklet_shipping::domain::{Capacity, ManifestLine, Quantity, Shipment, ShipmentCommand};
+use stocklet_shipping::domain::{
+    Capacity, Cents, CustomerId, ManifestLine, OrderId, ProductId, Quantity, Shipment,
+    ShipmentCommand,
+};
 use stocklet_shipping::{Config, run};
 use stocklet_test_support::harness::{LISTEN_ADDR, SETTLE, eventually};
 pub use stocklet_test_support::harness::{admin, customer, other_customer, violated_fields};
@@ -48,11 +51,11 @@ impl TestApp {
                 &AggregateId::parse(order_id.clone()).unwrap(),
                 &ShipmentCommand::Allocate {
                     shipment_id: shipment_id.clone(),
-                    order_id: order_id.clone(),
-                    customer_id: customer_id.into(),
+                    order_id: OrderId::parse(&order_id).unwrap(),
+                    customer_id: CustomerId::parse(customer_id).unwrap(),
                     reservation_id: "r1".into(),
                     lines,
-                    total_cents: 1000,
+                    total: Cents::parse(1000).unwrap(),
                     capacity: Capacity::parse(CAPACITY).unwrap(),
                     at_ms: es_core::envelope::now_ms(),
                 },
@@ -132,7 +135,7 @@ impl TestApp {
 /// A manifest of `quantities` of products p0, p1, ...
 pub fn manifest(quantities: &[i64]) -> Vec<ManifestLine> {
     let line = |(i, quantity): (usize, &i64)| ManifestLine {
-        product_id: format!("p{i}"),
+        product_id: ProductId::from_recorded(&format!("p{i}")),
         quantity: Quantity::parse(*quantity).unwrap(),
     };
     quantities.iter().enumerate().map(line).collect()

@@ -4,7 +4,9 @@
 use es_core::{AggregateId, CommandContext};
 use stocklet_proto::stocklet::shipping::v1 as pb;
 use stocklet_service_kit::{Identity, Secret};
-use stocklet_shipping::domain::{Capacity, ShipmentCommand, ShipmentEvent, ShipmentStatus};
+use stocklet_shipping::domain::{
+    Capacity, Cents, CustomerId, OrderId, ShipmentCommand, ShipmentEvent, ShipmentStatus,
+};
 use tonic::{Code, Request, Status};
 
 use crate::app::*;
@@ -120,11 +122,11 @@ async fn an_order_over_the_capacity_gets_no_shipment() {
             &order_id,
             &ShipmentCommand::Allocate {
                 shipment_id: "s-too-big".into(),
-                order_id: order_id.to_string(),
-                customer_id: ALICE.into(),
+                order_id: OrderId::parse(order_id.as_str()).unwrap(),
+                customer_id: CustomerId::parse(ALICE).unwrap(),
                 reservation_id: "r1".into(),
                 lines,
-                total_cents: 1,
+                total: Cents::parse(1).unwrap(),
                 capacity: Capacity::parse(CAPACITY).unwrap(),
                 at_ms: 1,
             },

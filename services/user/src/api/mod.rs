@@ -22,16 +22,16 @@ use es_core::{
 };
 use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
+use stocklet_service_kit::password::Hasher;
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    Email, EmailClaim, EmailClaimCommand, EmailClaimError, Password, PersonName, User, UserCommand,
-    UserError, claim_id,
+    CustomerId, Email, EmailClaim, EmailClaimCommand, EmailClaimError, Password, PersonName, User,
+    UserCommand, UserError, claim_id,
 };
-use crate::password::Hasher;
 use crate::projections::{Directory, UserRow};
 
 /// Attempts at an atomic change whose aggregates keep changing under it.
@@ -193,7 +193,7 @@ fn missing() -> Status {
 
 fn to_pb(user: &User) -> pb::User {
     pb::User {
-        id: user.id.clone(),
+        id: user.id_str().to_owned(),
         email: user.email_str().to_owned(),
         first_name: user.first_name.clone(),
         last_name: user.last_name.clone(),
@@ -294,9 +294,11 @@ impl UserService for UserApi {
             .hash(password)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let id = AggregateId::new_v7();
+        let user_id = CustomerId::generate();
+        let id = AggregateId::parse(user_id.as_str())
+            .map_err(|e| ApiError::Internal(format!("generated user id: {e}")))?;
         let register = UserCommand::Register {
-            id: id.to_string(),
+            id: user_id,
             email: email.clone(),
             first_name,
             last_name,

@@ -8,6 +8,8 @@ mod user;
 mod values;
 
 pub use email_claim::{EmailClaim, EmailClaimCommand, EmailClaimError, EmailClaimEvent, claim_id};
-pub use stocklet_values::{Email, InvalidEmail};
+pub use stocklet_values::{
+    CustomerId, Email, InvalidEmail, InvalidPassword, Password, PasswordHash,
+};
 pub use user::{User, UserCommand, UserError, UserEvent};
-pub use values::{InvalidValue, Password, PasswordHash, PersonName};
+pub use values::{InvalidValue, PersonName};

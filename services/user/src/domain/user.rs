@@ -3,13 +3,16 @@
 //! It does not know whether its email address is free: that is the
 //! [`EmailClaim`](super::EmailClaim) aggregate's job, and the API commits a
 //! user's change together with the claim's in one atomic batch.
+//!
+//! A user's id is the [`CustomerId`] the other contexts know them by (the
+//! caller's verified identity), so it is held as one.
 
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use stocklet_values::Email;
+use stocklet_values::{CustomerId, Email, PasswordHash};
 
-use super::values::{PasswordHash, PersonName};
+use super::values::PersonName;
 
 es_core::domain_events! {
     /// What happens to a user.
@@ -27,7 +30,7 @@ pub enum UserCommand {
     /// Registers a new user.
     Register {
         /// Their id (the aggregate id).
-        id: String,
+        id: CustomerId,
         /// Their email address.
         email: Email,
         /// First name.
@@ -71,7 +74,7 @@ pub enum UserError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct User {
     /// Their id, once registered.
-    pub id: String,
+    pub id: Option<CustomerId>,
     /// Their email address, as typed; `None` before registration.
     pub email: Option<Email>,
     /// First name.
@@ -95,6 +98,11 @@ impl User {
             (true, true) => Err(UserError::Deleted),
             (true, false) => Ok(()),
         }
+    }
+
+    /// Their id as the events spell it; empty before registration.
+    pub fn id_str(&self) -> &str {
+        self.id.as_ref().map_or("", CustomerId::as_str)
     }
 
     /// Their email address as typed; empty before registration.
@@ -127,7 +135,7 @@ impl Aggregate for User {
                 if self.registered {
                     // Ids are fresh per registration, so the same id means
                     // our own earlier attempt landed: nothing more to do.
-                    return if self.id == *id && !self.deleted {
+                    return if self.id.as_ref() == Some(id) && !self.deleted {
                         Ok(Vec::new())
                     } else {
                         Err(UserError::AlreadyExists)
@@ -135,7 +143,7 @@ impl Aggregate for User {
                 }
                 Ok(vec![
                     events::UserRegistered {
-                        user_id: id.clone(),
+                        user_id: id.to_string(),
                         email: email.as_str().to_owned(),
                         first_name: first_name.as_str().to_owned(),
                         last_name: last_name.as_str().to_owned(),
@@ -152,7 +160,7 @@ impl Aggregate for User {
                 }
                 Ok(vec![
                     events::UserEmailUpdated {
-                        user_id: self.id.clone(),
+                        user_id: self.id_str().to_owned(),
                         email: email.as_str().to_owned(),
                         previous_email: self.email_str().to_owned(),
                         occurred_at_ms: *at_ms,
@@ -164,7 +172,7 @@ impl Aggregate for User {
                 self.require_live()?;
                 Ok(vec![
                     events::UserDeleted {
-                        user_id: self.id.clone(),
+                        user_id: self.id_str().to_owned(),
                         email: self.email_str().to_owned(),
                         occurred_at_ms: *at_ms,
                     }
@@ -177,7 +185,7 @@ impl Aggregate for User {
     fn apply(&mut self, event: &UserEvent) {
         match event {
             UserEvent::Registered(e) => {
-                self.id.clone_from(&e.user_id);
+                self.id = Some(CustomerId::from_recorded(&e.user_id));
                 self.email = Some(Email::from_recorded(&e.email));
                 self.first_name.clone_from(&e.first_name);
                 self.last_name.clone_from(&e.last_name);
@@ -223,11 +231,11 @@ mod tests {
     fn a_new_user_registers_with_their_hash() {
         let state = given_no_events::<User>()
             .when(UserCommand::Register {
-                id: "u1".into(),
+                id: CustomerId::parse("u1").unwrap(),
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 1,
             })
             .then_expect_events([registered()]);
@@ -239,21 +247,21 @@ mod tests {
     fn registering_again_is_a_no_op_for_the_same_id_and_refused_otherwise() {
         given::<User>([registered()])
             .when(UserCommand::Register {
-                id: "u1".into(),
+                id: CustomerId::parse("u1").unwrap(),
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash".into()),
+                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 2,
             })
             .then_expect_events([]);
         given::<User>([registered()])
             .when(UserCommand::Register {
-                id: "u2".into(),
+                id: CustomerId::parse("u2").unwrap(),
                 email: email("other@example.com"),
                 first_name: PersonName::parse("B").unwrap(),
                 last_name: PersonName::parse("C").unwrap(),
-                password_hash: PasswordHash::from_phc("x".into()),
+                password_hash: PasswordHash::from_phc("x"),
                 at_ms: 2,
             })
             .then_expect_error(|e| *e == UserError::AlreadyExists);

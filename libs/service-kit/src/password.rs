@@ -1,19 +1,27 @@
 //! Password hashing and verification: Argon2id with OWASP's minimum
-//! parameters (19 MiB, two passes, one lane).
+//! parameters (19 MiB, two passes, one lane), shared by the user service
+//! (which hashes at registration, so that only the hash leaves it) and the
+//! auth service (which verifies logins and hashes changed passwords).
 //!
-//! Both are deliberately slow and memory-hungry, so they run on the blocking
-//! pool and a semaphore bounds how many run at once. Logging in as an
-//! unknown user still verifies against a dummy hash, so the answer takes as
-//! long as for a known one and does not reveal which accounts exist.
+//! Why one module: the two services had the same hashing code twice, and
+//! the parameters one writes must be the ones the other accepts. The
+//! values ([`Password`], [`PasswordHash`]) live in `stocklet-values`, so
+//! the domain crates name them without depending on Argon2.
+//!
+//! Hashing and verifying are deliberately slow and memory-hungry, so they
+//! run on the blocking pool and a semaphore bounds how many run at once: a
+//! burst of registrations or logins queues instead of exhausting memory.
+//! [`Passwords`] adds what logins need: an unknown user is still verified,
+//! against a dummy hash, so the answer takes as long as for a known one and
+//! does not reveal which accounts exist.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand_core::OsRng;
+use stocklet_values::{Password, PasswordHash};
 use tokio::sync::Semaphore;
-
-use crate::domain::{Password, PasswordHash};
 
 /// Memory cost in KiB (OWASP: at least 19 MiB).
 pub const MEMORY_KIB: u32 = 19_456;
@@ -36,23 +44,17 @@ pub enum HashError {
 
 /// Hashes and verifies passwords, a bounded number at a time.
 #[derive(Clone, Debug)]
-pub struct Passwords {
+pub struct Hasher {
     permits: Arc<Semaphore>,
-    dummy: PasswordHash,
 }
 
-impl Passwords {
-    /// Runs at most `concurrency` hashes at once. Computes the dummy hash
-    /// that unknown users are checked against.
-    pub async fn new(concurrency: usize) -> Result<Self, HashError> {
-        let mut passwords = Self {
+impl Hasher {
+    /// A hasher that runs at most `concurrency` hashes at once (at least
+    /// one).
+    pub fn new(concurrency: usize) -> Self {
+        Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy: PasswordHash::default(),
-        };
-        let random = Password::parse(&uuid::Uuid::now_v7().to_string())
-            .map_err(|e| HashError::Argon2(e.to_string()))?;
-        passwords.dummy = passwords.hash(random).await?;
-        Ok(passwords)
+        }
     }
 
     /// Hashes `password` with a fresh random salt into a PHC string.
@@ -83,11 +85,46 @@ impl Passwords {
             .await
             .map_err(|e| HashError::Task(e.to_string()))
     }
+}
+
+/// A [`Hasher`] for logins: it also answers for users that do not exist,
+/// in the time a real verification takes.
+#[derive(Clone, Debug)]
+pub struct Passwords {
+    hasher: Hasher,
+    dummy: PasswordHash,
+}
+
+impl Passwords {
+    /// Runs at most `concurrency` hashes at once. Computes the dummy hash
+    /// that unknown users are checked against (one hash's time).
+    pub async fn new(concurrency: usize) -> Result<Self, HashError> {
+        let hasher = Hasher::new(concurrency);
+        let random = Password::parse(&uuid::Uuid::now_v7().to_string())
+            .map_err(|e| HashError::Argon2(e.to_string()))?;
+        let dummy = hasher.hash(random).await?;
+        Ok(Self { hasher, dummy })
+    }
+
+    /// Hashes `password` with a fresh random salt into a PHC string.
+    pub async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
+        self.hasher.hash(password).await
+    }
+
+    /// Whether `password` matches `hash`. A malformed hash matches nothing.
+    pub async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<bool, HashError> {
+        self.hasher.verify(password, hash).await
+    }
 
     /// Spends the time of one verification and answers `false`: for logins
     /// of unknown users.
     pub async fn verify_nobody(&self, password: &Password) -> Result<bool, HashError> {
-        self.verify(password, &self.dummy.clone())
+        self.hasher
+            .verify(password, &self.dummy)
             .await
             .map(|_| false)
     }
@@ -99,6 +136,7 @@ fn argon2() -> Result<Argon2<'static>, HashError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// Hashes on the current thread.
 fn hash_now(password: &Password) -> Result<PasswordHash, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     let phc = argon2()?
@@ -107,6 +145,7 @@ fn hash_now(password: &Password) -> Result<PasswordHash, HashError> {
     Ok(PasswordHash::from_phc(phc.to_string()))
 }
 
+/// Verifies on the current thread.
 fn verify_now(password: &Password, hash: &PasswordHash) -> bool {
     let Ok(parsed) = argon2::PasswordHash::new(hash.expose()) else {
         return false;
@@ -123,19 +162,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn hashes_verify_and_wrong_passwords_do_not() {
+    async fn hashes_are_salted_argon2id_and_wrong_passwords_do_not_verify() {
         let passwords = Passwords::new(2).await.unwrap();
         let password = Password::parse("correct horse").unwrap();
         let started = std::time::Instant::now();
-        let hash = passwords.hash(password.clone()).await.unwrap();
+        let one = passwords.hash(password.clone()).await.unwrap();
         eprintln!(
             "one argon2id hash (m=19456 KiB, t=2, p=1) took {:?}",
             started.elapsed()
         );
-        assert!(hash.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(passwords.verify(&password, &hash).await.unwrap());
+        let two = passwords.hash(password.clone()).await.unwrap();
+        assert!(one.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_ne!(one, two, "each hash has its own salt");
+        assert!(passwords.verify(&password, &one).await.unwrap());
         let wrong = Password::parse("wrong horse").unwrap();
-        assert!(!passwords.verify(&wrong, &hash).await.unwrap());
+        assert!(!passwords.verify(&wrong, &one).await.unwrap());
         assert!(
             !passwords
                 .verify(&password, &PasswordHash::from_phc("junk"))
