@@ -115,8 +115,9 @@ impl Consumers {
             let mut failures = 0u32;
             loop {
                 let started = Instant::now();
-                // Its own task, so that a panic ends only this run.
-                let ran = tokio::spawn(run(stop.clone())).await;
+                // Its own task, so that a panic ends only this run; aborted
+                // with the supervisor (a service dropped without a stop).
+                let ran = AbortOnDrop(tokio::spawn(run(stop.clone()))).join().await;
                 let reason = match ran {
                     Ok(Ok(())) if stop.is_cancelled() => return,
                     Ok(Ok(())) => "ended before shutdown".to_owned(),
@@ -152,6 +153,21 @@ impl Consumers {
             joined.map_err(|e| RunError::Consumer(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+/// A task that ends with its handle.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

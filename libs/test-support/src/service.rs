@@ -56,6 +56,14 @@ impl<E: Debug + Send + 'static> RunningService<E> {
         (Self { shutdown, task }, channel)
     }
 
+    /// Ends the service at once, as `kill -9` would: nothing it holds is
+    /// acked or released, its connections close, and its in-flight work is
+    /// dropped wherever it was.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     /// Stops the service gracefully and waits for it.
     ///
     /// # Panics

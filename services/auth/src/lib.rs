@@ -65,6 +65,12 @@ pub struct AdminAccount {
     pub password: Secret,
 }
 
+/// The variable naming where the gRPC server listens.
+pub const ADDR_VAR: &str = "STOCKLET_AUTH_ADDR";
+/// Where the gRPC server listens when [`ADDR_VAR`] is unset (below the
+/// ephemeral port range, see the README).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:15051";
+
 /// The auth service's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -126,7 +132,7 @@ impl Config {
         });
         Ok(Self {
             common: CommonConfig::from_env()?,
-            listen_addr: env_or("STOCKLET_AUTH_ADDR", "127.0.0.1:50051"),
+            listen_addr: env_or(ADDR_VAR, DEFAULT_ADDR),
             signing_key,
             issuer: env_or("STOCKLET_JWT_ISSUER", "stocklet-auth"),
             audience: env_or("STOCKLET_JWT_AUDIENCE", "stocklet"),

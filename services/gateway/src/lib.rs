@@ -36,13 +36,13 @@ use crate::jwt::JwtSettings;
 
 /// The backends and their default gRPC addresses (`STOCKLET_<NAME>_URL`).
 pub const BACKENDS: [(&str, &str); 7] = [
-    ("auth", "http://127.0.0.1:50051"),
-    ("user", "http://127.0.0.1:50052"),
-    ("product", "http://127.0.0.1:50053"),
-    ("warehouse", "http://127.0.0.1:50054"),
-    ("order", "http://127.0.0.1:50055"),
-    ("payment", "http://127.0.0.1:50056"),
-    ("shipping", "http://127.0.0.1:50057"),
+    ("auth", "http://127.0.0.1:15051"),
+    ("user", "http://127.0.0.1:15052"),
+    ("product", "http://127.0.0.1:15053"),
+    ("warehouse", "http://127.0.0.1:15054"),
+    ("order", "http://127.0.0.1:15055"),
+    ("payment", "http://127.0.0.1:15056"),
+    ("shipping", "http://127.0.0.1:15057"),
 ];
 
 /// The gateway's settings.

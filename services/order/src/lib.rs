@@ -59,6 +59,12 @@ pub const DEFAULT_SHIPPING_FEE_CENTS: i64 = 499;
 /// saga, in milliseconds.
 pub const DEFAULT_STUCK_SAGA_TIMEOUT_MS: i64 = 30_000;
 
+/// The variable naming where the gRPC server listens.
+pub const ADDR_VAR: &str = "STOCKLET_ORDER_ADDR";
+/// Where the gRPC server listens when [`ADDR_VAR`] is unset (below the
+/// ephemeral port range, see the README).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:15055";
+
 /// The order service's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -80,7 +86,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env()?,
-            listen_addr: env_or("STOCKLET_ORDER_ADDR", "127.0.0.1:50055"),
+            listen_addr: env_or(ADDR_VAR, DEFAULT_ADDR),
             shipping_fee: shipping_fee(env_parse(
                 SHIPPING_FEE_VARIABLE,
                 DEFAULT_SHIPPING_FEE_CENTS,

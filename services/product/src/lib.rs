@@ -44,7 +44,7 @@ pub type Config = ServiceConfig;
 /// The variable naming where the gRPC server listens.
 pub const ADDR_VAR: &str = "STOCKLET_PRODUCT_ADDR";
 /// Where the gRPC server listens when [`ADDR_VAR`] is unset.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:50053";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:15053";
 
 /// Reads the settings from the environment, with defaults.
 pub fn config_from_env() -> Result<Config, ConfigError> {

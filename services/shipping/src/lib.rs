@@ -45,6 +45,12 @@ pub const SAGA_CONSUMERS: [(Stream, &str); 3] = [
     (streams::ORDER, "shipping-from-order"),
 ];
 
+/// The variable naming where the gRPC server listens.
+pub const ADDR_VAR: &str = "STOCKLET_SHIPPING_ADDR";
+/// Where the gRPC server listens when [`ADDR_VAR`] is unset (below the
+/// ephemeral port range, see the README).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:15057";
+
 /// The shipping service's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -62,7 +68,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env()?,
-            listen_addr: env_or("STOCKLET_SHIPPING_ADDR", "127.0.0.1:50057"),
+            listen_addr: env_or(ADDR_VAR, DEFAULT_ADDR),
             shipment_capacity: env_parse("STOCKLET_SHIPMENT_CAPACITY", Capacity::default())?,
         })
     }

@@ -46,6 +46,12 @@ pub const SERVICE_NAME: &str = "stocklet.user.v1.UserService";
 /// The PostgreSQL schema of the read models.
 pub const SCHEMA: &str = "user";
 
+/// The variable naming where the gRPC server listens.
+pub const ADDR_VAR: &str = "STOCKLET_USER_ADDR";
+/// Where the gRPC server listens when [`ADDR_VAR`] is unset (below the
+/// ephemeral port range, see the README).
+pub const DEFAULT_ADDR: &str = "127.0.0.1:15052";
+
 /// The user service's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -63,7 +69,7 @@ impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env()?,
-            listen_addr: env_or("STOCKLET_USER_ADDR", "127.0.0.1:50052"),
+            listen_addr: env_or(ADDR_VAR, DEFAULT_ADDR),
             hash_concurrency: env_parse("STOCKLET_USER_HASH_CONCURRENCY", 2)?,
         })
     }

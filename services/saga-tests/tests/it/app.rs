@@ -269,6 +269,31 @@ impl Saga {
         self.running.remove(index).running.stop().await;
     }
 
+    /// Kills one service (as `kill -9` would); the others keep running.
+    pub async fn kill_service(&mut self, service: Service) {
+        let index = self
+            .running
+            .iter()
+            .position(|r| r.service == service)
+            .unwrap_or_else(|| panic!("{service:?} is not running"));
+        self.running.remove(index).running.kill().await;
+    }
+
+    /// Pauses one durable consumer of `stream` on the server for `pause`:
+    /// the consumer lags as if its service were overloaded or partitioned.
+    pub async fn pause_consumer(&self, stream: &str, consumer: &str, pause: Duration) {
+        let until = time::OffsetDateTime::now_utc() + pause;
+        self.nats
+            .jetstream()
+            .await
+            .get_stream(stream)
+            .await
+            .unwrap()
+            .pause_consumer(consumer, until)
+            .await
+            .unwrap();
+    }
+
     /// Stops every service gracefully, after checking that no consumer
     /// gave up on an event.
     pub async fn stop(self) {

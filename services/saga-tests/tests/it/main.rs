@@ -8,6 +8,7 @@ mod cluster;
 mod concurrency;
 mod faults;
 mod invariants;
+mod lag;
 mod metrics;
 mod outages;
 mod paths;
