@@ -9,10 +9,14 @@ use std::ops::RangeInclusive;
 fn ephemeral_ranges() -> Vec<RangeInclusive<u16>> {
     let mut ranges = vec![32768..=60999];
     let local = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .expect("this test reads Linux's /proc/sys/net/ipv4/ip_local_port_range");
+        .unwrap_or_else(|e| panic!("cannot read ip_local_port_range (Linux only): {e}"));
     let bounds: Vec<u16> = local
         .split_whitespace()
-        .map(|bound| bound.parse().expect("a port number"))
+        .map(|bound| {
+            bound
+                .parse()
+                .unwrap_or_else(|e| panic!("bad bound {bound:?}: {e}"))
+        })
         .collect();
     assert_eq!(bounds.len(), 2, "{local:?}");
     ranges.push(bounds[0]..=bounds[1]);
