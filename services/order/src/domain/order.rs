@@ -175,6 +175,8 @@ pub enum RejectionReason {
     InsufficientBalance,
     /// The payment failed for another reason.
     PaymentDeclined,
+    /// The total exceeds the largest amount one order may have.
+    TotalTooLarge,
 }
 
 impl RejectionReason {
@@ -186,6 +188,7 @@ impl RejectionReason {
             Self::ShippingUnavailable => pb::OrderRejectionReason::ShippingUnavailable,
             Self::InsufficientBalance => pb::OrderRejectionReason::InsufficientBalance,
             Self::PaymentDeclined => pb::OrderRejectionReason::PaymentDeclined,
+            Self::TotalTooLarge => pb::OrderRejectionReason::TotalTooLarge,
         }
     }
 
@@ -197,6 +200,7 @@ impl RejectionReason {
             Self::ShippingUnavailable => "SHIPPING_UNAVAILABLE",
             Self::InsufficientBalance => "INSUFFICIENT_BALANCE",
             Self::PaymentDeclined => "PAYMENT_DECLINED",
+            Self::TotalTooLarge => "TOTAL_TOO_LARGE",
         }
     }
 
@@ -208,6 +212,7 @@ impl RejectionReason {
             Self::ShippingUnavailable,
             Self::InsufficientBalance,
             Self::PaymentDeclined,
+            Self::TotalTooLarge,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == raw)
@@ -222,6 +227,7 @@ impl RejectionReason {
             pb::OrderRejectionReason::ShippingUnavailable => Some(Self::ShippingUnavailable),
             pb::OrderRejectionReason::InsufficientBalance => Some(Self::InsufficientBalance),
             pb::OrderRejectionReason::PaymentDeclined => Some(Self::PaymentDeclined),
+            pb::OrderRejectionReason::TotalTooLarge => Some(Self::TotalTooLarge),
         }
     }
 }
@@ -259,10 +265,12 @@ pub enum SagaInput {
         /// The flat shipping fee to add.
         shipping_fee: Cents,
     },
-    /// Some products could not be quoted (PriceQuoteFailed).
+    /// The order could not be priced (PriceQuoteFailed).
     PriceQuoteFailed {
         /// The unavailable products.
         product_ids: Vec<ProductId>,
+        /// Whether the items price exceeds what one order may cost.
+        total_too_large: bool,
     },
     /// Some products are short of stock (StockReservationFailed).
     StockReservationFailed {
@@ -604,6 +612,22 @@ impl Order {
         })
     }
 
+    /// The rejection of an order whose total cannot be charged: more than
+    /// the largest amount one order may have.
+    fn too_large(&self, at_ms: i64) -> OrderEvent {
+        self.rejected(
+            RejectionReason::TotalTooLarge,
+            format!(
+                "the order's total exceeds {}, the most one order may cost",
+                Cents::from_recorded(Cents::MAX)
+            ),
+            &[],
+            "",
+            "",
+            at_ms,
+        )
+    }
+
     /// Whether the order, past the input's step, recorded the same outcome.
     fn already_recorded(&self, input: &SagaInput) -> bool {
         let rejected_for = |reasons: &[RejectionReason]| {
@@ -613,10 +637,13 @@ impl Order {
                 .is_some_and(|reason| reasons.contains(&reason))
         };
         match input {
-            SagaInput::PriceQuoted { .. } => self.priced,
-            SagaInput::PriceQuoteFailed { .. } => {
-                rejected_for(&[RejectionReason::ProductUnavailable])
+            SagaInput::PriceQuoted { .. } => {
+                self.priced || rejected_for(&[RejectionReason::TotalTooLarge])
             }
+            SagaInput::PriceQuoteFailed { .. } => rejected_for(&[
+                RejectionReason::ProductUnavailable,
+                RejectionReason::TotalTooLarge,
+            ]),
             SagaInput::StockReservationFailed { .. } => {
                 rejected_for(&[RejectionReason::InsufficientStock])
             }
@@ -641,8 +668,15 @@ impl Order {
                 lines,
                 items_price,
                 shipping_fee,
-            } => self.price(lines, *items_price, *shipping_fee, at_ms)?,
-            SagaInput::PriceQuoteFailed { product_ids } => self.rejected(
+            } => match self.price(lines, *items_price, *shipping_fee, at_ms) {
+                Err(OrderError::TotalTooLarge) => self.too_large(at_ms),
+                priced => priced?,
+            },
+            SagaInput::PriceQuoteFailed {
+                total_too_large: true,
+                ..
+            } => self.too_large(at_ms),
+            SagaInput::PriceQuoteFailed { product_ids, .. } => self.rejected(
                 RejectionReason::ProductUnavailable,
                 "some products do not exist or were deleted".to_owned(),
                 product_ids,

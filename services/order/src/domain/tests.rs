@@ -249,9 +249,39 @@ fn a_total_beyond_the_largest_amount_is_refused() {
         items_price: Cents::parse(Cents::MAX).unwrap(),
         shipping_fee: Cents::parse(FEE).unwrap(),
     };
-    given::<Order>([placed()])
+    let too_large = || {
+        rejected(
+            pb::OrderRejectionReason::TotalTooLarge,
+            "the order's total exceeds 100000000000 cents, the most one order may cost",
+            &[],
+            "",
+            "",
+            2_000,
+        )
+    };
+    let order = given::<Order>([placed()])
         .when(react(huge, 2_000))
-        .then_expect_error(|e| *e == OrderError::TotalTooLarge);
+        .then_expect_events([too_large()]);
+    assert_eq!(order.status(), Some(OrderStatus::Rejected));
+    // The shipping fee on top of the largest items price is too much too.
+    let fee_on_top = SagaInput::PriceQuoted {
+        lines: vec![quoted_line(P1, 2, Cents::MAX / 2), quoted_line(P2, 3, 0)],
+        items_price: Cents::parse(Cents::MAX).unwrap(),
+        shipping_fee: Cents::parse(FEE).unwrap(),
+    };
+    given::<Order>([placed()])
+        .when(react(fee_on_top, 2_000))
+        .then_expect_events([too_large()]);
+    // And so is a quote the product service could not price for its size.
+    given::<Order>([placed()])
+        .when(react(
+            SagaInput::PriceQuoteFailed {
+                product_ids: Vec::new(),
+                total_too_large: true,
+            },
+            2_000,
+        ))
+        .then_expect_events([too_large()]);
 }
 
 #[test]
@@ -260,6 +290,7 @@ fn unavailable_products_reject_the_order() {
         .when(react(
             SagaInput::PriceQuoteFailed {
                 product_ids: vec![pid(P2), pid(P2)],
+                total_too_large: false,
             },
             2_000,
         ))
@@ -800,6 +831,7 @@ impl Scenario {
             Self::NoProduct => (
                 vec![Input(SagaInput::PriceQuoteFailed {
                     product_ids: vec![pid(P1)],
+                    total_too_large: false,
                 })],
                 OrderStatus::Rejected,
             ),

@@ -89,6 +89,7 @@ impl SagaReaction {
             SagaOutcome::PriceQuoteFailed(e) => {
                 let input = SagaInput::PriceQuoteFailed {
                     product_ids: product_ids(&e.unavailable_product_ids)?,
+                    total_too_large: e.failure() == events::PriceQuoteFailure::TotalTooLarge,
                 };
                 (e.order_id, input)
             }

@@ -292,7 +292,11 @@ async fn an_order_too_large_to_charge_is_rejected_with_its_reason() {
         let rejected = saga
             .await_status(&customer, &placed.id, OrderStatus::Rejected)
             .await;
-        assert_eq!(reason(&rejected), RejectionReason::TotalTooLarge, "{rejected:?}");
+        assert_eq!(
+            reason(&rejected),
+            RejectionReason::TotalTooLarge,
+            "{rejected:?}"
+        );
         let detail = rejected.rejection.as_ref().map(|r| r.detail.as_str());
         assert!(
             detail.is_some_and(|d| d.contains("the most one order may cost")),
