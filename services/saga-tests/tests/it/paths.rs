@@ -4,11 +4,10 @@
 use es_core::EventStore as _;
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::{OrderStatus, RejectionReason};
-use stocklet_proto::stocklet::shipping::v1 as shipping;
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 use stocklet_service_kit::streams;
 
-use crate::app::{CAPACITY, SHIPPING_FEE, Saga, admin, as_user};
+use crate::app::{CAPACITY, SHIPPING_FEE, Saga, as_user};
 
 fn reason(order: &order::Order) -> RejectionReason {
     order
@@ -178,18 +177,7 @@ async fn dispatching_an_approved_orders_shipment_completes_the_order() {
         .await_status(&customer, &placed.id, OrderStatus::Approved)
         .await;
 
-    let mut dispatch = as_user(
-        &admin(),
-        shipping::DispatchShipmentRequest {
-            shipment_id: approved.shipment_id.clone(),
-        },
-    );
-    dispatch
-        .metadata_mut()
-        .insert("x-request-id", "req-dispatch-1".parse().unwrap());
-    saga.shipping
-        .clone()
-        .dispatch_shipment(dispatch)
+    saga.dispatch(&approved.shipment_id, "req-dispatch-1")
         .await
         .unwrap();
 

@@ -81,7 +81,8 @@ fn rejected(error: ShipmentError) -> ApiError {
         ShipmentError::NotFound => ApiError::NotFound("shipment".into()),
         error @ (ShipmentError::EmptyManifest
         | ShipmentError::Released
-        | ShipmentError::AlreadyDispatched) => ApiError::FailedPrecondition(error.to_string()),
+        | ShipmentError::AlreadyDispatched
+        | ShipmentError::NotPaid) => ApiError::FailedPrecondition(error.to_string()),
     }
 }
 
