@@ -156,6 +156,7 @@ fn every_method_has_its_own_request_and_response_and_lists_are_paginated() {
         "ViewOrderTimeline",    // the events of one saga
         "ViewShipmentManifest", // the lines of one shipment
         "GetJwks",              // the signing keys
+        "ReplayDeadLetters",    // the letters just replayed, at most a page
     ];
     let mut paginated = BTreeSet::new();
     for file in &files {
@@ -194,6 +195,7 @@ fn every_method_has_its_own_request_and_response_and_lists_are_paginated() {
         "ViewProducts",
         "ViewOrders",
         "ListStuckSagas",
+        "ListDeadLetters",
         "ViewTransactions",
         "ViewShipments",
     ]
@@ -312,6 +314,34 @@ fn every_route_is_as_documented() {
             "GET",
             "/v1/order/sagas/stuck",
             "",
+        ),
+        (
+            "order",
+            "ListDeadLetters",
+            "GET",
+            "/v1/order/deadletters",
+            "",
+        ),
+        (
+            "order",
+            "ViewDeadLetter",
+            "GET",
+            "/v1/order/deadletter/{sequence}",
+            "",
+        ),
+        (
+            "order",
+            "ReplayDeadLetters",
+            "POST",
+            "/v1/order/deadletters/replay",
+            "*",
+        ),
+        (
+            "order",
+            "DiscardDeadLetters",
+            "POST",
+            "/v1/order/deadletters/discard",
+            "*",
         ),
         (
             "payment",

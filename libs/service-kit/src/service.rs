@@ -199,10 +199,23 @@ impl Service {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
+        self.serve_routes(listener, Routes::new(service), &[S::NAME], shutdown)
+            .await
+    }
+
+    /// [`serve`](Self::serve) for a service that serves several gRPC
+    /// services on its port: `routes` holds them and `names` are their full
+    /// names, for health.
+    pub async fn serve_routes(
+        self,
+        listener: TcpListener,
+        routes: Routes,
+        names: &[&str],
+        shutdown: CancellationToken,
+    ) -> Result<(), RunError> {
         tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
         let health = self.consumers.health();
-        let served =
-            grpc::serve(listener, Routes::new(service), &[S::NAME], health, shutdown).await;
+        let served = grpc::serve(listener, routes, names, health, shutdown).await;
         let consumed = self.consumers.stop().await;
         served?;
         consumed

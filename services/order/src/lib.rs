@@ -26,7 +26,10 @@ pub mod reactor;
 
 use std::time::Duration;
 
+use es_core::EventStore as _;
+use es_core::deadletter::DeadLetters;
 use es_core::reactor::ReactorConfig;
+use stocklet_proto::stocklet::order::v1::dead_letter_service_server::DeadLetterServiceServer;
 use stocklet_proto::stocklet::order::v1::order_service_server::OrderServiceServer;
 use stocklet_service_kit::ConfigError;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
@@ -35,8 +38,11 @@ use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams::{self, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 use crate::api::OrderApi;
+use crate::api::deadletters::DeadLetterApi;
 use crate::domain::Cents;
 use crate::projections::{Orders, Timeline};
 use crate::reactor::SagaReaction;
@@ -149,8 +155,26 @@ pub async fn run(
         config.common.internal_token.clone(),
         config.stuck_saga_timeout,
     );
+    let dead_letters = DeadLetterApi::new(
+        DeadLetters::new(
+            service.store().context().clone(),
+            service.store().conventions().clone(),
+        ),
+        descriptors,
+        config.common.internal_token.clone(),
+    );
+    let routes = Routes::new(OrderServiceServer::new(api))
+        .add_service(DeadLetterServiceServer::new(dead_letters));
     service
-        .serve(listener, OrderServiceServer::new(api), shutdown)
+        .serve_routes(
+            listener,
+            routes,
+            &[
+                <OrderServiceServer<OrderApi> as NamedService>::NAME,
+                <DeadLetterServiceServer<DeadLetterApi> as NamedService>::NAME,
+            ],
+            shutdown,
+        )
         .await
 }
 

@@ -374,6 +374,22 @@ impl TestApp {
         }
     }
 
+    /// Files the event stored at `sequence` of `stream` as a dead letter of
+    /// `consumer`, as that consumer does when it gives up on an event.
+    pub async fn file_dead_letter(&self, consumer: &str, stream: &str, sequence: u64) {
+        let context = self._nats.jetstream().await;
+        es_core::deadletter::publish_stored(
+            &context,
+            &stocklet_service_kit::lifecycle::conventions(),
+            consumer,
+            stream,
+            sequence,
+            "a test filed it",
+        )
+        .await
+        .unwrap();
+    }
+
     pub fn alice(&self) -> String {
         self.key.token(ALICE, "customer")
     }

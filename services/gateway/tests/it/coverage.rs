@@ -73,6 +73,22 @@ const COVERED: &[(&str, &str)] = &[
         "routes_order",
     ),
     (
+        "stocklet.order.v1.DeadLetterService.ListDeadLetters",
+        "routes_deadletters",
+    ),
+    (
+        "stocklet.order.v1.DeadLetterService.ViewDeadLetter",
+        "routes_deadletters",
+    ),
+    (
+        "stocklet.order.v1.DeadLetterService.ReplayDeadLetters",
+        "routes_deadletters",
+    ),
+    (
+        "stocklet.order.v1.DeadLetterService.DiscardDeadLetters",
+        "routes_deadletters",
+    ),
+    (
         "stocklet.payment.v1.PaymentService.GetServiceInfo",
         "routes_payment",
     ),

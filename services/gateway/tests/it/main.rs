@@ -14,6 +14,7 @@ mod limits;
 mod mass_assignment;
 mod matrix;
 mod routes_auth;
+mod routes_deadletters;
 mod routes_order;
 mod routes_payment;
 mod routes_product;

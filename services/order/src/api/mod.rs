@@ -11,6 +11,7 @@
 //! one place.
 
 mod convert;
+pub mod deadletters;
 
 use std::sync::Arc;
 use std::time::Duration;
