@@ -498,7 +498,7 @@ where
             let hash = fingerprint(&method, &bytes);
             match store.claim(&id, &hash).await {
                 Ok(Claim::Owned) => {}
-                Ok(Claim::Replay(recorded)) => return Ok(replay(&recorded, true)),
+                Ok(Claim::Replay(recorded)) => return Ok(replay(&recorded)),
                 // A call with this key is running: the client retries.
                 Ok(Claim::InFlight) => return Ok(answer(ApiError::Aborted)),
                 Ok(Claim::Reused) => return Ok(answer(ApiError::IdempotencyKeyReused)),
@@ -530,10 +530,11 @@ where
                     return Ok(Status::from_error(error.into()).into_http());
                 }
             };
-            let trailers = collected.trailers().cloned().unwrap_or_default();
+            let trailers = collected.trailers().cloned();
             let text = |name: &str| {
                 trailers
-                    .get(name)
+                    .as_ref()
+                    .and_then(|t| t.get(name))
                     .or_else(|| parts.headers.get(name))
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
@@ -541,10 +542,11 @@ where
             let status = text("grpc-status")
                 .and_then(|s| s.parse::<i32>().ok())
                 .unwrap_or(Code::Unknown as i32);
+            let (message, details) = (text("grpc-message"), text("grpc-status-details-bin"));
             let recorded = Recorded {
                 status,
-                message: text("grpc-message"),
-                details: text("grpc-status-details-bin"),
+                message,
+                details,
                 body: collected.to_bytes().to_vec(),
             };
             if definitive(Code::from_i32(status)) {
@@ -552,13 +554,13 @@ where
             } else if let Err(error) = store.release(&id).await {
                 tracing::warn!(%error, "releasing an idempotency key failed; it frees itself after the lease");
             }
-            let mut answer = replay(&recorded, false);
-            for (name, value) in &parts.headers {
-                if !answer.headers().contains_key(name) {
-                    answer.headers_mut().insert(name.clone(), value.clone());
-                }
-            }
-            Ok(answer)
+            // The live answer goes out as the handler made it.
+            let body = http_body_util::Full::new(Bytes::from(recorded.body))
+                .with_trailers(async move { trailers.map(Ok) });
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(body),
+            ))
         })
     }
 }
@@ -614,8 +616,9 @@ fn canonical_json(value: &serde_json::Value) -> String {
     }
 }
 
-/// An answer rebuilt from its record: the data frames, then the trailers.
-fn replay(recorded: &Recorded, replayed: bool) -> GrpcResponse {
+/// An answer rebuilt from its record: the data frames, then the trailers,
+/// marked replayed.
+fn replay(recorded: &Recorded) -> GrpcResponse {
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from(recorded.status));
     for (name, value) in [
@@ -636,11 +639,9 @@ fn replay(recorded: &Recorded, replayed: bool) -> GrpcResponse {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/grpc"),
     );
-    if replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED, http::HeaderValue::from_static("true"));
-    }
+    response
+        .headers_mut()
+        .insert(REPLAYED, http::HeaderValue::from_static("true"));
     response
 }
 
