@@ -39,6 +39,10 @@
 //!    `NotFound` from a read model not caught up, `Unavailable`, `Aborted`,
 //!    `Internal`, ...) releases the claim, so a retry runs the command again.
 //!
+//! The claim, the command and the recording run in a spawned task, so a
+//! caller that gives up mid-call (its deadline cancels the call) leaves
+//! neither a half-run command nor a key claimed without its answer.
+//!
 //! Records are kept for the TTL (`STOCKLET_IDEMPOTENCY_TTL_S`, default
 //! 24 h, far beyond JetStream's two-minute duplicate window); an expired
 //! record counts as absent and a background task deletes them. A claim
@@ -63,6 +67,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -496,73 +501,110 @@ where
                 key,
             };
             let hash = fingerprint(&method, &bytes);
-            match store.claim(&id, &hash).await {
-                Ok(Claim::Owned) => {}
-                Ok(Claim::Replay(recorded)) => return Ok(replay(&recorded)),
-                // A call with this key is running: the client retries.
-                Ok(Claim::InFlight) => return Ok(answer(ApiError::Aborted)),
-                Ok(Claim::Reused) => return Ok(answer(ApiError::IdempotencyKeyReused)),
-                Err(error) => {
-                    return Ok(answer(ApiError::Unavailable(format!(
-                        "cannot claim idempotency key for {}, not running it: {error}",
-                        id.method
-                    ))));
-                }
-            }
             let request = http::Request::from_parts(
                 parts,
                 tonic::body::Body::new(http_body_util::Full::new(bytes)),
             );
-            let response = match inner.call(request).await {
-                Ok(response) => response,
-                Err(error) => {
-                    if let Err(e) = store.release(&id).await {
-                        tracing::warn!(error = %e, "releasing an idempotency key failed; it frees itself after the lease");
+            // Claiming, the command and recording its answer run in a task
+            // of their own: a caller that gives up (a client timeout
+            // cancels the call) must not cut them off halfway and leave
+            // the key claimed without an answer, since a retry is exactly
+            // what follows.
+            let running = tokio::spawn(
+                {
+                    let (store, id) = (store.clone(), id.clone());
+                    async move {
+                        match store.claim(&id, &hash).await {
+                            Ok(Claim::Owned) => run_and_record(inner, request, store, id).await,
+                            Ok(Claim::Replay(recorded)) => Ok(replay(&recorded)),
+                            // A call with this key is running: the client retries.
+                            Ok(Claim::InFlight) => Ok(answer(ApiError::Aborted)),
+                            Ok(Claim::Reused) => Ok(answer(ApiError::IdempotencyKeyReused)),
+                            Err(error) => Ok(answer(ApiError::Unavailable(format!(
+                                "cannot claim idempotency key for {}, not running it: {error}",
+                                id.method
+                            )))),
+                        }
                     }
-                    return Err(error);
                 }
-            };
-            let (parts, body) = response.into_parts();
-            let collected = match body.collect().await {
-                Ok(collected) => collected,
-                Err(error) => {
-                    let _ = store.release(&id).await;
-                    return Ok(Status::from_error(error.into()).into_http());
+                .in_current_span(),
+            );
+            match running.await {
+                Ok(answered) => answered,
+                Err(panicked) => {
+                    if let Err(error) = store.release(&id).await {
+                        tracing::warn!(%error, "releasing an idempotency key failed; it frees itself after the lease");
+                    }
+                    Ok(answer(ApiError::Internal(format!(
+                        "the call failed: {panicked}"
+                    ))))
                 }
-            };
-            let trailers = collected.trailers().cloned();
-            let text = |name: &str| {
-                trailers
-                    .as_ref()
-                    .and_then(|t| t.get(name))
-                    .or_else(|| parts.headers.get(name))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let status = text("grpc-status")
-                .and_then(|s| s.parse::<i32>().ok())
-                .unwrap_or(Code::Unknown as i32);
-            let (message, details) = (text("grpc-message"), text("grpc-status-details-bin"));
-            let recorded = Recorded {
-                status,
-                message,
-                details,
-                body: collected.to_bytes().to_vec(),
-            };
-            if definitive(Code::from_i32(status)) {
-                store.record_or_retry(id, recorded.clone()).await;
-            } else if let Err(error) = store.release(&id).await {
-                tracing::warn!(%error, "releasing an idempotency key failed; it frees itself after the lease");
             }
-            // The live answer goes out as the handler made it.
-            let body = http_body_util::Full::new(Bytes::from(recorded.body))
-                .with_trailers(async move { trailers.map(Ok) });
-            Ok(http::Response::from_parts(
-                parts,
-                tonic::body::Body::new(body),
-            ))
         })
     }
+}
+
+/// Runs the claimed call, records its answer if it is definitive (or
+/// releases the claim), and hands the answer on.
+async fn run_and_record<S, B>(
+    mut inner: S,
+    request: GrpcRequest,
+    store: Idempotency,
+    id: RecordId,
+) -> Result<GrpcResponse, S::Error>
+where
+    S: tower::Service<GrpcRequest, Response = http::Response<B>>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let response = match inner.call(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Err(e) = store.release(&id).await {
+                tracing::warn!(error = %e, "releasing an idempotency key failed; it frees itself after the lease");
+            }
+            return Err(error);
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let collected = match body.collect().await {
+        Ok(collected) => collected,
+        Err(error) => {
+            let _ = store.release(&id).await;
+            return Ok(Status::from_error(error.into()).into_http());
+        }
+    };
+    let trailers = collected.trailers().cloned();
+    let text = |name: &str| {
+        trailers
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .or_else(|| parts.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let status = text("grpc-status")
+        .and_then(|s| s.parse::<i32>().ok())
+        .unwrap_or(Code::Unknown as i32);
+    let (message, details) = (text("grpc-message"), text("grpc-status-details-bin"));
+    let recorded = Recorded {
+        status,
+        message,
+        details,
+        body: collected.to_bytes().to_vec(),
+    };
+    if definitive(Code::from_i32(status)) {
+        store.record_or_retry(id, recorded.clone()).await;
+    } else if let Err(error) = store.release(&id).await {
+        tracing::warn!(%error, "releasing an idempotency key failed; it frees itself after the lease");
+    }
+    // The live answer goes out as the handler made it.
+    let body = http_body_util::Full::new(Bytes::from(recorded.body))
+        .with_trailers(async move { trailers.map(Ok) });
+    Ok(http::Response::from_parts(
+        parts,
+        tonic::body::Body::new(body),
+    ))
 }
 
 /// Whether an answer is the command's own, final word, worth replaying.

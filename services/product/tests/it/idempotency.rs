@@ -100,3 +100,43 @@ async fn a_keyed_call_is_answered_once_and_replayed_per_caller_across_restarts()
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_call_its_client_gave_up_on_still_runs_once_and_its_retry_gets_the_answer() {
+    let app = TestApp::spawn().await;
+    // Deadlines from 1 ms up: some run out before the claim, some while
+    // the command runs, some after. Whatever happened, the retry with the
+    // key answers, and each key made one product.
+    let mut cut_off = 0;
+    for i in 0..20u64 {
+        let key = format!("impatient-{i}");
+        let name = format!("Impatient {i}");
+        let mut request = as_user(&admin(), create(&name));
+        request
+            .metadata_mut()
+            .insert(METADATA_KEY, key.parse().unwrap());
+        request.set_timeout(std::time::Duration::from_millis(1 + i / 2));
+        if app.client.clone().create_product(request).await.is_err() {
+            cut_off += 1;
+        }
+        let retried = stocklet_test_support::eventually(
+            std::time::Duration::from_secs(10),
+            format!("the retry of {key}"),
+            async || match app.create_keyed(&admin(), &key, create(&name)).await {
+                Err(status) if status.code() == Code::Aborted => Err(status),
+                answered => Ok(answered),
+            },
+        )
+        .await;
+        assert!(retried.is_ok(), "{retried:?}");
+    }
+    assert!(cut_off > 0, "no call was cut off; shorten the deadlines");
+    let listed = app.list(100, "").await.unwrap();
+    let mut names: Vec<String> = listed.products.into_iter().map(|p| p.name).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "a key made two products: {names:?}");
+    assert_eq!(before, 20);
+    app.stop().await;
+}
