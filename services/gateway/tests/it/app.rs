@@ -194,7 +194,7 @@ pub struct TestApp {
     gateway: JoinHandle<Result<(), StartError>>,
     services: Vec<JoinHandle<Result<(), RunError>>>,
     _nats: NatsServer,
-    _db: TestDb,
+    db: TestDb,
 }
 
 /// An answer: status, headers and JSON body (`Null` when not JSON).
@@ -362,7 +362,7 @@ impl TestApp {
             gateway,
             services,
             _nats: nats,
-            _db: db,
+            db,
         };
         let running: &[&str] = if full {
             &stocklet_gateway::BACKENDS.map(|(name, _)| name)
@@ -399,6 +399,11 @@ impl TestApp {
         for service in self.services {
             service.await.unwrap().expect("the service stops cleanly");
         }
+    }
+
+    /// The services' database (each service in its own schema).
+    pub fn db(&self) -> &TestDb {
+        &self.db
     }
 
     pub fn alice(&self) -> String {

@@ -240,8 +240,19 @@ async fn keys_expire_after_the_ttl_and_bad_keys_or_repeated_json_keys_are_400() 
         .await;
     assert_eq!(again.json, first.json);
     assert!(replayed(&again));
-    // After the TTL the key is new again: the command runs.
-    tokio::time::sleep(ttl + Duration::from_millis(500)).await;
+    // After the TTL the record is purged and the key is new again: the
+    // command runs.
+    let records = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM product.stocklet_idempotency WHERE key = $1")
+            .bind("product-1")
+            .fetch_one(&app.db().pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(records().await, 1);
+    // The purge runs every TTL/4, at least every second.
+    tokio::time::sleep(ttl + Duration::from_millis(1_500)).await;
+    assert_eq!(records().await, 0, "purged");
     let later = app
         .post_keyed("/v1/product", &admin, &product, "product-1")
         .await;
