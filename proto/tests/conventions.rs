@@ -513,6 +513,8 @@ fn events_are_catalogued_per_context_and_carry_their_time() {
                 "ShipmentAllocated",
                 "ShipmentAllocationFailed",
                 "ShipmentReleased",
+                "ShipmentPaid",
+                "ShipmentCancellationRefused",
                 "ShipmentDispatched",
             ],
         ),
@@ -646,6 +648,12 @@ fn saga_events_carry_the_order_and_what_the_next_step_needs() {
             ],
         ),
         ("ShipmentDispatched", &["order_id", "shipment_id"]),
+        ("ShipmentReleased", &["order_id", "shipment_id"]),
+        (
+            "ShipmentPaid",
+            &["order_id", "shipment_id", "transaction_id"],
+        ),
+        ("OrderCancellationRequested", &["order_id", "reason"]),
     ];
     for (event, fields) in needs {
         let message = &by_name[&format!(".stocklet.events.v1.{event}")];

@@ -239,6 +239,22 @@ impl CommandContext {
         }
     }
 
+    /// This context with `id` (a request's or an event's) as what caused
+    /// the command.
+    #[must_use]
+    pub fn with_causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// This context as part of the saga `id` (the order id in the
+    /// place-order saga): its events carry it as their correlation id.
+    #[must_use]
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
     /// The context for a command caused by a stored event: the dedupe key is
     /// derived from the source event id and the reacting handler, the
     /// correlation id is inherited and the causation id is the source event.

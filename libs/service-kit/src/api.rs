@@ -17,7 +17,7 @@
 //! }
 //! // in a handler:
 //! let identity = self.core.identity(&request);
-//! let product = self.core.execute(&id, &command, &CommandContext::default(), rejected).await?;
+//! let product = self.core.execute(&id, &command, &self.core.context(&request), rejected).await?;
 //! let row = ProductRow::find(self.core.pool(), id.as_str()).await?;
 //! ```
 
@@ -32,6 +32,27 @@ use crate::config::Secret;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::service::READ_YOUR_WRITES_WAIT;
+
+/// The metadata key of a request's id: the gateway sends the one it logs
+/// (its client's `X-Request-Id`, or one it made), and a direct gRPC client
+/// may send its own.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request's id from its metadata when it is a usable one (1 to 128
+/// characters of letters, digits and `-_.:`), else a new UUIDv7: what the
+/// events a request causes name as their causation id.
+pub fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
 
 /// The repository of aggregate `A`, the runner of projection `P` that the
 /// API's queries read, its pool, and the internal token that makes identity
@@ -78,6 +99,13 @@ impl<A: Aggregate, P: Projection> CommandApi<A, P> {
         Identity::from_metadata(request.metadata(), &self.internal_token)
     }
 
+    /// The context of a command a client `request` asked for: caused by the
+    /// request, named by its `x-request-id` metadata (see
+    /// [`request_id`]).
+    pub fn context<T>(&self, request: &Request<T>) -> CommandContext {
+        CommandContext::default().with_causation_id(request_id(request.metadata()))
+    }
+
     /// Runs `command` on aggregate `id` and waits (at most
     /// [`READ_YOUR_WRITES_WAIT`]) until the read model shows its effect;
     /// a read model still behind is logged and the command answers anyway.
@@ -118,5 +146,22 @@ impl<A: Aggregate, P: Projection> CommandApi<A, P> {
     /// The pool the read model lives in.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::metadata::{MetadataMap, MetadataValue};
+
+    #[test]
+    fn a_request_id_is_the_clients_when_usable_and_new_otherwise() {
+        let mut metadata = MetadataMap::new();
+        metadata.insert(REQUEST_ID, MetadataValue::from_static("req-42.a:b_c"));
+        assert_eq!(request_id(&metadata), "req-42.a:b_c");
+        metadata.insert(REQUEST_ID, MetadataValue::from_static("spaces are not ok"));
+        let made = request_id(&metadata);
+        assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+        assert_ne!(made, request_id(&MetadataMap::new()), "a new id each time");
     }
 }

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
@@ -225,7 +225,7 @@ impl AuthService for AuthApi {
             password_hash,
             at_ms: es_core::envelope::now_ms(),
         };
-        let context = CommandContext::default();
+        let context = self.core.context(&request);
         self.core
             .execute(&target, &command, &context, rejected)
             .await?;

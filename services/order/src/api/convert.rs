@@ -26,6 +26,7 @@ fn reason_to_pb(reason: Option<RejectionReason>) -> pb::RejectionReason {
         Some(RejectionReason::ShippingUnavailable) => pb::RejectionReason::ShippingUnavailable,
         Some(RejectionReason::InsufficientBalance) => pb::RejectionReason::InsufficientBalance,
         Some(RejectionReason::PaymentDeclined) => pb::RejectionReason::PaymentDeclined,
+        Some(RejectionReason::TotalTooLarge) => pb::RejectionReason::TotalTooLarge,
     }
 }
 

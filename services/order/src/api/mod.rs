@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
 use stocklet_service_kit::{ApiError, CommandApi, FieldViolation, Secret, Validation};
@@ -57,9 +57,17 @@ impl OrderApi {
 
     /// Runs a command in the order's saga and waits until the read model
     /// shows its effect.
-    async fn execute(&self, id: &OrderId, command: OrderCommand) -> Result<Order, ApiError> {
+    async fn execute<T>(
+        &self,
+        request: &Request<T>,
+        id: &OrderId,
+        command: OrderCommand,
+    ) -> Result<Order, ApiError> {
         let id = aggregate_id(id)?;
-        let context = saga_context(&id);
+        // Every command on an order belongs to that order's saga: its events
+        // carry the order id as correlation id, and the reactions downstream
+        // inherit it.
+        let context = self.core.context(request).with_correlation_id(id.as_str());
         self.core.execute(&id, &command, &context, rejected).await
     }
 }
@@ -202,6 +210,7 @@ impl OrderService for OrderApi {
         let order_id = OrderId::generate();
         let order = self
             .execute(
+                &request,
                 &order_id,
                 OrderCommand::Place {
                     order_id: order_id.clone(),
@@ -243,6 +252,7 @@ impl OrderService for OrderApi {
         identity.require_owner_or_admin(loaded.state.customer_id(), "order")?;
         let order = self
             .execute(
+                &request,
                 &id,
                 OrderCommand::Cancel {
                     reason,
@@ -352,14 +362,5 @@ fn step_to_pb(step: SagaStep) -> pb::SagaStep {
         SagaStep::StockReservation => pb::SagaStep::StockReservation,
         SagaStep::ShipmentAllocation => pb::SagaStep::ShipmentAllocation,
         SagaStep::Payment => pb::SagaStep::Payment,
-    }
-}
-
-/// Every command on an order belongs to that order's saga: its events carry
-/// the order id as correlation id, and the reactions downstream inherit it.
-fn saga_context(id: &AggregateId) -> CommandContext {
-    CommandContext {
-        correlation_id: Some(id.to_string()),
-        ..CommandContext::default()
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! (none) --Place--> PROCESSING --PriceQuoted--> PENDING --PaymentCaptured--> APPROVED --ShipmentDispatched--> COMPLETED
 //!                       |                          |                            |
-//!                       +--PriceQuoteFailed--+     +--StockReservationFailed--+  +--Cancel--> CANCELLED
+//!                       +--PriceQuoteFailed--+     +--StockReservationFailed--+  +--Cancel, ShipmentReleased--> CANCELLED
 //!                                            |        ShipmentAllocationFailed |
 //!                                            v        PaymentFailed            v
 //!                                         REJECTED <---------------------------+
@@ -25,15 +25,24 @@
 //!
 //! # Cancelling a running saga
 //!
-//! An APPROVED order is cancelled at once. A PROCESSING or PENDING order has
-//! a step in flight in another service, which will answer whatever we do,
-//! so Cancel records `OrderCancellationRequested` and the order keeps its
-//! status. The step's answer then settles the order as CANCELLED instead of
-//! moving it on, and the `OrderCancelled` it records names exactly what is
-//! left to undo: after `PaymentCaptured`, the payment, the shipment and the
-//! consumed stock (as for an approved order); after a price quote or any
-//! failure, nothing (no step started, or the failure path undid its own
-//! work). Late duplicates of the settled step change nothing.
+//! Cancel records `OrderCancellationRequested` and the order keeps its
+//! status until another service's answer settles it:
+//! - A PROCESSING or PENDING order has a step in flight, which will answer
+//!   whatever we do. That answer settles the order as CANCELLED instead of
+//!   moving it on, and the `OrderCancelled` it records names exactly what is
+//!   left to undo: after `PaymentCaptured`, the payment, the shipment and
+//!   the consumed stock; after a price quote or any failure, nothing (no
+//!   step started, or the failure path undid its own work). Such an order
+//!   is never approved, so its shipment never becomes dispatchable.
+//! - An APPROVED order's shipment may be dispatched at any moment, and
+//!   dispatch cannot be undone, so shipping decides (it owns the point of
+//!   no return): it releases a shipment that has not left
+//!   (`ShipmentReleased`), and the order is then CANCELLED with its payment
+//!   and consumed stock undone; or the shipment has left
+//!   (`ShipmentDispatched`), and the order is COMPLETED, the cancellation
+//!   refused.
+//!
+//! Late duplicates of the settling step change nothing.
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -175,6 +184,8 @@ pub enum RejectionReason {
     InsufficientBalance,
     /// The payment failed for another reason.
     PaymentDeclined,
+    /// The total exceeds the largest amount one order may have.
+    TotalTooLarge,
 }
 
 impl RejectionReason {
@@ -186,6 +197,7 @@ impl RejectionReason {
             Self::ShippingUnavailable => pb::OrderRejectionReason::ShippingUnavailable,
             Self::InsufficientBalance => pb::OrderRejectionReason::InsufficientBalance,
             Self::PaymentDeclined => pb::OrderRejectionReason::PaymentDeclined,
+            Self::TotalTooLarge => pb::OrderRejectionReason::TotalTooLarge,
         }
     }
 
@@ -197,6 +209,7 @@ impl RejectionReason {
             Self::ShippingUnavailable => "SHIPPING_UNAVAILABLE",
             Self::InsufficientBalance => "INSUFFICIENT_BALANCE",
             Self::PaymentDeclined => "PAYMENT_DECLINED",
+            Self::TotalTooLarge => "TOTAL_TOO_LARGE",
         }
     }
 
@@ -208,6 +221,7 @@ impl RejectionReason {
             Self::ShippingUnavailable,
             Self::InsufficientBalance,
             Self::PaymentDeclined,
+            Self::TotalTooLarge,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == raw)
@@ -222,6 +236,7 @@ impl RejectionReason {
             pb::OrderRejectionReason::ShippingUnavailable => Some(Self::ShippingUnavailable),
             pb::OrderRejectionReason::InsufficientBalance => Some(Self::InsufficientBalance),
             pb::OrderRejectionReason::PaymentDeclined => Some(Self::PaymentDeclined),
+            pb::OrderRejectionReason::TotalTooLarge => Some(Self::TotalTooLarge),
         }
     }
 }
@@ -259,10 +274,12 @@ pub enum SagaInput {
         /// The flat shipping fee to add.
         shipping_fee: Cents,
     },
-    /// Some products could not be quoted (PriceQuoteFailed).
+    /// The order could not be priced (PriceQuoteFailed).
     PriceQuoteFailed {
         /// The unavailable products.
         product_ids: Vec<ProductId>,
+        /// Whether the items price exceeds what one order may cost.
+        total_too_large: bool,
     },
     /// Some products are short of stock (StockReservationFailed).
     StockReservationFailed {
@@ -303,6 +320,13 @@ pub enum SagaInput {
         /// The dispatched shipment.
         shipment_id: String,
     },
+    /// The shipment was given up (ShipmentReleased): for an approved order
+    /// whose customer asked to cancel, shipping's consent to the
+    /// cancellation.
+    ShipmentReleased {
+        /// The released shipment.
+        shipment_id: String,
+    },
 }
 
 impl SagaInput {
@@ -316,6 +340,7 @@ impl SagaInput {
             Self::PaymentFailed { .. } => "PaymentFailed",
             Self::PaymentCaptured { .. } => "PaymentCaptured",
             Self::ShipmentDispatched { .. } => "ShipmentDispatched",
+            Self::ShipmentReleased { .. } => "ShipmentReleased",
         }
     }
 
@@ -327,7 +352,9 @@ impl SagaInput {
             | Self::ShipmentAllocationFailed { .. }
             | Self::PaymentFailed { .. }
             | Self::PaymentCaptured { .. } => OrderStatus::Pending,
-            Self::ShipmentDispatched { .. } => OrderStatus::Approved,
+            Self::ShipmentDispatched { .. } | Self::ShipmentReleased { .. } => {
+                OrderStatus::Approved
+            }
         }
     }
 }
@@ -604,6 +631,22 @@ impl Order {
         })
     }
 
+    /// The rejection of an order whose total cannot be charged: more than
+    /// the largest amount one order may have.
+    fn too_large(&self, at_ms: i64) -> OrderEvent {
+        self.rejected(
+            RejectionReason::TotalTooLarge,
+            format!(
+                "the order's total exceeds {}, the most one order may cost",
+                Cents::from_recorded(Cents::MAX)
+            ),
+            &[],
+            "",
+            "",
+            at_ms,
+        )
+    }
+
     /// Whether the order, past the input's step, recorded the same outcome.
     fn already_recorded(&self, input: &SagaInput) -> bool {
         let rejected_for = |reasons: &[RejectionReason]| {
@@ -613,10 +656,13 @@ impl Order {
                 .is_some_and(|reason| reasons.contains(&reason))
         };
         match input {
-            SagaInput::PriceQuoted { .. } => self.priced,
-            SagaInput::PriceQuoteFailed { .. } => {
-                rejected_for(&[RejectionReason::ProductUnavailable])
+            SagaInput::PriceQuoted { .. } => {
+                self.priced || rejected_for(&[RejectionReason::TotalTooLarge])
             }
+            SagaInput::PriceQuoteFailed { .. } => rejected_for(&[
+                RejectionReason::ProductUnavailable,
+                RejectionReason::TotalTooLarge,
+            ]),
             SagaInput::StockReservationFailed { .. } => {
                 rejected_for(&[RejectionReason::InsufficientStock])
             }
@@ -631,6 +677,11 @@ impl Order {
                 !self.transaction_id.is_empty() && self.transaction_id == *transaction_id
             }
             SagaInput::ShipmentDispatched { .. } => self.status == Some(OrderStatus::Completed),
+            // Released for a cancellation (recorded), or by a failure path.
+            SagaInput::ShipmentReleased { .. } => matches!(
+                self.status,
+                Some(OrderStatus::Cancelled | OrderStatus::Rejected)
+            ),
         }
     }
 
@@ -641,8 +692,15 @@ impl Order {
                 lines,
                 items_price,
                 shipping_fee,
-            } => self.price(lines, *items_price, *shipping_fee, at_ms)?,
-            SagaInput::PriceQuoteFailed { product_ids } => self.rejected(
+            } => match self.price(lines, *items_price, *shipping_fee, at_ms) {
+                Err(OrderError::TotalTooLarge) => self.too_large(at_ms),
+                priced => priced?,
+            },
+            SagaInput::PriceQuoteFailed {
+                total_too_large: true,
+                ..
+            } => self.too_large(at_ms),
+            SagaInput::PriceQuoteFailed { product_ids, .. } => self.rejected(
                 RejectionReason::ProductUnavailable,
                 "some products do not exist or were deleted".to_owned(),
                 product_ids,
@@ -728,6 +786,23 @@ impl Order {
                     occurred_at_ms: at_ms,
                 })
             }
+            SagaInput::ShipmentReleased { shipment_id } => {
+                if !self.cancellation_requested || *shipment_id != self.shipment_id {
+                    return Err(OrderError::Contradicts {
+                        status: OrderStatus::Approved,
+                        input: input.name(),
+                    });
+                }
+                // Shipping consented: the shipment will not leave, so undo
+                // the payment and the consumed stock (the shipment is
+                // released already; releasing it again changes nothing).
+                self.cancelled(
+                    &self.transaction_id,
+                    &self.shipment_id,
+                    &self.reservation_id,
+                    at_ms,
+                )
+            }
         })
     }
 
@@ -794,7 +869,9 @@ impl Order {
         let expected = input.expects();
         if status == expected {
             let next = self.transition(input, at_ms)?;
-            if !self.cancellation_requested {
+            // An approved order's cancellation is shipping's to decide: the
+            // shipment's release cancels it, its dispatch completes it.
+            if !self.cancellation_requested || status == OrderStatus::Approved {
                 return Ok(vec![next]);
             }
             // The step in flight answered: settle the requested cancellation,
@@ -833,19 +910,12 @@ impl Order {
         at_ms: i64,
     ) -> Result<Vec<OrderEvent>, OrderError> {
         match status {
-            OrderStatus::Approved => Ok(vec![OrderEvent::Cancelled(pb::OrderCancelled {
-                reason: reason.as_str().to_owned(),
-                ..self.cancellation(
-                    &self.transaction_id,
-                    &self.shipment_id,
-                    &self.reservation_id,
-                    at_ms,
-                )
-            })]),
-            OrderStatus::Processing | OrderStatus::Pending if self.cancellation_requested => {
+            OrderStatus::Processing | OrderStatus::Pending | OrderStatus::Approved
+                if self.cancellation_requested =>
+            {
                 Ok(Vec::new())
             }
-            OrderStatus::Processing | OrderStatus::Pending => {
+            OrderStatus::Processing | OrderStatus::Pending | OrderStatus::Approved => {
                 Ok(vec![OrderEvent::CancellationRequested(
                     pb::OrderCancellationRequested {
                         order_id: self.id().to_owned(),
@@ -998,7 +1068,9 @@ impl es_core::Aggregate for Order {
                 set_if_given(&mut self.shipment_id, &e.shipment_id);
                 set_if_given(&mut self.reservation_id, &e.reservation_id);
             }
-            OrderEvent::Completed(_) => {}
+            // A cancellation requested meanwhile was refused: the shipment
+            // had left.
+            OrderEvent::Completed(_) => self.cancellation_requested = false,
             OrderEvent::Cancelled(e) => {
                 self.cancellation_reason.clone_from(&e.reason);
                 self.cancelled_in_flight = self.status != Some(OrderStatus::Approved);

@@ -249,9 +249,39 @@ fn a_total_beyond_the_largest_amount_is_refused() {
         items_price: Cents::parse(Cents::MAX).unwrap(),
         shipping_fee: Cents::parse(FEE).unwrap(),
     };
-    given::<Order>([placed()])
+    let too_large = || {
+        rejected(
+            pb::OrderRejectionReason::TotalTooLarge,
+            "the order's total exceeds 100000000000 cents, the most one order may cost",
+            &[],
+            "",
+            "",
+            2_000,
+        )
+    };
+    let order = given::<Order>([placed()])
         .when(react(huge, 2_000))
-        .then_expect_error(|e| *e == OrderError::TotalTooLarge);
+        .then_expect_events([too_large()]);
+    assert_eq!(order.status(), Some(OrderStatus::Rejected));
+    // The shipping fee on top of the largest items price is too much too.
+    let fee_on_top = SagaInput::PriceQuoted {
+        lines: vec![quoted_line(P1, 2, Cents::MAX / 2), quoted_line(P2, 3, 0)],
+        items_price: Cents::parse(Cents::MAX).unwrap(),
+        shipping_fee: Cents::parse(FEE).unwrap(),
+    };
+    given::<Order>([placed()])
+        .when(react(fee_on_top, 2_000))
+        .then_expect_events([too_large()]);
+    // And so is a quote the product service could not price for its size.
+    given::<Order>([placed()])
+        .when(react(
+            SagaInput::PriceQuoteFailed {
+                product_ids: Vec::new(),
+                total_too_large: true,
+            },
+            2_000,
+        ))
+        .then_expect_events([too_large()]);
 }
 
 #[test]
@@ -260,6 +290,7 @@ fn unavailable_products_reject_the_order() {
         .when(react(
             SagaInput::PriceQuoteFailed {
                 product_ids: vec![pid(P2), pid(P2)],
+                total_too_large: false,
             },
             2_000,
         ))
@@ -497,25 +528,72 @@ fn inputs_that_contradict_the_outcome_are_refused() {
 // ---- cancelling ----
 
 #[test]
-fn an_approved_order_is_cancelled_with_what_compensation_needs() {
+fn an_approved_order_is_cancelled_once_shipping_releases_its_shipment() {
+    // The request only: shipping owns the point of no return.
+    let requested = OrderEvent::CancellationRequested(pb::OrderCancellationRequested {
+        order_id: ORDER.into(),
+        customer_id: CUSTOMER.into(),
+        reason: "changed my mind".into(),
+        occurred_at_ms: 5_000,
+    });
     let order = given::<Order>([placed(), priced(), approved()])
         .when(cancel("changed my mind", 5_000))
-        .then_expect_events([OrderEvent::Cancelled(pb::OrderCancelled {
-            order_id: ORDER.into(),
-            customer_id: CUSTOMER.into(),
-            reason: "changed my mind".into(),
-            lines: match priced() {
-                OrderEvent::Priced(e) => e.lines,
-                _ => unreachable!(),
-            },
-            total_cents: 3_249,
-            transaction_id: "tx-1".into(),
-            shipment_id: "ship-1".into(),
-            reservation_id: "res-1".into(),
-            occurred_at_ms: 5_000,
-        })]);
+        .then_expect_events([requested.clone()]);
+    assert_eq!(order.status(), Some(OrderStatus::Approved));
+    assert!(order.cancellation_requested());
+    given::<Order>([placed(), priced(), approved(), requested.clone()])
+        .when(cancel("again", 5_500))
+        .then_expect_events([]);
+
+    // The shipment had not left: shipping released it, and the order is
+    // cancelled with what compensation needs.
+    let released = || SagaInput::ShipmentReleased {
+        shipment_id: "ship-1".into(),
+    };
+    let cancelled = OrderEvent::Cancelled(pb::OrderCancelled {
+        order_id: ORDER.into(),
+        customer_id: CUSTOMER.into(),
+        reason: "changed my mind".into(),
+        lines: match priced() {
+            OrderEvent::Priced(e) => e.lines,
+            _ => unreachable!(),
+        },
+        total_cents: 3_249,
+        transaction_id: "tx-1".into(),
+        shipment_id: "ship-1".into(),
+        reservation_id: "res-1".into(),
+        occurred_at_ms: 6_000,
+    });
+    let order = given::<Order>([placed(), priced(), approved(), requested.clone()])
+        .when(react(released(), 6_000))
+        .then_expect_events([cancelled.clone()]);
     assert_eq!(order.status(), Some(OrderStatus::Cancelled));
     assert_eq!(order.cancellation_reason(), "changed my mind");
+    given::<Order>([placed(), priced(), approved(), requested.clone(), cancelled])
+        .when(react(released(), 6_500))
+        .then_expect_events([]);
+
+    // The shipment had left: the order completes, the cancellation refused.
+    let order = given::<Order>([placed(), priced(), approved(), requested])
+        .when(react(
+            SagaInput::ShipmentDispatched {
+                shipment_id: "ship-1".into(),
+            },
+            6_000,
+        ))
+        .then_expect_events([OrderEvent::Completed(pb::OrderCompleted {
+            order_id: ORDER.into(),
+            customer_id: CUSTOMER.into(),
+            shipment_id: "ship-1".into(),
+            occurred_at_ms: 6_000,
+        })]);
+    assert_eq!(order.status(), Some(OrderStatus::Completed));
+    assert!(!order.cancellation_requested());
+
+    // A release nobody asked for contradicts an approved order.
+    given::<Order>([placed(), priced(), approved()])
+        .when(react(released(), 6_000))
+        .then_expect_error(|e| matches!(e, OrderError::Contradicts { .. }));
 }
 
 fn cancellation_requested(reason: &str) -> OrderEvent {
@@ -669,27 +747,33 @@ fn final_orders_cannot_be_cancelled() {
                 status: OrderStatus::Completed,
             }
         });
-    let cancelled = given::<Order>([placed(), priced(), approved()])
-        .when(cancel("", 5_000))
-        .result()
-        .unwrap();
-    given::<Order>(
-        [placed(), priced(), approved()]
-            .into_iter()
-            .chain(cancelled),
-    )
-    .when(cancel("", 6_000))
-    .then_expect_error(|e| matches!(e, OrderError::Final { .. }));
-    given::<Order>(
-        [placed(), priced(), approved()].into_iter().chain(
-            given::<Order>([placed(), priced(), approved()])
-                .when(cancel("", 5_000))
-                .result()
-                .unwrap(),
-        ),
-    )
-    .when(react(dispatched(), 6_000))
-    .then_expect_error(|e| matches!(e, OrderError::Contradicts { .. }));
+    // Cancelled once shipping released the shipment.
+    let mut history = vec![placed(), priced(), approved()];
+    history.extend(
+        given::<Order>(history.clone())
+            .when(cancel("", 5_000))
+            .result()
+            .unwrap(),
+    );
+    let released = SagaInput::ShipmentReleased {
+        shipment_id: "ship-1".into(),
+    };
+    history.extend(
+        given::<Order>(history.clone())
+            .when(react(released, 5_500))
+            .result()
+            .unwrap(),
+    );
+    let cancelled = given::<Order>(history.clone()).when(cancel("", 6_000));
+    assert_eq!(
+        cancelled.result().map(|_| ()),
+        Err(OrderError::Final {
+            status: OrderStatus::Cancelled,
+        })
+    );
+    given::<Order>(history)
+        .when(react(dispatched(), 6_000))
+        .then_expect_error(|e| matches!(e, OrderError::Contradicts { .. }));
 }
 
 #[test]
@@ -800,6 +884,7 @@ impl Scenario {
             Self::NoProduct => (
                 vec![Input(SagaInput::PriceQuoteFailed {
                     product_ids: vec![pid(P1)],
+                    total_too_large: false,
                 })],
                 OrderStatus::Rejected,
             ),
@@ -895,6 +980,11 @@ fn deliver(deliveries: Vec<Delivery>, retries: usize) -> Vec<OrderEvent> {
     }
     let mut queue: VecDeque<(Delivery, usize)> = deliveries.into_iter().map(|d| (d, 0)).collect();
     let mut clock = 2_000;
+    // Shipping, played here: it releases the shipment when asked to cancel,
+    // unless the saga dispatches it (then dispatch won the race).
+    let dispatches = queue
+        .iter()
+        .any(|(d, _)| matches!(d, Delivery::Input(SagaInput::ShipmentDispatched { .. })));
     while let Some((delivery, attempts)) = queue.pop_front() {
         clock += 1;
         let command = match &delivery {
@@ -904,8 +994,19 @@ fn deliver(deliveries: Vec<Delivery>, retries: usize) -> Vec<OrderEvent> {
         match order.decide(&command) {
             Ok(decided) => {
                 for event in decided {
+                    let asks_shipping = matches!(event, OrderEvent::CancellationRequested(_))
+                        && matches!(
+                            order.status(),
+                            Some(OrderStatus::Pending | OrderStatus::Approved)
+                        );
                     order.apply(&event);
                     events.push(event);
+                    if asks_shipping && !dispatches {
+                        let released = SagaInput::ShipmentReleased {
+                            shipment_id: "ship-1".into(),
+                        };
+                        queue.push_back((Delivery::Input(released), 0));
+                    }
                 }
             }
             Err(error) if error.is_retryable() && attempts < retries => {
@@ -961,10 +1062,10 @@ proptest! {
         prop_assert_eq!(finals, vec![expected], "{:?}", events);
         let steps = scenario.deliveries().0.len();
         // Placed plus at most one event per distinct input (a cancellation
-        // that settles the saga early makes the later inputs moot): nothing
-        // applied twice.
+        // that settles the saga early makes the later inputs moot), and the
+        // cancellation's settling: nothing applied twice.
         if matches!(scenario, Scenario::Cancelled) {
-            prop_assert!(events.len() <= steps + 1, "{:?}", events);
+            prop_assert!(events.len() <= steps + 2, "{:?}", events);
         } else {
             prop_assert_eq!(events.len(), steps + 1, "{:?}", events);
         }

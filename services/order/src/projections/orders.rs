@@ -98,7 +98,13 @@ async fn apply_one(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), Pr
     }
 
     match event {
-        OrderEvent::Placed(_) | OrderEvent::Completed(_) | OrderEvent::CancellationRequested(_) => {
+        OrderEvent::Placed(_) | OrderEvent::CancellationRequested(_) => {}
+        // A cancellation asked for meanwhile was refused: the shipment left.
+        OrderEvent::Completed(e) => {
+            sqlx::query("UPDATE orders SET cancellation_requested = false WHERE id = $1")
+                .bind(&e.order_id)
+                .execute(&mut *conn)
+                .await?;
         }
         OrderEvent::Priced(e) => {
             sqlx::query(

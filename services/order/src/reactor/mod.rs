@@ -44,6 +44,8 @@ es_core::domain_events! {
         PaymentCaptured(events::PaymentCaptured),
         /// The shipment left the warehouse.
         ShipmentDispatched(events::ShipmentDispatched),
+        /// The shipment was given up (for a cancellation: shipping's consent).
+        ShipmentReleased(events::ShipmentReleased),
     }
 }
 
@@ -89,6 +91,7 @@ impl SagaReaction {
             SagaOutcome::PriceQuoteFailed(e) => {
                 let input = SagaInput::PriceQuoteFailed {
                     product_ids: product_ids(&e.unavailable_product_ids)?,
+                    total_too_large: e.failure() == events::PriceQuoteFailure::TotalTooLarge,
                 };
                 (e.order_id, input)
             }
@@ -138,6 +141,12 @@ impl SagaReaction {
             }
             SagaOutcome::ShipmentDispatched(e) => {
                 let input = SagaInput::ShipmentDispatched {
+                    shipment_id: e.shipment_id,
+                };
+                (e.order_id, input)
+            }
+            SagaOutcome::ShipmentReleased(e) => {
+                let input = SagaInput::ShipmentReleased {
                     shipment_id: e.shipment_id,
                 };
                 (e.order_id, input)

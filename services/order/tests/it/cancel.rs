@@ -1,5 +1,7 @@
 //! CancelOrder: any order not yet dispatched, only by its customer or an
-//! admin; a running saga is cancelled when its step in flight answers.
+//! admin; a running saga is cancelled when its step in flight answers, an
+//! approved order when shipping releases its shipment (or completed when
+//! the shipment had left).
 
 use stocklet_proto::stocklet::order::v1 as pb;
 use tonic::Code;
@@ -16,11 +18,22 @@ async fn the_customer_cancels_an_approved_order() {
     let order = app.price(&order, &[1_000, 250]).await;
     let order = app.approve(&order).await;
 
-    let cancelled = app
+    let requested = app
         .cancel(&alice(), &order.id, "  changed my mind ")
         .await
         .unwrap();
+    // Shipping decides: until it answers, the order stays approved.
+    assert_eq!(requested.status(), pb::OrderStatus::Approved);
+    assert!(requested.cancellation_requested);
+    assert_eq!(app.view(&alice(), &order.id).await.unwrap(), requested);
+    let released = SagaInput::ShipmentReleased {
+        shipment_id: "ship-1".into(),
+    };
+    let cancelled = app
+        .react(&order, released, pb::OrderStatus::Cancelled)
+        .await;
     assert_eq!(cancelled.status(), pb::OrderStatus::Cancelled);
+    assert!(!cancelled.cancellation_requested);
     assert_eq!(cancelled.cancellation_reason, "changed my mind");
     let history: Vec<pb::OrderStatus> = cancelled
         .status_history
@@ -42,9 +55,6 @@ async fn the_customer_cancels_an_approved_order() {
             .windows(2)
             .all(|w| w[0].at_ms <= w[1].at_ms)
     );
-    // Read-your-writes.
-    assert_eq!(app.view(&alice(), &order.id).await.unwrap(), cancelled);
-
     // A cancelled order is final.
     let again = app.cancel(&alice(), &order.id, "").await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
@@ -57,9 +67,37 @@ async fn an_admin_cancels_any_approved_order() {
     let order = app.place(&alice(), &[(P1, 1)]).await.unwrap();
     let order = app.price(&order, &[100]).await;
     let order = app.approve(&order).await;
-    let cancelled = app.cancel(&admin(), &order.id, "").await.unwrap();
-    assert_eq!(cancelled.status(), pb::OrderStatus::Cancelled);
-    assert_eq!(cancelled.customer_id, "alice");
+    let requested = app.cancel(&admin(), &order.id, "").await.unwrap();
+    assert!(requested.cancellation_requested);
+    assert_eq!(requested.customer_id, "alice");
+    let released = SagaInput::ShipmentReleased {
+        shipment_id: "ship-1".into(),
+    };
+    app.react(&order, released, pb::OrderStatus::Cancelled)
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancellation_that_comes_after_dispatch_completes_the_order() {
+    let app = TestApp::spawn().await;
+    let order = app.place(&alice(), &[(P1, 1)]).await.unwrap();
+    let order = app.price(&order, &[100]).await;
+    let order = app.approve(&order).await;
+    let requested = app.cancel(&alice(), &order.id, "too late").await.unwrap();
+    assert!(requested.cancellation_requested);
+    let dispatched = SagaInput::ShipmentDispatched {
+        shipment_id: "ship-1".into(),
+    };
+    let completed = app
+        .react(&order, dispatched, pb::OrderStatus::Completed)
+        .await;
+    assert!(
+        !completed.cancellation_requested,
+        "the cancellation was refused"
+    );
+    let again = app.cancel(&alice(), &order.id, "").await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
     app.stop().await;
 }
 

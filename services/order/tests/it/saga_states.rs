@@ -42,6 +42,7 @@ async fn a_rejected_order_shows_why_and_which_products() {
             &order,
             SagaInput::PriceQuoteFailed {
                 product_ids: vec![ProductId::parse(P2).unwrap()],
+                total_too_large: false,
             },
             pb::OrderStatus::Rejected,
         )

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
 use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
@@ -39,12 +39,13 @@ impl PaymentApi {
     }
 
     /// Runs a command and waits until the ledger shows its effect.
-    async fn execute(
+    async fn execute<T>(
         &self,
+        request: &Request<T>,
         id: &AggregateId,
         command: BalanceCommand,
     ) -> Result<Balance, ApiError> {
-        let context = CommandContext::default();
+        let context = self.core.context(request);
         self.core.execute(id, &command, &context, rejected).await
     }
 }
@@ -146,6 +147,7 @@ impl PaymentService for PaymentApi {
         let at_ms = es_core::envelope::now_ms();
         let balance = self
             .execute(
+                &request,
                 &id,
                 BalanceCommand::Credit {
                     transaction_id: transaction_id.clone(),

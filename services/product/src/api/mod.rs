@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::product::v1::{self as pb, product_service_server::ProductService};
 use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
@@ -40,12 +40,13 @@ impl ProductApi {
     }
 
     /// Runs a command and waits until the catalogue shows its effect.
-    async fn execute(
+    async fn execute<T>(
         &self,
+        request: &Request<T>,
         id: &AggregateId,
         command: ProductCommand,
     ) -> Result<Product, ApiError> {
-        let context = CommandContext::default();
+        let context = self.core.context(request);
         self.core.execute(id, &command, &context, rejected).await
     }
 }
@@ -155,6 +156,7 @@ impl ProductService for ProductApi {
             .map_err(|e| ApiError::Internal(format!("generated product id: {e}")))?;
         let product = self
             .execute(
+                &request,
                 &id,
                 ProductCommand::Create {
                     id: product_id,
@@ -185,7 +187,7 @@ impl ProductService for ProductApi {
         };
         let at_ms = es_core::envelope::now_ms();
         let product = self
-            .execute(&id, ProductCommand::UpdatePrice { price, at_ms })
+            .execute(&request, &id, ProductCommand::UpdatePrice { price, at_ms })
             .await?;
         Ok(Response::new(pb::UpdateProductPriceResponse {
             product: Some(to_pb(&product)),
@@ -215,6 +217,7 @@ impl ProductService for ProductApi {
         let at_ms = es_core::envelope::now_ms();
         let product = self
             .execute(
+                &request,
                 &id,
                 ProductCommand::UpdateDetails {
                     name,
@@ -240,7 +243,8 @@ impl ProductService for ProductApi {
             return Err(ApiError::Internal("validated fields missing".into()).into());
         };
         let at_ms = es_core::envelope::now_ms();
-        self.execute(&id, ProductCommand::Delete { at_ms }).await?;
+        self.execute(&request, &id, ProductCommand::Delete { at_ms })
+            .await?;
         Ok(Response::new(pb::DeleteProductResponse {}))
     }
 }

@@ -43,13 +43,9 @@ pub struct QuoteCommand {
     pub at_ms: i64,
 }
 
-/// Why a quote cannot be decided.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QuoteError {
-    /// The items price does not fit in 64 bits.
-    #[error("the items price overflows")]
-    Overflow,
-}
+/// A quote is always decided: an order that cannot be priced is answered
+/// with `PriceQuoteFailed`, never left without an answer.
+pub type QuoteError = std::convert::Infallible;
 
 /// Whether an order was already answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,25 +75,38 @@ impl es_core::Aggregate for Quote {
                     order_id: command.order_id.to_string(),
                     customer_id: command.customer_id.to_string(),
                     unavailable_product_ids: unavailable,
+                    failure: pb::PriceQuoteFailure::ProductUnavailable.into(),
                     occurred_at_ms: command.at_ms,
                 }
                 .into(),
             ]);
         }
-        let mut items_price = Cents::ZERO;
+        let mut items_price = Some(Cents::ZERO);
         let mut lines = Vec::with_capacity(command.lines.len());
         for line in &command.lines {
             let unit_price = line.unit_price.unwrap_or_default();
-            items_price = unit_price
-                .times(line.quantity)
-                .and_then(|price| items_price.checked_add(price))
-                .ok_or(QuoteError::Overflow)?;
+            items_price = items_price
+                .zip(unit_price.times(line.quantity))
+                .and_then(|(sum, price)| sum.checked_add(price))
+                .filter(|sum| sum.get() <= Cents::MAX);
             lines.push(pb::PricedOrderLine {
                 product_id: line.product_id.to_string(),
                 quantity: line.quantity.get(),
                 unit_price_cents: unit_price.get(),
             });
         }
+        let Some(items_price) = items_price else {
+            return Ok(vec![
+                pb::PriceQuoteFailed {
+                    order_id: command.order_id.to_string(),
+                    customer_id: command.customer_id.to_string(),
+                    unavailable_product_ids: Vec::new(),
+                    failure: pb::PriceQuoteFailure::TotalTooLarge.into(),
+                    occurred_at_ms: command.at_ms,
+                }
+                .into(),
+            ]);
+        };
         Ok(vec![
             pb::PriceQuoted {
                 order_id: command.order_id.to_string(),
@@ -161,6 +170,7 @@ mod tests {
             panic!("expected a failure, got {events:?}");
         };
         assert_eq!(failed.unavailable_product_ids, vec!["p1".to_owned()]);
+        assert_eq!(failed.failure(), pb::PriceQuoteFailure::ProductUnavailable);
     }
 
     #[test]
@@ -173,8 +183,25 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_total_is_refused() {
-        let big = command(&[Some(i64::MAX)]);
-        assert_eq!(Quote::default().decide(&big), Err(QuoteError::Overflow));
+    fn a_total_too_large_for_an_order_fails_the_quote() {
+        for prices in [
+            vec![Some(i64::MAX)],
+            vec![Some(Cents::MAX), Some(1)],
+            vec![Some(Cents::MAX / 2 + 1)],
+        ] {
+            let events = Quote::default().decide(&command(&prices)).unwrap();
+            let [QuoteEvent::Failed(failed)] = events.as_slice() else {
+                panic!("expected a failure for {prices:?}, got {events:?}");
+            };
+            assert_eq!(failed.failure(), pb::PriceQuoteFailure::TotalTooLarge);
+            assert!(failed.unavailable_product_ids.is_empty());
+        }
+        // The largest total still quotes.
+        let events = Quote::default()
+            .decide(&command(&[Some(Cents::MAX / 2)]))
+            .unwrap();
+        assert!(
+            matches!(events.as_slice(), [QuoteEvent::Quoted(q)] if q.items_price_cents == Cents::MAX)
+        );
     }
 }

@@ -269,6 +269,36 @@ impl Saga {
         self.running.remove(index).running.stop().await;
     }
 
+    /// Dispatches the shipment as an admin (the request named
+    /// `request_id`), once shipping has cleared it: it hears that the order
+    /// was approved a moment after the order shows APPROVED.
+    pub async fn dispatch(
+        &self,
+        shipment_id: &str,
+        request_id: &str,
+    ) -> Result<shipping::Shipment, tonic::Status> {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let mut request = as_user(
+                &admin(),
+                shipping::DispatchShipmentRequest {
+                    shipment_id: shipment_id.to_owned(),
+                },
+            );
+            if let Ok(value) = request_id.parse() {
+                request.metadata_mut().insert("x-request-id", value);
+            }
+            match self.shipping.clone().dispatch_shipment(request).await {
+                Err(status)
+                    if status.message().contains("not paid") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                answer => return answer.map(|r| r.into_inner().shipment.unwrap_or_default()),
+            }
+        }
+    }
+
     /// Kills one service (as `kill -9` would); the others keep running.
     pub async fn kill_service(&mut self, service: Service) {
         let index = self

@@ -10,6 +10,7 @@ mod faults;
 mod invariants;
 mod lag;
 mod metrics;
+mod no_return;
 mod outages;
 mod paths;
 mod redelivery;

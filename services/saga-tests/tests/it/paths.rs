@@ -1,13 +1,13 @@
 //! One test per path of the saga, each checking the order's final status
 //! and the side effects on stock, balance and shipment.
 
+use es_core::EventStore as _;
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::{OrderStatus, RejectionReason};
-use stocklet_proto::stocklet::shipping::v1 as shipping;
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 use stocklet_service_kit::streams;
 
-use crate::app::{CAPACITY, SHIPPING_FEE, Saga, admin, as_user};
+use crate::app::{CAPACITY, SHIPPING_FEE, Saga, as_user};
 
 fn reason(order: &order::Order) -> RejectionReason {
     order
@@ -177,14 +177,7 @@ async fn dispatching_an_approved_orders_shipment_completes_the_order() {
         .await_status(&customer, &placed.id, OrderStatus::Approved)
         .await;
 
-    saga.shipping
-        .clone()
-        .dispatch_shipment(as_user(
-            &admin(),
-            shipping::DispatchShipmentRequest {
-                shipment_id: approved.shipment_id.clone(),
-            },
-        ))
+    saga.dispatch(&approved.shipment_id, "req-dispatch-1")
         .await
         .unwrap();
 
@@ -194,6 +187,50 @@ async fn dispatching_an_approved_orders_shipment_completes_the_order() {
         .await;
     saga.await_stock(&widget, (9, 0)).await;
     assert_eq!(saga.balance(&customer).await, 10_000 - 1_000 - SHIPPING_FEE);
+
+    // The dispatch (a client's request) and the completion it causes belong
+    // to the order's saga: the timeline runs to its end.
+    saga.await_timeline(
+        &customer,
+        &placed.id,
+        &["StockConsumed", "ShipmentDispatched", "OrderCompleted"],
+    )
+    .await;
+    let stream = streams::SHIPPING.stream_ref();
+    let subject = stream.subject("shipment", &approved.shipment_id);
+    let shipment = saga.store.load(&stream, &subject, 0).await.unwrap();
+    let dispatched = shipment
+        .iter()
+        .find(|e| e.raw.event_type == "stocklet.events.v1.ShipmentDispatched")
+        .unwrap();
+    assert_eq!(
+        dispatched.meta.correlation_id.as_deref(),
+        Some(placed.id.as_str())
+    );
+    assert_eq!(
+        dispatched.meta.causation_id.as_deref(),
+        Some("req-dispatch-1")
+    );
+    let order = saga.history(streams::ORDER, "order", &placed.id).await;
+    assert!(
+        order
+            .iter()
+            .all(|(_, correlation)| correlation.as_deref() == Some(placed.id.as_str())),
+        "{order:?}"
+    );
+    let placed_event = saga
+        .store
+        .load(
+            &streams::ORDER.stream_ref(),
+            &streams::ORDER.stream_ref().subject("order", &placed.id),
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        placed_event[0].meta.causation_id.is_some(),
+        "the order's first event names the request that placed it"
+    );
     saga.stop().await;
 }
 
@@ -228,5 +265,33 @@ async fn cancelling_an_approved_order_refunds_releases_and_returns() {
     saga.await_stock(&widget, (10, 0)).await;
     saga.await_shipment(&approved.shipment_id, ShipmentStatus::Released)
         .await;
+    saga.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_too_large_to_charge_is_rejected_with_its_reason() {
+    let saga = Saga::spawn().await;
+    // The dearest price a product may have; two of them are more than one
+    // order may cost, and one of them plus shipping is too.
+    let dearest = saga.product(100_000_000_000, 10).await;
+    let customer = saga.customer(10_000).await;
+    for quantity in [2, 1] {
+        let placed = saga.place(&customer, &[(&dearest, quantity)]).await;
+        let rejected = saga
+            .await_status(&customer, &placed.id, OrderStatus::Rejected)
+            .await;
+        assert_eq!(
+            reason(&rejected),
+            RejectionReason::TotalTooLarge,
+            "{rejected:?}"
+        );
+        let detail = rejected.rejection.as_ref().map(|r| r.detail.as_str());
+        assert!(
+            detail.is_some_and(|d| d.contains("the most one order may cost")),
+            "{detail:?}"
+        );
+    }
+    saga.await_stock(&dearest, (10, 0)).await;
+    assert_eq!(saga.balance(&customer).await, 10_000);
     saga.stop().await;
 }

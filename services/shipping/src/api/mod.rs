@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::shipping::v1::{
     self as pb, shipping_service_server::ShippingService,
@@ -42,12 +42,18 @@ impl ShippingApi {
     }
 
     /// Runs a command and waits until the read model shows its effect.
-    async fn execute(
+    async fn execute<T>(
         &self,
+        request: &Request<T>,
         order_id: &AggregateId,
         command: ShipmentCommand,
     ) -> Result<Shipment, ApiError> {
-        let context = CommandContext::default();
+        // A shipment's id is its order's id: its events belong to that
+        // order's saga.
+        let context = self
+            .core
+            .context(request)
+            .with_correlation_id(order_id.as_str());
         self.core
             .execute(order_id, &command, &context, rejected)
             .await
@@ -75,7 +81,8 @@ fn rejected(error: ShipmentError) -> ApiError {
         ShipmentError::NotFound => ApiError::NotFound("shipment".into()),
         error @ (ShipmentError::EmptyManifest
         | ShipmentError::Released
-        | ShipmentError::AlreadyDispatched) => ApiError::FailedPrecondition(error.to_string()),
+        | ShipmentError::AlreadyDispatched
+        | ShipmentError::NotPaid) => ApiError::FailedPrecondition(error.to_string()),
     }
 }
 
@@ -221,7 +228,7 @@ impl ShippingService for ShippingApi {
         let order_id = AggregateId::parse(row.order_id.as_str())
             .map_err(|e| ApiError::Internal(format!("stored order id: {e}")))?;
         let at_ms = es_core::envelope::now_ms();
-        self.execute(&order_id, ShipmentCommand::Dispatch { at_ms })
+        self.execute(&request, &order_id, ShipmentCommand::Dispatch { at_ms })
             .await?;
         Ok(Response::new(pb::DispatchShipmentResponse {
             shipment: Some(pb::Shipment {

@@ -10,6 +10,19 @@
 //! A shipment carries at most [`Capacity`] units. An order above that gets
 //! `ShipmentAllocationFailed`, which is recorded too, so a redelivery
 //! decides the same outcome. Every saga transition is idempotent.
+//!
+//! # The point of no return
+//!
+//! Dispatch cannot be undone, so this aggregate decides every race with it.
+//! A shipment may leave only once its order is approved (`ShipmentPaid`,
+//! from `OrderApproved`): an order cancelled before approval never becomes
+//! dispatchable. A cancellation of an approved order is a request that
+//! reaches the shipment (`OrderCancellationRequested`): before dispatch it
+//! releases the shipment (`ShipmentReleased`), and the order, hearing
+//! that, is cancelled and compensated; after dispatch it is refused
+//! (`ShipmentCancellationRefused`) and the order completes. Whichever of
+//! dispatch and cancellation reaches the shipment first wins, and the other
+//! is refused.
 
 use stocklet_proto::stocklet::events::v1 as pb;
 
@@ -64,6 +77,8 @@ es_core::domain_events! {
         Allocated(pb::ShipmentAllocated),
         AllocationFailed(pb::ShipmentAllocationFailed),
         Released(pb::ShipmentReleased),
+        Paid(pb::ShipmentPaid),
+        CancellationRefused(pb::ShipmentCancellationRefused),
         Dispatched(pb::ShipmentDispatched),
     }
 }
@@ -106,6 +121,19 @@ pub enum ShipmentCommand {
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
+    /// Records that the order was approved (paid): the shipment may leave.
+    MarkPaid {
+        /// The payment's transaction.
+        transaction_id: String,
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
+    /// The order's customer asked to cancel: release the shipment if it has
+    /// not left, refuse if it has.
+    Cancel {
+        /// Event time, Unix milliseconds.
+        at_ms: i64,
+    },
     /// Hands an allocated shipment to the carrier.
     Dispatch {
         /// Event time, Unix milliseconds.
@@ -128,6 +156,9 @@ pub enum ShipmentError {
     /// The shipment was dispatched already.
     #[error("the shipment was dispatched already")]
     AlreadyDispatched,
+    /// The order is not approved (paid) yet, so the shipment may not leave.
+    #[error("the order is not paid yet")]
+    NotPaid,
 }
 
 /// Where a shipment is.
@@ -150,6 +181,8 @@ pub enum ShipmentStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Shipment {
     status: ShipmentStatus,
+    paid: bool,
+    cancellation_refused: bool,
     shipment_id: String,
     order_id: Option<OrderId>,
     customer_id: Option<CustomerId>,
@@ -159,6 +192,11 @@ impl Shipment {
     /// Where the shipment is.
     pub fn status(&self) -> ShipmentStatus {
         self.status
+    }
+
+    /// Whether its order is approved, so that it may be dispatched.
+    pub fn paid(&self) -> bool {
+        self.paid
     }
 
     /// The shipment's id, once allocated.
@@ -265,10 +303,52 @@ impl es_core::Aggregate for Shipment {
                     .into(),
                 ]),
             },
+            ShipmentCommand::MarkPaid {
+                transaction_id,
+                at_ms,
+            } => match self.status {
+                // Approval follows allocation; this consumer has not seen
+                // the allocation yet.
+                S::None => Err(ShipmentError::NotFound),
+                S::Allocated if !self.paid => Ok(vec![
+                    pb::ShipmentPaid {
+                        shipment_id: self.shipment_id.clone(),
+                        order_id: self.order_id_str().to_owned(),
+                        transaction_id: transaction_id.clone(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ]),
+                S::Allocated | S::AllocationFailed | S::Released | S::Dispatched => Ok(Vec::new()),
+            },
+            ShipmentCommand::Cancel { at_ms } => match self.status {
+                // Nothing allocated yet: the order settles its cancellation
+                // at its next step, and an unapproved order never leaves.
+                S::None | S::AllocationFailed | S::Released => Ok(Vec::new()),
+                S::Allocated => Ok(vec![
+                    pb::ShipmentReleased {
+                        shipment_id: self.shipment_id.clone(),
+                        order_id: self.order_id_str().to_owned(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ]),
+                S::Dispatched if self.cancellation_refused => Ok(Vec::new()),
+                S::Dispatched => Ok(vec![
+                    pb::ShipmentCancellationRefused {
+                        shipment_id: self.shipment_id.clone(),
+                        order_id: self.order_id_str().to_owned(),
+                        reason: "the shipment was dispatched already".to_owned(),
+                        occurred_at_ms: *at_ms,
+                    }
+                    .into(),
+                ]),
+            },
             ShipmentCommand::Dispatch { at_ms } => match self.status {
                 S::None | S::AllocationFailed => Err(ShipmentError::NotFound),
                 S::Released => Err(ShipmentError::Released),
                 S::Dispatched => Err(ShipmentError::AlreadyDispatched),
+                S::Allocated if !self.paid => Err(ShipmentError::NotPaid),
                 S::Allocated => Ok(vec![
                     pb::ShipmentDispatched {
                         shipment_id: self.shipment_id.clone(),
@@ -296,6 +376,8 @@ impl es_core::Aggregate for Shipment {
                 self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
             }
             ShipmentEvent::Released(_) => self.status = ShipmentStatus::Released,
+            ShipmentEvent::Paid(_) => self.paid = true,
+            ShipmentEvent::CancellationRefused(_) => self.cancellation_refused = true,
             ShipmentEvent::Dispatched(_) => self.status = ShipmentStatus::Dispatched,
         }
     }
@@ -375,7 +457,35 @@ mod tests {
         .into()
     }
 
+    fn paid() -> ShipmentEvent {
+        pb::ShipmentPaid {
+            shipment_id: "s1".into(),
+            order_id: "o1".into(),
+            transaction_id: "tx1".into(),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn refused() -> ShipmentEvent {
+        pb::ShipmentCancellationRefused {
+            shipment_id: "s1".into(),
+            order_id: "o1".into(),
+            reason: "the shipment was dispatched already".into(),
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    fn mark_paid() -> ShipmentCommand {
+        ShipmentCommand::MarkPaid {
+            transaction_id: "tx1".into(),
+            at_ms: AT,
+        }
+    }
+
     const RELEASE: ShipmentCommand = ShipmentCommand::Release { at_ms: AT };
+    const CANCEL: ShipmentCommand = ShipmentCommand::Cancel { at_ms: AT };
     const DISPATCH: ShipmentCommand = ShipmentCommand::Dispatch { at_ms: AT };
 
     #[test]
@@ -439,15 +549,18 @@ mod tests {
     }
 
     #[test]
-    fn dispatching_needs_an_allocated_shipment() {
-        let shipment = given::<Shipment>([allocated(&[1])])
+    fn dispatching_needs_an_allocated_shipment_of_a_paid_order() {
+        let shipment = given::<Shipment>([allocated(&[1]), paid()])
             .when(DISPATCH)
             .then_expect_events([dispatched()]);
         assert_eq!(shipment.status(), ShipmentStatus::Dispatched);
-        given::<Shipment>([allocated(&[1]), dispatched()])
+        given::<Shipment>([allocated(&[1])])
+            .when(DISPATCH)
+            .then_expect_error(|e| *e == ShipmentError::NotPaid);
+        given::<Shipment>([allocated(&[1]), paid(), dispatched()])
             .when(DISPATCH)
             .then_expect_error(|e| *e == ShipmentError::AlreadyDispatched);
-        given::<Shipment>([allocated(&[1]), released()])
+        given::<Shipment>([allocated(&[1]), paid(), released()])
             .when(DISPATCH)
             .then_expect_error(|e| *e == ShipmentError::Released);
         given_no_events::<Shipment>()
@@ -456,9 +569,60 @@ mod tests {
     }
 
     #[test]
+    fn an_approved_order_makes_its_shipment_dispatchable_once() {
+        let shipment = given::<Shipment>([allocated(&[1])])
+            .when(mark_paid())
+            .then_expect_events([paid()]);
+        assert!(shipment.paid());
+        given::<Shipment>([allocated(&[1]), paid()])
+            .when(mark_paid())
+            .then_expect_events([]);
+        given::<Shipment>([allocated(&[1]), released()])
+            .when(mark_paid())
+            .then_expect_events([]);
+        // Approval heard before the allocation: not yet.
+        given_no_events::<Shipment>()
+            .when(mark_paid())
+            .then_expect_error(|e| *e == ShipmentError::NotFound);
+    }
+
+    #[test]
+    fn a_cancellation_releases_a_shipment_that_has_not_left_and_is_refused_after() {
+        for before in [vec![allocated(&[1])], vec![allocated(&[1]), paid()]] {
+            given::<Shipment>(before)
+                .when(CANCEL)
+                .then_expect_events([released()]);
+        }
+        let shipment = given::<Shipment>([allocated(&[1]), paid(), dispatched()])
+            .when(CANCEL)
+            .then_expect_events([refused()]);
+        assert_eq!(shipment.status(), ShipmentStatus::Dispatched);
+        given::<Shipment>([allocated(&[1]), paid(), dispatched(), refused()])
+            .when(CANCEL)
+            .then_expect_events([]);
+        // Nothing to release yet, or any more: the order settles by itself.
+        given_no_events::<Shipment>()
+            .when(CANCEL)
+            .then_expect_events([]);
+        given::<Shipment>([allocated(&[1]), released()])
+            .when(CANCEL)
+            .then_expect_events([]);
+        // Whichever comes first wins: a released shipment never leaves.
+        given::<Shipment>([allocated(&[1]), paid(), released()])
+            .when(DISPATCH)
+            .then_expect_error(|e| *e == ShipmentError::Released);
+    }
+
+    #[test]
     fn events_round_trip_through_protobuf() {
         use es_core::DomainEvent;
-        for event in [allocated(&[1, 2]), released(), dispatched()] {
+        for event in [
+            allocated(&[1, 2]),
+            released(),
+            paid(),
+            refused(),
+            dispatched(),
+        ] {
             assert_eq!(ShipmentEvent::decode(&event.to_raw()).unwrap(), event);
         }
     }

@@ -72,7 +72,9 @@ impl Projection for Shipments {
                     .await?;
                 }
                 // No shipment was made: nothing to show.
-                ShipmentEvent::AllocationFailed(_) => {}
+                ShipmentEvent::AllocationFailed(_)
+                | ShipmentEvent::Paid(_)
+                | ShipmentEvent::CancellationRefused(_) => {}
             }
         }
         Ok(())

@@ -9,7 +9,10 @@
 //!   `warehouse.reservation.>`): `StockReserved` allocates the order's
 //!   shipment, or fails it when the order exceeds a shipment's capacity.
 //! - `PAYMENT`: `PaymentFailed` releases the shipment.
-//! - `ORDER`: `OrderCancelled` releases the shipment.
+//! - `ORDER`: `OrderApproved` makes the shipment dispatchable (paid);
+//!   `OrderCancellationRequested` releases it if it has not left, or records
+//!   the refusal if it has (the shipment is the point of no return, see
+//!   [`crate::domain`]); `OrderCancelled` releases it.
 //!
 //! Ids another service recorded (the order, its customer, its products)
 //! are taken as recorded (`from_recorded`): that service parsed them before
@@ -36,6 +39,10 @@ use crate::domain::{
 pub const ALLOCATE: &str = "shipping.allocate";
 /// The handler name in the dedupe key of a release.
 pub const RELEASE: &str = "shipping.release";
+/// The handler name in the dedupe key of a shipment cleared for dispatch.
+pub const MARK_PAID: &str = "shipping.mark-paid";
+/// The handler name in the dedupe key of a customer's cancellation.
+pub const CANCEL: &str = "shipping.cancel";
 /// The warehouse subjects this service reads: order-level reservations.
 pub const RESERVATION_SUBJECTS: &str = "warehouse.reservation.>";
 
@@ -46,6 +53,10 @@ es_core::domain_events! {
         StockReserved(events::StockReserved),
         /// The payment failed: release the shipment.
         PaymentFailed(events::PaymentFailed),
+        /// The order was approved (paid): the shipment may leave.
+        OrderApproved(events::OrderApproved),
+        /// The customer asked to cancel: release the shipment unless it left.
+        OrderCancellationRequested(events::OrderCancellationRequested),
         /// The order was cancelled: release the shipment.
         OrderCancelled(events::OrderCancelled),
     }
@@ -145,6 +156,23 @@ impl Reaction for SagaReaction {
                     &cancelled.shipment_id,
                     ShipmentCommand::Release { at_ms },
                     RELEASE,
+                )
+                .await
+            }
+            SagaEvent::OrderApproved(approved) => {
+                let command = ShipmentCommand::MarkPaid {
+                    transaction_id: approved.transaction_id,
+                    at_ms,
+                };
+                self.execute(&stored.meta, &approved.order_id, command, MARK_PAID)
+                    .await
+            }
+            SagaEvent::OrderCancellationRequested(requested) => {
+                self.execute(
+                    &stored.meta,
+                    &requested.order_id,
+                    ShipmentCommand::Cancel { at_ms },
+                    CANCEL,
                 )
                 .await
             }

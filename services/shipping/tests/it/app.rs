@@ -66,6 +66,37 @@ impl TestApp {
         (order_id, shipment_id)
     }
 
+    /// Approves the order, as the order service does once it is paid
+    /// (`OrderApproved` on its stream), and waits until the shipment may
+    /// leave.
+    pub async fn approve(&self, order_id: &str, customer_id: &str) {
+        self.publish(
+            streams::ORDER,
+            "order",
+            order_id,
+            stocklet_proto::stocklet::events::v1::OrderApproved {
+                order_id: order_id.to_owned(),
+                customer_id: customer_id.to_owned(),
+                transaction_id: "tx-1".into(),
+                shipment_id: order_id.to_owned(),
+                reservation_id: "r1".into(),
+                total_cents: 1000,
+                occurred_at_ms: es_core::envelope::now_ms(),
+            },
+        )
+        .await;
+        let id = AggregateId::parse(order_id.to_owned()).unwrap();
+        eventually(SETTLE, "the shipment becoming paid", async || {
+            let loaded = self.shipments().load(&id).await.unwrap();
+            if loaded.state.paid() {
+                Ok(())
+            } else {
+                Err(loaded.state.status())
+            }
+        })
+        .await;
+    }
+
     pub async fn shipment(&self, identity: &Identity, id: &str) -> Result<pb::Shipment, Status> {
         let request = pb::ViewShipmentRequest {
             shipment_id: id.into(),

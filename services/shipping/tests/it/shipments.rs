@@ -65,6 +65,11 @@ async fn an_admin_dispatches_an_allocated_shipment_once() {
         app.dispatch(&customer(), &id).await.unwrap_err().code(),
         Code::PermissionDenied
     );
+    // Not before the order is paid (approved).
+    let unpaid = app.dispatch(&admin(), &id).await.unwrap_err();
+    assert_eq!(unpaid.code(), Code::FailedPrecondition);
+    assert!(unpaid.message().contains("not paid"), "{unpaid:?}");
+    app.approve(&order_id, ALICE).await;
     let dispatched = app.dispatch(&admin(), &id).await.unwrap();
     assert_eq!(dispatched.status(), pb::ShipmentStatus::Dispatched);
     assert!(dispatched.dispatched_at_ms > 0);
@@ -345,8 +350,9 @@ async fn everyone_must_sign_in() {
 #[tokio::test]
 async fn shipments_survive_restarts_and_rebuild_from_the_stream() {
     let app = TestApp::spawn().await;
-    let (_, id) = app.allocate(ALICE, &[3, 4]).await;
+    let (order_id, id) = app.allocate(ALICE, &[3, 4]).await;
     app.shipment_eventually(&id, |_| true).await;
+    app.approve(&order_id, ALICE).await;
     let dispatched = app.dispatch(&admin(), &id).await.unwrap();
     let (nats, db) = app.stop().await;
 

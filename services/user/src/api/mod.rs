@@ -266,6 +266,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::RegisterUserRequest>,
     ) -> Result<Response<pb::RegisterUserResponse>, Status> {
+        let context = self.core.context(&request);
         let body = request.into_inner();
         let mut validation = Validation::new();
         let first_name = validation.parse("first_name", PersonName::parse(&body.first_name));
@@ -310,7 +311,6 @@ impl UserService for UserApi {
             user_id: id.to_string(),
             at_ms: es_core::envelope::now_ms(),
         };
-        let context = CommandContext::default();
         let user = self
             .change(|| async {
                 let claim_state = self.load_claim(&email.normalised()).await?;
@@ -344,7 +344,7 @@ impl UserService for UserApi {
             return Err(missing());
         };
         identity.require_owner_or_admin(id.as_str(), "user")?;
-        let context = CommandContext::default();
+        let context = self.core.context(&request);
         let user = self
             .change(|| async {
                 let user_state = self.live_user(&id).await?;
@@ -406,7 +406,7 @@ impl UserService for UserApi {
         validation.finish()?;
         let id = id.ok_or_else(missing)?;
         identity.require_owner_or_admin(id.as_str(), "user")?;
-        let context = CommandContext::default();
+        let context = self.core.context(&request);
         self.change(|| async {
             let user_state = self.live_user(&id).await?;
             let at_ms = es_core::envelope::now_ms();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use es_core::projection::ProjectionRunner;
-use es_core::{AggregateId, CommandContext, JetStreamEventStore, Repository};
+use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::warehouse::v1::{
     self as pb, warehouse_service_server::WarehouseService,
@@ -40,8 +40,13 @@ impl WarehouseApi {
     }
 
     /// Runs a command and waits until the inventory shows its effect.
-    async fn execute(&self, id: &AggregateId, command: StockCommand) -> Result<Stock, ApiError> {
-        let context = CommandContext::default();
+    async fn execute<T>(
+        &self,
+        request: &Request<T>,
+        id: &AggregateId,
+        command: StockCommand,
+    ) -> Result<Stock, ApiError> {
+        let context = self.core.context(request);
         self.core.execute(id, &command, &context, rejected).await
     }
 
@@ -180,7 +185,7 @@ impl WarehouseService for WarehouseApi {
         let (id, quantity) = Self::stock_change(&body.product_id, body.quantity)?;
         let at_ms = es_core::envelope::now_ms();
         let stock = self
-            .execute(&id, StockCommand::Add { quantity, at_ms })
+            .execute(&request, &id, StockCommand::Add { quantity, at_ms })
             .await?;
         Ok(Response::new(pb::AddStockResponse {
             stock: Some(stock_to_pb(&stock, &id, at_ms)),
@@ -196,7 +201,7 @@ impl WarehouseService for WarehouseApi {
         let (id, quantity) = Self::stock_change(&body.product_id, body.quantity)?;
         let at_ms = es_core::envelope::now_ms();
         let stock = self
-            .execute(&id, StockCommand::Remove { quantity, at_ms })
+            .execute(&request, &id, StockCommand::Remove { quantity, at_ms })
             .await?;
         Ok(Response::new(pb::RemoveStockResponse {
             stock: Some(stock_to_pb(&stock, &id, at_ms)),
