@@ -47,7 +47,7 @@ use crate::consumer::{
     Deliveries, decode_delivery, event_span, is_wanted, keep_alive, record_delivery,
 };
 use crate::deadletter;
-use crate::envelope::Conventions;
+use crate::envelope::{Conventions, Header};
 use crate::event::EventSet;
 use crate::jetstream::JetStreamEventStore;
 use crate::store::EventStore as _;
@@ -298,8 +298,15 @@ impl<R: Reaction> Reactor<R> {
         }
     }
 
-    /// Creates (or updates) the durable consumer.
+    /// Creates (or updates) the durable consumer, and the one that takes
+    /// its replayed dead letters (see [`replay_consumer`](Self::replay_consumer)).
     pub async fn ensure_consumer(&self) -> Result<consumer::PullConsumer, ReactorError> {
+        self.replay_consumer().await?;
+        self.source_consumer().await
+    }
+
+    /// The durable consumer of the source stream.
+    async fn source_consumer(&self) -> Result<consumer::PullConsumer, ReactorError> {
         let stream = self
             .context
             .get_stream(&self.source.name)
@@ -323,13 +330,68 @@ impl<R: Reaction> Reactor<R> {
             .map_err(|e| self.error(e))
     }
 
-    /// Reacts to events until `shutdown`, then finishes the ones in hand.
+    /// The durable consumer `<durable name>-replay` of the dead-letter
+    /// stream, on `<prefix>.<durable name>.replay`: letters an operator
+    /// replays ([`DeadLetters::replay`](crate::deadletter::DeadLetters::replay))
+    /// come back this way and are handled like any delivery.
+    pub async fn replay_consumer(&self) -> Result<consumer::PullConsumer, ReactorError> {
+        let stream = self
+            .context
+            .get_stream(deadletter::STREAM_NAME)
+            .await
+            .map_err(|e| self.error(format!("the dead-letter stream: {e}")))?;
+        let name = format!("{}-replay", self.config.durable_name);
+        stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!(
+                    "replayed dead letters of {}",
+                    self.config.durable_name
+                )),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: self.config.ack_wait,
+                max_deliver: i64::from(self.config.max_deliveries) + i64::from(DEAD_LETTER_ROOM),
+                filter_subject: deadletter::replay_subject(
+                    &self.conventions,
+                    &self.config.durable_name,
+                ),
+                // Replays are rare operator actions: one replica keeps a
+                // cluster from running a Raft group per reactor for them.
+                num_replicas: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// Reacts to events (and replayed dead letters) until `shutdown`, then
+    /// finishes the ones in hand.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ReactorError> {
         let concurrency = self.config.concurrency.max(1);
-        let mut deliveries =
-            Deliveries::new(self.config.durable_name.clone(), concurrency * 2, || {
-                self.ensure_consumer()
-            });
+        let events = Deliveries::new(self.config.durable_name.clone(), concurrency * 2, || {
+            self.source_consumer()
+        });
+        let replays = Deliveries::new(format!("{}-replay", self.config.durable_name), 1, || {
+            self.replay_consumer()
+        });
+        tokio::join!(
+            self.consume(events, concurrency, &shutdown),
+            self.consume(replays, 1, &shutdown)
+        );
+        Ok(())
+    }
+
+    /// Handles what `deliveries` brings, `concurrency` at a time, until
+    /// `shutdown`.
+    async fn consume<F, Fut>(
+        &self,
+        mut deliveries: Deliveries<F>,
+        concurrency: usize,
+        shutdown: &CancellationToken,
+    ) where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<consumer::PullConsumer, ReactorError>>,
+    {
         let mut in_flight = JoinSet::new();
         loop {
             // Keep at most `concurrency` events in hand.
@@ -337,7 +399,7 @@ impl<R: Reaction> Reactor<R> {
                 in_flight.join_next().await;
             }
             // Opening the consumer is retried for as long as the service runs.
-            let Ok(Some(message)) = deliveries.next(&shutdown, |_| true).await else {
+            let Ok(Some(message)) = deliveries.next(shutdown, |_| true).await else {
                 break;
             };
             let handler = self.handler();
@@ -347,7 +409,6 @@ impl<R: Reaction> Reactor<R> {
             self.release_unstarted(messages).await;
         }
         while in_flight.join_next().await.is_some() {}
-        Ok(())
     }
 
     /// Naks what the pull already delivered but no handler started, so the
@@ -394,12 +455,22 @@ struct Handler<R> {
 impl<R: Reaction> Handler<R> {
     async fn handle(self, message: Message) {
         let consumer = self.config.durable_name.as_str();
-        let (sequence, deliveries) = match message.info() {
+        let (sequence, deliveries, replay) = match message.info() {
             Ok(info) => {
                 record_delivery(consumer, info.pending, info.delivered);
+                // A replayed dead letter: the event's position is where it
+                // was first stored.
+                let replay =
+                    (info.stream == deadletter::STREAM_NAME).then_some(info.stream_sequence);
+                let original = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(self.conventions.header(Header::DeadLetterSequence)))
+                    .and_then(|v| v.as_str().parse().ok());
                 (
-                    info.stream_sequence,
+                    replay.and(original).unwrap_or(info.stream_sequence),
                     u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                    replay,
                 )
             }
             Err(error) => {
@@ -414,35 +485,49 @@ impl<R: Reaction> Handler<R> {
             }
         };
         let outcome = keep_alive(&message, self.config.ack_wait, reacting).await;
-        let ack = match outcome {
-            Ok(()) => message.ack().await,
+        let (ack, done) = match outcome {
+            // A replay is deleted once handled: wait until the ack is stored.
+            Ok(()) if replay.is_some() => (message.double_ack().await, true),
+            Ok(()) => (message.ack().await, true),
             Err(error) => match self.config.after_failure(&error, deliveries) {
                 AfterFailure::Retry(delay) => {
                     tracing::warn!(consumer, sequence, deliveries, ?delay, %error, "reaction failed; will retry");
-                    message.ack_with(AckKind::Nak(Some(delay))).await
+                    (message.ack_with(AckKind::Nak(Some(delay))).await, false)
                 }
                 AfterFailure::DeadLetter => {
-                    self.dead_letter(&message, &error, sequence, deliveries)
+                    match self
+                        .dead_letter(&message, &error, sequence, deliveries)
                         .await
+                    {
+                        Ok(filed) => (Ok(()), filed),
+                        Err(error) => (Err(error), false),
+                    }
                 }
             },
         };
         if let Err(error) = ack {
             // The server will redeliver; the dedupe key makes that harmless.
             tracing::warn!(consumer, sequence, %error, "ack failed");
+        } else if done && let Some(replay) = replay {
+            // A handled replay leaves the dead-letter stream.
+            if let Ok(stream) = self.context.get_stream(deadletter::STREAM_NAME).await
+                && let Err(error) = stream.delete_message(replay).await
+            {
+                tracing::warn!(consumer, replay, %error, "cannot delete a handled replay");
+            }
         }
     }
 
-    /// Stores the dead-letter copy of `message`, then acks it; when the copy
-    /// cannot be stored, naks it so that it comes back (the server leaves
-    /// [`DEAD_LETTER_ROOM`] deliveries for this).
+    /// Stores the dead-letter copy of `message`, then acks it (`true`);
+    /// when the copy cannot be stored, naks it so that it comes back
+    /// (`false`; the server leaves [`DEAD_LETTER_ROOM`] deliveries for this).
     async fn dead_letter(
         &self,
         message: &Message,
         error: &ReactionError,
         sequence: u64,
         deliveries: u32,
-    ) -> Result<(), async_nats::Error> {
+    ) -> Result<bool, async_nats::Error> {
         let consumer = self.config.durable_name.as_str();
         tracing::error!(consumer, sequence, deliveries, %error, "giving up on event; dead-lettering it");
         match deadletter::publish(
@@ -456,13 +541,14 @@ impl<R: Reaction> Handler<R> {
         {
             Ok(()) => {
                 crate::metrics::dead_letter(consumer);
-                message.ack_with(AckKind::Term).await
+                message.ack_with(AckKind::Term).await.map(|()| true)
             }
             Err(dlq_error) => {
                 tracing::error!(consumer, sequence, %dlq_error, "dead-letter publish failed; will retry");
                 message
                     .ack_with(AckKind::Nak(Some(self.config.delay_after(deliveries))))
                     .await
+                    .map(|()| false)
             }
         }
     }

@@ -10,12 +10,16 @@
 //! started (see [`seed`]); the auth service's start-up admin then defaults to
 //! the demo admin.
 //!
+//! `stocklet dlq list|show|replay|discard` shows and operates the
+//! dead-letter stream (see [`dlq`]).
+//!
 //! `stocklet provision` starts every service on a private port and stops it
 //! at once: each provisions its streams, runs its migrations and creates its
 //! durable consumers, which is what a deployment's one-shot init needs (the
 //! services would do it themselves at start, but not all at the same moment
 //! and not before anyone depends on it). It exits 0 once all are done.
 
+mod dlq;
 mod seed;
 
 use std::future::Future;
@@ -76,12 +80,17 @@ where
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // An operator's command: its output alone on stdout, no service logs.
+    if args.first().map(String::as_str) == Some("dlq") {
+        return dlq::main(&args[1..]).await;
+    }
     let _telemetry = telemetry::init("stocklet");
-    let provision_only = match std::env::args().nth(1).as_deref() {
+    let provision_only = match args.first().map(String::as_str) {
         None => false,
         Some("provision") => true,
         Some(other) => {
-            eprintln!("usage: stocklet [provision]  (unknown argument {other:?})");
+            eprintln!("usage: stocklet [provision | dlq ...]  (unknown argument {other:?})");
             return ExitCode::FAILURE;
         }
     };

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use es_core::reactor::{Reaction, ReactionError, Reactor, ReactorConfig};
 use es_core::streams::StreamDefinition;
-use es_core::{CommandContext, JetStreamEventStore, RawEvent, Recorded, Repository, StreamRef};
+use es_core::{
+    CommandContext, EventStore as _, JetStreamEventStore, RawEvent, Recorded, Repository, StreamRef,
+};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -338,6 +340,8 @@ async fn events_pulled_but_not_started_go_to_another_instance_at_once_on_shutdow
 #[derive(Clone, Default)]
 struct Waiting {
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The fix an operator deploys: 13 is no longer refused.
+    fixed: Arc<std::sync::atomic::AtomicBool>,
     attempts: Arc<Mutex<HashMap<String, u32>>>,
     done: Arc<Mutex<Vec<String>>>,
 }
@@ -354,6 +358,7 @@ impl Reaction for Waiting {
             .or_default() += 1;
         if let AccountEvent::Deposited(deposit) = &stored.event
             && deposit.amount_cents == 13
+            && !self.fixed.load(std::sync::atomic::Ordering::SeqCst)
         {
             return Err(ReactionError::Permanent("13 is refused".into()));
         }
@@ -436,4 +441,128 @@ async fn the_servers_delivery_bound_leaves_room_for_the_dead_letter() {
         "bounded, never unlimited, and above the reactor's own bound"
     );
     assert_eq!(info.config.ack_wait, Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn an_operator_lists_replays_and_discards_dead_letters() {
+    use es_core::deadletter::{DeadLetterError, DeadLetters};
+
+    let bank = Bank::start().await;
+    deposit(&bank, "v", 13).await; // open (seq 1) + the refused deposit (seq 2)
+    let waiting = Waiting::default();
+    waiting
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let config =
+        ReactorConfig::new("waiting-from-bank").with_backoff(vec![Duration::from_millis(50)]);
+    let reactor = Reactor::new(waiting.clone(), &bank.store, bank.stream.clone(), config);
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    let letters = DeadLetters::new(
+        bank.store.context().clone(),
+        bank.store.conventions().clone(),
+    );
+    eventually("the refused deposit is dead-lettered", || async {
+        letters.list(None, 0, 10).await.unwrap().len() == 1
+    })
+    .await;
+    let listed = letters
+        .list(Some("waiting-from-bank"), 0, 10)
+        .await
+        .unwrap();
+    let letter = &listed[0];
+    assert_eq!(letter.consumer, "waiting-from-bank");
+    assert_eq!(letter.stream, "PAYMENT");
+    assert_eq!(letter.stream_sequence, 2);
+    assert_eq!(letter.event_type, "test.v1.Deposited");
+    assert!(letter.error.contains("13 is refused"), "{letter:?}");
+    assert_eq!(letters.get(letter.sequence).await.unwrap(), *letter);
+    assert!(
+        letters
+            .list(Some("someone-else"), 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Replayed before the fix: refused again, and filed again (not lost to
+    // the duplicate window, although it is the same event).
+    let replayed = letters.replay(letter.sequence).await.unwrap();
+    assert_eq!(replayed.event_id, letter.event_id);
+    assert!(matches!(
+        letters.get(letter.sequence).await,
+        Err(DeadLetterError::NotFound(_))
+    ));
+    let again = {
+        let mut again = Vec::new();
+        for _ in 0..200 {
+            again = letters.list(None, 0, 10).await.unwrap();
+            if !again.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        again
+    };
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].event_id, letter.event_id);
+    assert_eq!(
+        (again[0].stream.as_str(), again[0].stream_sequence),
+        ("PAYMENT", 2)
+    );
+
+    // After the fix, the replay is handled once; a second replay of the
+    // same letter is gone.
+    waiting
+        .fixed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    letters.replay(again[0].sequence).await.unwrap();
+    eventually("the replayed deposit is handled", || async {
+        waiting.done.lock().unwrap().contains(&letter.event_id)
+    })
+    .await;
+    assert!(matches!(
+        letters.replay(again[0].sequence).await,
+        Err(DeadLetterError::NotFound(_))
+    ));
+    eventually("nothing is left in the dead-letter stream", || async {
+        let dead = bank.store.context().get_stream("DEADLETTER").await.unwrap();
+        dead.get_info().await.unwrap().state.messages == 0
+    })
+    .await;
+
+    // Discarding: a letter of a consumer that takes no replays.
+    es_core::deadletter::publish_stored(
+        bank.store.context(),
+        bank.store.conventions(),
+        "a-projection",
+        "PAYMENT",
+        1,
+        "bad row",
+    )
+    .await
+    .unwrap();
+    let projection_letter = letters.list(Some("a-projection"), 0, 10).await.unwrap()[0].clone();
+    assert!(matches!(
+        letters.replay(projection_letter.sequence).await,
+        Err(DeadLetterError::NoReplay { .. })
+    ));
+    letters.discard(projection_letter.sequence).await.unwrap();
+    assert!(letters.list(None, 0, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        letters.discard(projection_letter.sequence).await,
+        Err(DeadLetterError::NotFound(_))
+    ));
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let done = waiting.done.lock().unwrap();
+    assert_eq!(
+        done.iter().filter(|id| **id == letter.event_id).count(),
+        1,
+        "handled exactly once"
+    );
 }

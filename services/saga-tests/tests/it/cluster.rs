@@ -33,6 +33,7 @@ use stocklet_proto::stocklet::payment::v1::payment_service_client::PaymentServic
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::streams;
+use stocklet_test_support::harness::eventually;
 use stocklet_test_support::{NatsCluster, TestDb, common_config};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -492,15 +493,16 @@ async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
         users.len()
     );
 
-    let dead = js
-        .get_stream("DEADLETTER")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .messages;
+    // Asked until the cluster answers: a node was just killed.
+    let dead = eventually(SETTLE, "the dead-letter stream's state", async || {
+        let mut stream = js
+            .get_stream("DEADLETTER")
+            .await
+            .map_err(|e| e.to_string())?;
+        let info = stream.info().await.map_err(|e| e.to_string())?;
+        Ok::<u64, String>(info.state.messages)
+    })
+    .await;
     assert_eq!(dead, 0, "events were dead-lettered");
 
     b.stop().await;
