@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A setting that is set but cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,9 @@ pub struct CommonConfig {
     pub stream_replicas: usize,
     /// `STOCKLET_DB_POOL_SIZE`: most PostgreSQL connections per service.
     pub db_pool_size: u32,
+    /// `STOCKLET_IDEMPOTENCY_TTL_S`: how long an idempotency key's answer
+    /// is kept (see [`idempotency`](crate::idempotency)); default a day.
+    pub idempotency_ttl: Duration,
 }
 
 /// Default `NATS_URL`: the nats-server `make run` starts.
@@ -113,6 +117,10 @@ impl CommonConfig {
             internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
             stream_replicas: env_parse("STOCKLET_STREAM_REPLICAS", 1)?,
             db_pool_size: env_parse("STOCKLET_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
+            idempotency_ttl: Duration::from_secs(env_parse(
+                "STOCKLET_IDEMPOTENCY_TTL_S",
+                crate::idempotency::DEFAULT_TTL.as_secs(),
+            )?),
         })
     }
 }

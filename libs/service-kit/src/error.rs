@@ -40,9 +40,16 @@ pub enum ApiError {
     /// The caller must authenticate first.
     #[error("authentication required")]
     Unauthenticated,
-    /// A concurrency conflict outlived its retries; retrying may succeed.
+    /// A concurrency conflict outlived its retries, or a call with the same
+    /// idempotency key is still running; retrying may succeed.
     #[error("concurrent modification, please retry")]
     Aborted,
+    /// An idempotency key already used with a different request (see
+    /// [`idempotency`](crate::idempotency)): `InvalidArgument` with the
+    /// `google.rpc.ErrorInfo` reason `IDEMPOTENCY_KEY_REUSED`, which the
+    /// gateway answers 422.
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
     /// A dependency is unavailable; the cause is logged, not sent.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -125,6 +132,20 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied => Status::permission_denied(message),
             ApiError::Unauthenticated => Status::unauthenticated(message),
             ApiError::Aborted => Status::aborted(message),
+            ApiError::IdempotencyKeyReused => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    crate::idempotency::KEY_REUSED,
+                    crate::idempotency::ERROR_DOMAIN,
+                    std::collections::HashMap::new(),
+                );
+                details.add_bad_request_violation(
+                    crate::idempotency::METADATA_KEY,
+                    "already used with a different request; send the same request again \
+                     to get its answer, or use a new key",
+                );
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering Unavailable");
                 Status::unavailable(message)

@@ -13,6 +13,10 @@
 //! continues across services without per-service code. The same port also
 //! answers plain HTTP/1 `GET /metrics` (Prometheus text, see
 //! [`metrics`](crate::metrics)).
+//!
+//! A unary call carrying `idempotency-key` metadata is answered once and
+//! replayed after (see [`idempotency`](crate::idempotency)); the layer sits
+//! inside the trace layer, so a replay is traced like any call.
 
 use std::task::{Context, Poll};
 
@@ -24,6 +28,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::consumers::ConsumerHealth;
+use crate::idempotency::{Idempotency, IdempotencyLayer};
 use tracing::Instrument;
 
 /// Why serving failed.
@@ -46,8 +51,10 @@ pub async fn serve(
     routes: Routes,
     service_names: &[&str],
     mut consumers: ConsumerHealth,
+    idempotency: Idempotency,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let purging = idempotency.purge_until(shutdown.clone());
     let (reporter, health) = tonic_health::server::health_reporter();
     let names: Vec<String> = service_names.iter().map(|n| (*n).to_owned()).collect();
     let report = {
@@ -105,9 +112,11 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .accept_http1(true)
         .layer(TraceContextLayer)
+        .layer(IdempotencyLayer(idempotency))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), stopping)
         .await?;
+    purging.abort();
     Ok(())
 }
 

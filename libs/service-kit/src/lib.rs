@@ -15,6 +15,8 @@
 //!   only an address of its own.
 //! - [`grpc`]: serving a tonic service with health and reflection, and
 //!   graceful shutdown.
+//! - [`idempotency`]: the `idempotency-key` metadata: a repeated call gets
+//!   the first call's answer instead of running again (a layer of [`grpc`]).
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
@@ -34,6 +36,7 @@ pub mod consumers;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod idempotency;
 pub mod identity;
 pub mod lifecycle;
 pub mod metrics;

@@ -40,6 +40,7 @@ use tonic::service::Routes;
 
 use crate::config::CommonConfig;
 use crate::consumers::Consumers;
+use crate::idempotency::Idempotency;
 use crate::lifecycle::{self, RunError};
 use crate::streams::{self, Stream};
 use crate::{db, grpc};
@@ -47,7 +48,7 @@ use crate::{db, grpc};
 /// How long a command waits for its read model before answering anyway:
 /// the read-your-writes bound of every API (see
 /// [`Repository::execute_and_wait`]).
-pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
 
 /// Who a service is: how it is called in logs, the PostgreSQL schema of
 /// its read models, and the stream it owns (writes its events to).
@@ -71,6 +72,7 @@ pub struct Service {
     stream: StreamRef,
     provisioned: HashMap<&'static str, StreamRef>,
     consumers: Consumers,
+    idempotency: Idempotency,
 }
 
 impl Service {
@@ -95,6 +97,12 @@ impl Service {
             .ok_or_else(|| RunError::Config(format!("{} stream missing", spec.stream.name)))?;
         let pool = db::connect(&common.database_url, spec.schema, common.db_pool_size).await?;
         migrations.run(&pool).await?;
+        let idempotency = Idempotency::new(
+            pool.clone(),
+            common.idempotency_ttl,
+            common.internal_token.clone(),
+        );
+        idempotency.prepare().await.map_err(db::DbError::from)?;
         Ok(Self {
             spec,
             store,
@@ -103,6 +111,7 @@ impl Service {
             stream,
             provisioned,
             consumers: Consumers::new(),
+            idempotency,
         })
     }
 
@@ -215,7 +224,7 @@ impl Service {
     ) -> Result<(), RunError> {
         tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
         let health = self.consumers.health();
-        let served = grpc::serve(listener, routes, names, health, shutdown).await;
+        let served = grpc::serve(listener, routes, names, health, self.idempotency, shutdown).await;
         let consumed = self.consumers.stop().await;
         served?;
         consumed

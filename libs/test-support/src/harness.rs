@@ -53,6 +53,7 @@ pub fn common_config(nats_url: String, db: &TestDb) -> CommonConfig {
         internal_token: Secret::new(INTERNAL_TOKEN),
         stream_replicas: 1,
         db_pool_size: DEFAULT_DB_POOL_SIZE,
+        idempotency_ttl: stocklet_service_kit::idempotency::DEFAULT_TTL,
     }
 }
 

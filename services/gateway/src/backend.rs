@@ -74,7 +74,7 @@ impl Backends {
         message: DynamicMessage,
         metadata: MetadataMap,
         timeout: Duration,
-    ) -> Result<DynamicMessage, Status> {
+    ) -> Result<tonic::Response<DynamicMessage>, Status> {
         let channel = self
             .channel(&route.backend)
             .ok_or_else(|| Status::unavailable(format!("no backend {}", route.backend)))?;
@@ -107,11 +107,39 @@ impl Backends {
                 .await
         };
         match tokio::time::timeout(timeout, call.instrument(span)).await {
-            Ok(result) => result.map(tonic::Response::into_inner),
+            Ok(result) => result.map_err(unreachable_is_unavailable),
             Err(_) => Err(Status::deadline_exceeded(
                 "the backend did not answer in time",
             )),
         }
+    }
+}
+
+/// A status the client side made up because the connection failed (the
+/// backend was down, or died or restarted mid-call) is `Unavailable`, so
+/// the client hears 503 "try again", not 500.
+///
+/// tonic turns such failures into `Unknown` ("transport error"),
+/// `Internal` ("h2 protocol error: ..."), or `Cancelled`, the same codes a
+/// backend may send on purpose. What tells them apart: a status built from
+/// a local error keeps that error as its source (or, for an h2 reset,
+/// carries tonic's `h2 protocol error` message), while a status received
+/// from a backend has neither.
+fn unreachable_is_unavailable(status: Status) -> Status {
+    let mut causes = std::iter::successors(std::error::Error::source(&status), |e| e.source());
+    let local = std::error::Error::source(&status).is_some()
+        || status.message().starts_with("h2 protocol error");
+    // The call's own deadline (grpc-timeout) is a timeout, not a lost
+    // connection: it stays CANCELLED, which the client hears as a timeout.
+    if causes.any(|cause| cause.is::<tonic::TimeoutExpired>()) {
+        return status;
+    }
+    match status.code() {
+        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled if local => {
+            tracing::warn!(code = ?status.code(), cause = %status.message(), "the backend connection failed");
+            Status::unavailable(format!("backend connection failed: {}", status.message()))
+        }
+        _ => status,
     }
 }
 

@@ -1,7 +1,10 @@
 //! Error responses: JSON `{code, message, details}`, one mapping from gRPC
 //! status codes to HTTP statuses, in one place.
 //!
-//! `code` is the gRPC code number, as gRPC-Gateway sends it. Field
+//! `code` is the gRPC code number, as gRPC-Gateway sends it. One status is
+//! not the code's: an idempotency key reused with another request
+//! (`InvalidArgument` with the `google.rpc.ErrorInfo` reason
+//! `IDEMPOTENCY_KEY_REUSED`) is 422. Field
 //! violations (`google.rpc.BadRequest` in the status details) are kept in
 //! `details`. For server-side failures (`Internal`, `Unknown`, `DataLoss`,
 //! `Unimplemented`, `Unavailable`, `DeadlineExceeded`, `Cancelled`) the
@@ -11,6 +14,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
+use stocklet_service_kit::idempotency;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -110,9 +114,19 @@ impl ApiError {
                     .collect()
             })
             .unwrap_or_default();
-        Self {
+        // A key used again with another request: 422, as the IETF
+        // Idempotency-Key draft says (the gRPC code stays InvalidArgument).
+        let key_reused = status
+            .get_details_error_info()
+            .is_some_and(|info| info.reason == idempotency::KEY_REUSED);
+        let error = Self {
             violations,
             ..Self::new(code, message)
+        };
+        if key_reused {
+            error.with_status(StatusCode::UNPROCESSABLE_ENTITY)
+        } else {
+            error
         }
     }
 
@@ -209,6 +223,24 @@ mod tests {
         let error = ApiError::from_status(&Status::unavailable("tcp connect to 10.0.0.3 refused"));
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(!error.body().to_string().contains("10.0.0.3"));
+    }
+
+    #[test]
+    fn a_reused_idempotency_key_is_422_with_a_reason() {
+        let mut details = ErrorDetails::new();
+        details.set_error_info(
+            idempotency::KEY_REUSED,
+            idempotency::ERROR_DOMAIN,
+            std::collections::HashMap::new(),
+        );
+        details.add_bad_request_violation("idempotency-key", "already used");
+        let status = Status::with_error_details(Code::InvalidArgument, "key reused", details);
+        let error = ApiError::from_status(&status);
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.body()["message"], "key reused");
+        // Other invalid arguments stay 400.
+        let error = ApiError::from_status(&Status::invalid_argument("bad"));
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

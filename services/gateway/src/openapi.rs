@@ -76,6 +76,17 @@ fn operation(route: &Route, public: bool, schemas: &mut BTreeMap<String, Value>)
             }));
         }
     }
+    if route.http_method != http::Method::GET {
+        parameters.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes the command safe to retry: the same key with the same request \
+                answers the first answer again (marked Idempotent-Replayed: true) without running \
+                the command twice; with another request, 422. Kept 24 h (STOCKLET_IDEMPOTENCY_TTL_S).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[A-Za-z0-9._:-]+$"}
+        }));
+    }
     let mut operation = Map::new();
     match &route.body {
         BodyMapping::None => {

@@ -4,7 +4,10 @@
 //! (404/405), authenticate (401), authorise at the edge (401 for a private
 //! route without a token), rate-limit (429), read the body within the limit
 //! (413), transcode (400), call the backend within the timeout, and answer
-//! JSON. The services still authorise every call themselves; the gateway
+//! JSON. A command's `Idempotency-Key` header is checked (400) and sent on
+//! as `idempotency-key` metadata; the service answers a repeat with the
+//! first answer (see `stocklet_service_kit::idempotency`), which the
+//! gateway marks `Idempotent-Replayed: true`. The services still authorise every call themselves; the gateway
 //! only adds a first, cheap wall. `/healthz`, `/readyz` and `/openapi.json`
 //! are the gateway's own routes. Every response passes `access_log`,
 //! which logs method, path, status, latency, client and user id: never
@@ -24,6 +27,7 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use serde_json::json;
+use stocklet_service_kit::idempotency::{self, IdempotencyKey};
 use stocklet_service_kit::{Identity, Secret};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
@@ -123,8 +127,15 @@ pub fn router(gateway: Arc<Gateway>, cors_origins: &[String]) -> Router {
                     http::Method::PATCH,
                     http::Method::DELETE,
                 ])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-                .expose_headers([header::RETRY_AFTER])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    http::HeaderName::from_static(IDEMPOTENCY_KEY),
+                ])
+                .expose_headers([
+                    header::RETRY_AFTER,
+                    http::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                ])
                 .max_age(Duration::from_secs(600)),
         );
     }
@@ -248,6 +259,7 @@ async fn handle(
         }
     }
 
+    let key = idempotency_key(&parts.method, &parts.headers)?;
     let body = read_body(body, &parts.headers, gateway.body_limit).await?;
     let message =
         transcode::request_message(route, &path_vars, parts.uri.query(), &body).map_err(|e| {
@@ -261,16 +273,59 @@ async fn handle(
 
     let mut metadata = MetadataMap::new();
     identity.write_metadata(&mut metadata, &gateway.internal_token);
+    if let Some(Ok(value)) = key.map(|key| key.as_str().parse()) {
+        metadata.insert(idempotency::METADATA_KEY, value);
+    }
     let reply = gateway
         .backends
         .unary(route, message, metadata, gateway.timeout)
         .await
         .map_err(|status| ApiError::from_status(&status))?;
-    let json = transcode::response_json(&reply).map_err(|e| {
+    let replayed = reply.metadata().get(idempotency::REPLAYED).is_some();
+    let json = transcode::response_json(reply.get_ref()).map_err(|e| {
         tracing::error!(error = %e, method = route.full_name(), "cannot write the response as JSON");
         ApiError::new(Code::Internal, "internal error")
     })?;
-    Ok(json_response(StatusCode::OK, json.into()))
+    let mut response = json_response(StatusCode::OK, json.into());
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The request header that makes a command safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header of an answer replayed for a repeated key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The `Idempotency-Key` of a command (every route but GET; a query is
+/// safe to repeat as it is, so its key is ignored), checked here so a bad
+/// one is a 400 naming the header before anything else happens.
+fn idempotency_key(
+    method: &http::Method,
+    headers: &http::HeaderMap,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    if method == http::Method::GET {
+        return Ok(None);
+    }
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |reason: &str| {
+        ApiError::new(
+            Code::InvalidArgument,
+            format!("invalid Idempotency-Key header: {reason}"),
+        )
+        .with_violation("Idempotency-Key", reason)
+    };
+    if values.next().is_some() {
+        return Err(bad("must be given once"));
+    }
+    let text = value.to_str().map_err(|_| bad("must be ASCII"))?;
+    IdempotencyKey::parse(text).map(Some).map_err(bad)
 }
 
 /// The caller's identity: anonymous without an `Authorization` header, a

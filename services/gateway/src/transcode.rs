@@ -4,6 +4,8 @@
 //! message for `body: "*"`, one field for `body: "<field>"`), the query
 //! string (only for routes without a body), and the path variables, which
 //! are set last so a body cannot override the object the path names.
+//! A key repeated in a JSON object, at any depth, is rejected (400) rather
+//! than read as last-wins.
 //! Unknown JSON fields and unknown query parameters are rejected (400), as
 //! the services' own JSON mapping does: privileged fields that a request
 //! does not have cannot be smuggled in (mass assignment).
@@ -37,6 +39,9 @@ pub enum RequestError {
     /// A query parameter that names no field of the request.
     #[error("unknown query parameter {0:?}")]
     UnknownParameter(String),
+    /// A JSON object names this key (its path in the body) more than once.
+    #[error("invalid JSON body: the key {0:?} appears more than once")]
+    DuplicateKey(String),
 }
 
 impl RequestError {
@@ -44,7 +49,7 @@ impl RequestError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Field { field, .. } => Some(field),
-            Self::UnknownParameter(name) => Some(name),
+            Self::UnknownParameter(name) | Self::DuplicateKey(name) => Some(name),
             Self::Body(_) => None,
         }
     }
@@ -112,6 +117,7 @@ fn query_field(route: &Route, input: &MessageDescriptor, name: &str) -> Option<F
 }
 
 fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, RequestError> {
+    reject_duplicate_keys(body)?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let message = DynamicMessage::deserialize_with_options(descriptor, &mut deserializer, &options)
@@ -120,6 +126,97 @@ fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessa
         .end()
         .map_err(|e| RequestError::Body(e.to_string()))?;
     Ok(message)
+}
+
+/// Refuses a body in which an object names a key twice, at any depth.
+///
+/// serde (and so the proto3 JSON reader) keeps the last of two equal keys
+/// without a word: `{"items": {"p": "1", "p": "2"}}` would order two units
+/// of `p` where the client may have meant one, or three. RFC 8259 leaves
+/// the meaning of duplicates open, so the gateway refuses them (400, naming
+/// the key's path) rather than guess. A separate pass: prost-reflect reads
+/// maps and messages into structures that cannot see the duplicate.
+fn reject_duplicate_keys(body: &[u8]) -> Result<(), RequestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    match serde::de::DeserializeSeed::deserialize(UniqueKeys(""), &mut deserializer) {
+        Ok(()) => Ok(()),
+        Err(error) => match error.to_string().split_once(DUPLICATE_MARK) {
+            Some((_, rest)) => {
+                let path = rest.split(" at line").next().unwrap_or(rest);
+                Err(RequestError::DuplicateKey(path.to_owned()))
+            }
+            // Not JSON at all: the proto3 reader says why, below.
+            None => Ok(()),
+        },
+    }
+}
+
+const DUPLICATE_MARK: &str = "duplicate key: ";
+
+/// Walks any JSON value, failing on an object's repeated key; the string is
+/// the path walked so far (`items.p`, `lines[2].id`).
+struct UniqueKeys<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let path = format!("{}[{index}]", self.0);
+            if seq.next_element_seed(UniqueKeys(&path))?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.0.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.0)
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE_MARK}{path}")));
+            }
+            map.next_value_seed(UniqueKeys(&path))?;
+        }
+        Ok(())
+    }
 }
 
 /// Parses a path or query value for a scalar field, as the proto3 JSON
@@ -263,6 +360,30 @@ mod tests {
             (json["pageSize"].as_i64(), json["pageToken"].as_str()),
             (Some(5), Some("abc"))
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_refused_with_its_path() {
+        let error = build(
+            http::Method::POST,
+            "/v1/order/place",
+            None,
+            r#"{"items": {"p": "1", "p": "2"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field(), Some("items.p"), "{error}");
+        let error = build(
+            http::Method::POST,
+            "/v1/product",
+            None,
+            r#"{"name": "a", "name": "b"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field(), Some("name"), "{error}");
+        // The same key in different objects is fine.
+        assert!(reject_duplicate_keys(br#"{"a": {"x": 1}, "b": [{"x": 1}, {"x": 2}]}"#).is_ok());
+        let error = reject_duplicate_keys(br#"{"b": [{"x": 1}, {"x": 2, "x": 3}]}"#).unwrap_err();
+        assert_eq!(error.field(), Some("b[1].x"));
     }
 
     #[test]

@@ -175,6 +175,16 @@ impl AuthService for AuthDouble {
     }
 }
 
+/// What a test may change about the services behind the gateway.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// The PostgreSQL server (a test's own `PostgresServer`); default
+    /// `DATABASE_URL`.
+    pub postgres_url: Option<String>,
+    /// `STOCKLET_IDEMPOTENCY_TTL_S` of every service; default a day.
+    pub idempotency_ttl: Option<Duration>,
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub key: Key,
@@ -184,7 +194,7 @@ pub struct TestApp {
     gateway: JoinHandle<Result<(), StartError>>,
     services: Vec<JoinHandle<Result<(), RunError>>>,
     _nats: NatsServer,
-    _db: TestDb,
+    db: TestDb,
 }
 
 /// An answer: status, headers and JSON body (`Null` when not JSON).
@@ -203,7 +213,7 @@ impl TestApp {
     /// Starts product and order behind the gateway, with the auth double,
     /// letting `tweak` change the gateway's settings.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-        Self::start(false, tweak).await
+        Self::start(false, tweak, Setup::default()).await
     }
 
     /// Starts every real service (auth with a bootstrap admin, user,
@@ -211,13 +221,30 @@ impl TestApp {
     /// The auth service signs with `key`, so `alice()`-style tokens work
     /// too; the rate limit is lifted so tests may log in freely.
     pub async fn spawn_full() -> TestApp {
-        Self::start(true, |config| config.rate_limit_burst = 100_000).await
+        Self::spawn_full_with(Setup::default()).await
     }
 
-    async fn start(full: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    /// [`spawn_full`](Self::spawn_full) with `setup`.
+    pub async fn spawn_full_with(setup: Setup) -> TestApp {
+        Self::start(true, |config| config.rate_limit_burst = 100_000, setup).await
+    }
+
+    /// [`spawn_with`](Self::spawn_with) (product and order, the auth
+    /// double) with `setup`.
+    pub async fn spawn_with_setup(setup: Setup, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::start(false, tweak, setup).await
+    }
+
+    async fn start(full: bool, tweak: impl FnOnce(&mut Config), setup: Setup) -> TestApp {
         let nats = NatsServer::start().await;
-        let db = TestDb::create().await;
-        let common = common_config(nats.url(), &db);
+        let db = match &setup.postgres_url {
+            Some(url) => TestDb::create_on(url).await,
+            None => TestDb::create().await,
+        };
+        let mut common = common_config(nats.url(), &db);
+        if let Some(ttl) = setup.idempotency_ttl {
+            common.idempotency_ttl = ttl;
+        }
         let shutdown = CancellationToken::new();
         let mut services = Vec::new();
         // Backends not started here point at a closed port.
@@ -335,7 +362,7 @@ impl TestApp {
             gateway,
             services,
             _nats: nats,
-            _db: db,
+            db,
         };
         let running: &[&str] = if full {
             &stocklet_gateway::BACKENDS.map(|(name, _)| name)
@@ -388,6 +415,11 @@ impl TestApp {
         )
         .await
         .unwrap();
+    }
+
+    /// The services' database (each service in its own schema).
+    pub fn db(&self) -> &TestDb {
+        &self.db
     }
 
     pub fn alice(&self) -> String {

@@ -10,6 +10,7 @@
 mod app;
 mod coverage;
 mod fuzz;
+mod idempotency;
 mod limits;
 mod mass_assignment;
 mod matrix;

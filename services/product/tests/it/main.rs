@@ -5,3 +5,4 @@
 
 mod app;
 mod catalogue;
+mod idempotency;
