@@ -322,6 +322,24 @@ async fn lag_and_read_your_writes() {
     assert_eq!(settled_lag(&ledger).await, 0);
 }
 
+/// Takes `n` messages off the ledger's durable consumer, as another
+/// instance would before dying without acking them: they come back only
+/// after the ack wait. Returns their stream sequences.
+async fn take_without_acking(bank: &Bank, n: usize) -> Vec<u64> {
+    let consumer: async_nats::jetstream::consumer::PullConsumer = bank
+        .store
+        .context()
+        .get_consumer_from_stream("ledger", &bank.stream.name)
+        .await
+        .unwrap();
+    let mut taken = consumer.fetch().max_messages(n).messages().await.unwrap();
+    let mut sequences = Vec::new();
+    while let Some(message) = futures::StreamExt::next(&mut taken).await {
+        sequences.push(message.unwrap().info().unwrap().stream_sequence);
+    }
+    sequences
+}
+
 /// The lag once the runner's last ack has reached the server (acks are
 /// sent without waiting for a reply), or as it is after 5 s.
 async fn settled_lag(ledger: &ProjectionRunner<Ledger>) -> u64 {
@@ -374,19 +392,7 @@ async fn events_redelivered_out_of_order_are_still_applied_in_stream_order() {
     // Another instance takes sequences 2..=6 off the durable consumer and
     // dies without acking: they will come back only after the ack wait,
     // after newer events.
-    let consumer: async_nats::jetstream::consumer::PullConsumer = bank
-        .store
-        .context()
-        .get_consumer_from_stream("ledger", &bank.stream.name)
-        .await
-        .unwrap();
-    let mut taken = consumer.fetch().max_messages(5).messages().await.unwrap();
-    let mut sequences = Vec::new();
-    while let Some(message) = futures::StreamExt::next(&mut taken).await {
-        sequences.push(message.unwrap().info().unwrap().stream_sequence);
-    }
-    assert_eq!(sequences, vec![2, 3, 4, 5, 6]);
-    drop(taken);
+    assert_eq!(take_without_acking(&bank, 5).await, vec![2, 3, 4, 5, 6]);
 
     assert_eq!(
         runner(&bank, &db, config).catch_up(false).await.unwrap(),
@@ -477,19 +483,7 @@ async fn a_poison_event_inside_a_filled_gap_is_the_one_dead_lettered() {
     }
     // Another instance takes sequences 2..=6 and dies without acking, so
     // the next batch starts at 7 and fills 2..=6 from the stream.
-    let consumer: async_nats::jetstream::consumer::PullConsumer = bank
-        .store
-        .context()
-        .get_consumer_from_stream("ledger", &bank.stream.name)
-        .await
-        .unwrap();
-    let mut taken = consumer.fetch().max_messages(5).messages().await.unwrap();
-    let mut sequences = Vec::new();
-    while let Some(message) = futures::StreamExt::next(&mut taken).await {
-        sequences.push(message.unwrap().info().unwrap().stream_sequence);
-    }
-    assert_eq!(sequences, vec![2, 3, 4, 5, 6]);
-    drop(taken);
+    assert_eq!(take_without_acking(&bank, 5).await, vec![2, 3, 4, 5, 6]);
 
     assert_eq!(picky().catch_up(false).await.unwrap(), 21);
     let rows = ledger_rows(&db.pool).await;

@@ -269,6 +269,26 @@ impl Saga {
         self.running.remove(index).running.stop().await;
     }
 
+    /// Asks to cancel the order as `customer`; the order as answered.
+    pub async fn cancel(
+        &self,
+        customer: &Customer,
+        order_id: &str,
+        reason: &str,
+    ) -> Result<order::Order, tonic::Status> {
+        self.orders
+            .clone()
+            .cancel_order(as_user(
+                &customer.identity,
+                order::CancelOrderRequest {
+                    order_id: order_id.to_owned(),
+                    reason: reason.to_owned(),
+                },
+            ))
+            .await
+            .map(|answer| answer.into_inner().order.unwrap_or_default())
+    }
+
     /// Dispatches the shipment as an admin (the request named
     /// `request_id`), once shipping has cleared it: it hears that the order
     /// was approved a moment after the order shows APPROVED.

@@ -16,12 +16,10 @@ use std::time::{Duration, Instant};
 
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
-use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
-use stocklet_service_kit::streams;
 use stocklet_test_support::{NatsServer, PostgresServer, TestDb};
 use tokio::sync::RwLock;
 
-use crate::app::{Customer, SHIPPING_FEE, Saga, Service, admin, as_user, drop_read_models};
+use crate::app::{Customer, SHIPPING_FEE, Saga, Service, admin, as_user};
 
 const PRODUCTS: usize = 6;
 const UNITS: i64 = 25;
@@ -117,16 +115,9 @@ async fn client(
                 tally.placed.fetch_add(1, Ordering::SeqCst);
                 let id = answer.into_inner().order.map(|o| o.id).unwrap_or_default();
                 if cancel {
-                    let saga = saga.read().await;
-                    let request = as_user(
-                        &customer.identity,
-                        order::CancelOrderRequest {
-                            order_id: id,
-                            reason: "changed my mind".into(),
-                        },
-                    );
                     tally.cancel_requests.fetch_add(1, Ordering::SeqCst);
-                    if saga.orders.clone().cancel_order(request).await.is_err() {
+                    let saga = saga.read().await;
+                    if saga.cancel(customer, &id, "changed my mind").await.is_err() {
                         tally.failed_calls.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -317,47 +308,9 @@ async fn orders_settle_exactly_through_kills_of_services_nats_and_postgres() {
         assert!(spent <= CREDIT, "{} spent {spent}", customer.id);
         saga.await_balance(customer, CREDIT - spent).await;
     }
-    // Nothing charged or refunded twice, straight from the payment stream.
-    for customer in &customers {
-        let history = saga
-            .history(streams::PAYMENT, "balance", &customer.id)
-            .await;
-        let per_order = |event: &str| {
-            let mut counts: HashMap<String, usize> = HashMap::new();
-            for (event_type, correlation) in &history {
-                if event_type == event {
-                    *counts
-                        .entry(correlation.clone().unwrap_or_default())
-                        .or_default() += 1;
-                }
-            }
-            counts
-        };
-        for (order_id, captures) in per_order("stocklet.events.v1.PaymentCaptured") {
-            assert_eq!(captures, 1, "order {order_id} charged {captures} times");
-            let status = finals[&order_id].status();
-            assert!(
-                matches!(status, OrderStatus::Approved | OrderStatus::Cancelled),
-                "order {order_id} charged but {status:?}"
-            );
-        }
-        for (order_id, refunds) in per_order("stocklet.events.v1.TransactionReversed") {
-            assert_eq!(refunds, 1, "order {order_id} refunded {refunds} times");
-            assert_eq!(finals[&order_id].status(), OrderStatus::Cancelled);
-        }
-    }
-    // No shipment left allocated for an order that did not go through.
-    for settled in finals.values() {
-        if settled.shipment_id.is_empty() {
-            continue;
-        }
-        let expected = if settled.status() == OrderStatus::Approved {
-            ShipmentStatus::Allocated
-        } else {
-            ShipmentStatus::Released
-        };
-        saga.await_shipment(&settled.shipment_id, expected).await;
-    }
+    saga.assert_charged_and_refunded_once(&customers, &finals)
+        .await;
+    saga.assert_shipments_follow_their_orders(&finals).await;
     saga.assert_no_dead_letters().await;
     let approved = statuses.get("APPROVED").copied().unwrap_or(0);
     assert!(approved > 0, "{statuses:?}");
@@ -367,18 +320,7 @@ async fn orders_settle_exactly_through_kills_of_services_nats_and_postgres() {
     );
 
     // Every read model equals a fresh rebuild from the streams.
-    let before = saga.read_models().await;
-    let (nats, db) = saga.shut_down().await;
-    drop_read_models(&db).await;
-    let saga = Saga::spawn_on(nats, db).await;
-    let deadline = Instant::now() + SETTLE_AFTER_FAULTS;
-    while saga.read_models().await != before {
-        assert!(
-            Instant::now() < deadline,
-            "the rebuilt read models never matched"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let saga = saga.assert_read_models_rebuild().await;
 
     eprintln!(
         "chaos: {} orders placed by {CLIENTS} clients in {:?} ({} found in the read model: {statuses:?}), \

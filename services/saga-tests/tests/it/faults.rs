@@ -142,19 +142,8 @@ async fn cancelling_while_payment_is_down_undoes_everything_once_it_answers() {
         .await;
     saga.await_stock(&widget, (10, 3)).await;
     let requested = saga
-        .orders
-        .clone()
-        .cancel_order(as_user(
-            &customer.identity,
-            order::CancelOrderRequest {
-                order_id: placed.id.clone(),
-                reason: "too slow".into(),
-            },
-        ))
+        .cancel(&customer, &placed.id, "too slow")
         .await
-        .unwrap()
-        .into_inner()
-        .order
         .unwrap();
     assert_eq!(requested.status(), OrderStatus::Pending);
     assert!(requested.cancellation_requested);
@@ -201,17 +190,7 @@ async fn cancelling_before_the_quote_starts_nothing_downstream() {
     saga.stop_service(Service::Product).await;
 
     let placed = saga.place(&customer, &[(&widget, 1)]).await;
-    saga.orders
-        .clone()
-        .cancel_order(as_user(
-            &customer.identity,
-            order::CancelOrderRequest {
-                order_id: placed.id.clone(),
-                reason: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
+    saga.cancel(&customer, &placed.id, "").await.unwrap();
     saga.start_service(Service::Product).await;
     let cancelled = saga
         .await_status(&customer, &placed.id, OrderStatus::Cancelled)

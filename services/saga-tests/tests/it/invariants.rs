@@ -8,19 +8,13 @@
 //! equals a fresh rebuild from the streams.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-use stocklet_service_kit::streams;
 
 use futures::future::join_all;
 use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
-use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 use tonic::Code;
 
-use crate::app::{
-    Customer, SETTLE_AFTER_RESTART, SHIPPING_FEE, Saga, Service, as_user, drop_read_models,
-};
+use crate::app::{Customer, SETTLE_AFTER_RESTART, SHIPPING_FEE, Saga, Service};
 
 const PRODUCTS: usize = 10;
 const CUSTOMERS: usize = 20;
@@ -110,18 +104,7 @@ async fn place_all(
 impl Saga {
     /// Asks to cancel; a saga that settled as REJECTED first refuses.
     async fn try_cancel(&self, customer: &Customer, order_id: &str) {
-        let answer = self
-            .orders
-            .clone()
-            .cancel_order(as_user(
-                &customer.identity,
-                order::CancelOrderRequest {
-                    order_id: order_id.to_owned(),
-                    reason: "changed my mind".into(),
-                },
-            ))
-            .await;
-        if let Err(status) = answer {
+        if let Err(status) = self.cancel(customer, order_id, "changed my mind").await {
             assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
         }
     }
@@ -215,46 +198,9 @@ async fn stock_and_money_are_conserved_through_restarts_redeliveries_and_cancell
         assert!(*spent <= CREDIT);
         saga.await_balance(customer, CREDIT - spent).await;
     }
-    // No order was charged twice, and only cancelled orders were refunded,
-    // once each: straight from the payment stream.
-    for customer in &customers {
-        let history = saga
-            .history(streams::PAYMENT, "balance", &customer.id)
-            .await;
-        let count = |event: &str| {
-            let mut per_order: HashMap<String, usize> = HashMap::new();
-            for (event_type, correlation) in &history {
-                if event_type == event {
-                    *per_order.entry(correlation.clone().unwrap()).or_default() += 1;
-                }
-            }
-            per_order
-        };
-        for (order_id, captures) in count("stocklet.events.v1.PaymentCaptured") {
-            assert_eq!(captures, 1, "order {order_id} was charged {captures} times");
-            let status = finals[&order_id].status();
-            assert!(
-                matches!(status, OrderStatus::Approved | OrderStatus::Cancelled),
-                "order {order_id} was charged but is {status:?}"
-            );
-        }
-        for (order_id, refunds) in count("stocklet.events.v1.TransactionReversed") {
-            assert_eq!(refunds, 1, "order {order_id} was refunded {refunds} times");
-            assert_eq!(finals[&order_id].status(), OrderStatus::Cancelled);
-        }
-    }
-    // No shipment stays allocated for an order that did not go through.
-    for settled in finals.values() {
-        if settled.shipment_id.is_empty() {
-            continue;
-        }
-        let expected = if settled.status() == OrderStatus::Approved {
-            ShipmentStatus::Allocated
-        } else {
-            ShipmentStatus::Released
-        };
-        saga.await_shipment(&settled.shipment_id, expected).await;
-    }
+    saga.assert_charged_and_refunded_once(&customers, &finals)
+        .await;
+    saga.assert_shipments_follow_their_orders(&finals).await;
     // Scarcity really bit, cancellations happened both ways, and the system
     // still sold what it could.
     assert!(
@@ -264,32 +210,12 @@ async fn stock_and_money_are_conserved_through_restarts_redeliveries_and_cancell
     saga.assert_no_dead_letters().await;
 
     // Every read model equals a fresh rebuild from the streams.
-    let before = saga.read_models().await;
-    assert!(before.values().any(|rows| rows.len() >= ORDERS));
-    let (nats, db) = saga.shut_down().await;
-    drop_read_models(&db).await;
-    let saga = Saga::spawn_on(nats, db).await;
-    let deadline = Instant::now() + SETTLE_AFTER_RESTART;
-    loop {
-        let rebuilt = saga.read_models().await;
-        if rebuilt == before {
-            break;
-        }
-        if Instant::now() >= deadline {
-            for (table, rows) in &before {
-                let again = rebuilt.get(table).cloned().unwrap_or_default();
-                let lost: Vec<&String> =
-                    rows.iter().filter(|r| !again.contains(r)).take(3).collect();
-                let extra: Vec<&String> =
-                    again.iter().filter(|r| !rows.contains(r)).take(3).collect();
-                assert!(
-                    lost.is_empty() && extra.is_empty(),
-                    "{table} differs after a rebuild: lost {lost:#?}, extra {extra:#?}"
-                );
-            }
-            panic!("the rebuilt read models never matched");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert!(
+        saga.read_models()
+            .await
+            .values()
+            .any(|rows| rows.len() >= ORDERS)
+    );
+    let saga = saga.assert_read_models_rebuild().await;
     saga.stop().await;
 }

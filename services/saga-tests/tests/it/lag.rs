@@ -6,10 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
 
-use crate::app::{SETTLE, SHIPPING_FEE, Saga, Service, as_user};
+use crate::app::{SETTLE, SHIPPING_FEE, Saga, Service};
 
 /// Longer than the old retry budget by far.
 const LAG: Duration = Duration::from_secs(60);
@@ -79,15 +78,7 @@ async fn a_cancellation_that_overtakes_the_payments_consumption_returns_every_un
         .await;
     saga.await_status(&customer, &placed.id, OrderStatus::Approved)
         .await;
-    saga.orders
-        .clone()
-        .cancel_order(as_user(
-            &customer.identity,
-            order::CancelOrderRequest {
-                order_id: placed.id.clone(),
-                reason: "changed my mind".into(),
-            },
-        ))
+    saga.cancel(&customer, &placed.id, "changed my mind")
         .await
         .unwrap();
     saga.await_status(&customer, &placed.id, OrderStatus::Cancelled)

@@ -5,6 +5,7 @@
 
 mod app;
 mod chaos;
+mod checks;
 mod cluster;
 mod concurrency;
 mod faults;

@@ -7,33 +7,11 @@
 
 use std::time::Duration;
 
-use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 use tonic::Code;
 
-use crate::app::{Customer, SHIPPING_FEE, Saga, as_user};
-
-impl Saga {
-    /// Asks to cancel the order as its customer; the order as answered.
-    async fn cancel(
-        &self,
-        customer: &Customer,
-        order_id: &str,
-    ) -> Result<order::Order, tonic::Status> {
-        self.orders
-            .clone()
-            .cancel_order(as_user(
-                &customer.identity,
-                order::CancelOrderRequest {
-                    order_id: order_id.to_owned(),
-                    reason: "changed my mind".into(),
-                },
-            ))
-            .await
-            .map(|answer| answer.into_inner().order.unwrap_or_default())
-    }
-}
+use crate::app::{SHIPPING_FEE, Saga};
 
 #[tokio::test]
 async fn a_cancellation_after_dispatch_is_refused_and_the_order_completes() {
@@ -51,7 +29,10 @@ async fn a_cancellation_after_dispatch_is_refused_and_the_order_completes() {
     saga.dispatch(&approved.shipment_id, "req-dispatch")
         .await
         .unwrap();
-    let requested = saga.cancel(&customer, &placed.id).await.unwrap();
+    let requested = saga
+        .cancel(&customer, &placed.id, "changed my mind")
+        .await
+        .unwrap();
     assert_eq!(requested.status(), OrderStatus::Approved);
     assert!(requested.cancellation_requested);
 
@@ -78,7 +59,9 @@ async fn a_dispatch_after_the_release_is_refused_and_the_order_is_cancelled() {
     let approved = saga
         .await_status(&customer, &placed.id, OrderStatus::Approved)
         .await;
-    saga.cancel(&customer, &placed.id).await.unwrap();
+    saga.cancel(&customer, &placed.id, "changed my mind")
+        .await
+        .unwrap();
     saga.await_shipment(&approved.shipment_id, ShipmentStatus::Released)
         .await;
 
@@ -121,7 +104,7 @@ async fn racing_dispatches_and_cancellations_each_end_one_way_only() {
             async move {
                 let (dispatched, cancelled) = tokio::join!(
                     saga.dispatch(shipment, "req-race"),
-                    saga.cancel(customer, order_id)
+                    saga.cancel(customer, order_id, "changed my mind")
                 );
                 (dispatched.is_ok(), cancelled.is_ok())
             }

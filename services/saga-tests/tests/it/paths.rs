@@ -7,7 +7,7 @@ use stocklet_proto::stocklet::order::v1::{OrderStatus, RejectionReason};
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 use stocklet_service_kit::streams;
 
-use crate::app::{CAPACITY, SHIPPING_FEE, Saga, as_user};
+use crate::app::{CAPACITY, SHIPPING_FEE, Saga};
 
 fn reason(order: &order::Order) -> RejectionReason {
     order
@@ -247,15 +247,7 @@ async fn cancelling_an_approved_order_refunds_releases_and_returns() {
         .await;
     saga.await_stock(&widget, (7, 0)).await;
 
-    saga.orders
-        .clone()
-        .cancel_order(as_user(
-            &customer.identity,
-            order::CancelOrderRequest {
-                order_id: placed.id.clone(),
-                reason: "changed my mind".into(),
-            },
-        ))
+    saga.cancel(&customer, &placed.id, "changed my mind")
         .await
         .unwrap();
 

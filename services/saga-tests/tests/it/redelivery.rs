@@ -2,11 +2,10 @@
 //! durable consumer deleted while the services are down, the restarted
 //! services receive their whole source streams again, and append nothing.
 
-use stocklet_proto::stocklet::order::v1 as order;
 use stocklet_proto::stocklet::order::v1::OrderStatus;
 use stocklet_proto::stocklet::shipping::v1::ShipmentStatus;
 
-use crate::app::{SHIPPING_FEE, Saga, as_user};
+use crate::app::{SHIPPING_FEE, Saga};
 
 const STREAMS: [&str; 6] = [
     "PRODUCT",
@@ -43,17 +42,7 @@ async fn redelivering_every_saga_event_appends_nothing_and_changes_nothing() {
     let cancelled = saga.place(&rich, &[(&widget, 1)]).await;
     saga.await_status(&rich, &cancelled.id, OrderStatus::Approved)
         .await;
-    saga.orders
-        .clone()
-        .cancel_order(as_user(
-            &rich.identity,
-            order::CancelOrderRequest {
-                order_id: cancelled.id.clone(),
-                reason: String::new(),
-            },
-        ))
-        .await
-        .unwrap();
+    saga.cancel(&rich, &cancelled.id, "").await.unwrap();
     saga.await_status(&rich, &cancelled.id, OrderStatus::Cancelled)
         .await;
     let rich_balance = 10_000 - 2_000 - SHIPPING_FEE;
