@@ -38,20 +38,29 @@ use crate::service::READ_YOUR_WRITES_WAIT;
 /// may send its own.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The request's id from its metadata when it is a usable one (1 to 128
-/// characters of letters, digits and `-_.:`), else a new UUIDv7: what the
+/// The request's id from its metadata when it is a usable one (see
+/// [`usable_request_id`]), else a new one ([`new_request_id`]): what the
 /// events a request causes name as their causation id.
 pub fn request_id(metadata: &tonic::metadata::MetadataMap) -> String {
     metadata
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len())
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-        })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+        .filter(|id| usable_request_id(id))
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// Whether a client's request id can name events: 1 to 128 characters of
+/// letters, digits and `-_.:`.
+pub fn usable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// A new request id (a UUIDv7), for a request that came without one.
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The repository of aggregate `A`, the runner of projection `P` that the

@@ -169,3 +169,83 @@ where
         future.instrument(span)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as Reported;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+    use crate::config::Secret;
+    use crate::idempotency::Idempotency;
+
+    /// What health reports for `service`, once it answers as `expected`.
+    async fn reported(
+        client: &mut HealthClient<tonic::transport::Channel>,
+        service: &str,
+        expected: Reported,
+    ) -> Reported {
+        let mut last = Reported::Unknown;
+        for _ in 0..100 {
+            let answer = client
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await;
+            if let Ok(answer) = answer {
+                last = answer.into_inner().status();
+                if last == expected {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn health_says_not_serving_while_a_consumer_is_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (down, health) = watch::channel(0usize);
+        // Nothing here uses the database: a pool that never connects.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+            .unwrap();
+        let idempotency = Idempotency::new(pool, Duration::from_secs(60), Secret::new("t"));
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &["test.v1.Thing"],
+            health,
+            idempotency,
+            shutdown.clone(),
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let mut client = HealthClient::new(channel);
+        let service = "test.v1.Thing";
+        assert_eq!(
+            reported(&mut client, service, Reported::Serving).await,
+            Reported::Serving
+        );
+        down.send_replace(1);
+        assert_eq!(
+            reported(&mut client, service, Reported::NotServing).await,
+            Reported::NotServing
+        );
+        down.send_replace(0);
+        assert_eq!(
+            reported(&mut client, service, Reported::Serving).await,
+            Reported::Serving
+        );
+        shutdown.cancel();
+        serving.await.unwrap().unwrap();
+    }
+}

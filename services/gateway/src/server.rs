@@ -27,6 +27,7 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use serde_json::json;
+use stocklet_service_kit::api;
 use stocklet_service_kit::idempotency::{self, IdempotencyKey};
 use stocklet_service_kit::{Identity, Secret};
 use tonic::Code;
@@ -131,10 +132,12 @@ pub fn router(gateway: Arc<Gateway>, cors_origins: &[String]) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     http::HeaderName::from_static(IDEMPOTENCY_KEY),
+                    http::HeaderName::from_static(REQUEST_ID),
                 ])
                 .expose_headers([
                     header::RETRY_AFTER,
                     http::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                    http::HeaderName::from_static(REQUEST_ID),
                 ])
                 .max_age(Duration::from_secs(600)),
         );
@@ -271,8 +274,20 @@ async fn handle(
             }
         })?;
 
+    // The request's id: the client's X-Request-Id when usable, else a new
+    // one. The services name it as the causation id of the events the
+    // request causes, and the answer carries it back.
+    let request_id = parts
+        .headers
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| api::usable_request_id(id))
+        .map_or_else(api::new_request_id, str::to_owned);
     let mut metadata = MetadataMap::new();
     identity.write_metadata(&mut metadata, &gateway.internal_token);
+    if let Ok(value) = request_id.parse() {
+        metadata.insert(api::REQUEST_ID, value);
+    }
     if let Some(Ok(value)) = key.map(|key| key.as_str().parse()) {
         metadata.insert(idempotency::METADATA_KEY, value);
     }
@@ -287,6 +302,9 @@ async fn handle(
         ApiError::new(Code::Internal, "internal error")
     })?;
     let mut response = json_response(StatusCode::OK, json.into());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     if replayed {
         response
             .headers_mut()
@@ -294,6 +312,9 @@ async fn handle(
     }
     Ok(response)
 }
+
+/// The request header naming the request (echoed in the answer).
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// The request header that makes a command safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";

@@ -417,6 +417,19 @@ impl TestApp {
         .unwrap();
     }
 
+    /// The headers of the last event stored on `subject` of `stream`.
+    pub async fn last_event(&self, stream: &str, subject: &str) -> es_core::async_nats::HeaderMap {
+        let context = self._nats.jetstream().await;
+        context
+            .get_stream(stream)
+            .await
+            .unwrap()
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .unwrap()
+            .headers
+    }
+
     /// The services' database (each service in its own schema).
     pub fn db(&self) -> &TestDb {
         &self.db

@@ -92,3 +92,53 @@ async fn product_details_change_and_deletion() {
     assert_eq!(repriced.status, 404, "{repriced:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_clients_request_id_names_the_events_it_causes() {
+    let app = TestApp::spawn_full().await;
+    let admin = app.admin_user().await;
+    let body = json!({"name": "Lamp", "description": "", "priceCents": "990"});
+    let created = app
+        .send(
+            http::Method::POST,
+            "/v1/product",
+            Some(&admin.token),
+            body.to_string().into_bytes(),
+            &[("x-request-id", "req-lamp-1")],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(created.headers["x-request-id"], "req-lamp-1");
+    let id = created.json["product"]["id"].as_str().unwrap().to_owned();
+    let stored = app
+        .last_event("PRODUCT", &format!("product.product.{id}"))
+        .await;
+    assert_eq!(
+        stored.get("Stocklet-Causation-Id").map(|v| v.as_str()),
+        Some("req-lamp-1")
+    );
+
+    // Without one (or with one that cannot name events), the gateway makes
+    // one and answers with it.
+    let made = app
+        .send(
+            http::Method::POST,
+            "/v1/product",
+            Some(&admin.token),
+            body.to_string().into_bytes(),
+            &[("x-request-id", "not usable")],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{made:?}");
+    let made_id = made.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(made_id, "not usable");
+    let id = made.json["product"]["id"].as_str().unwrap().to_owned();
+    let stored = app
+        .last_event("PRODUCT", &format!("product.product.{id}"))
+        .await;
+    assert_eq!(
+        stored.get("Stocklet-Causation-Id").map(|v| v.as_str()),
+        Some(made_id.as_str())
+    );
+    app.stop().await;
+}
