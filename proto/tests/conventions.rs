@@ -491,6 +491,9 @@ fn events_are_catalogued_per_context_and_carry_their_time() {
                 "StockReleased",
                 "StockConsumed",
                 "StockReturned",
+                "ReservationReleased",
+                "ReservationConsumed",
+                "ReservationReturned",
             ],
         ),
         (

@@ -75,7 +75,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
-    let stocks = service.repository::<Stock>();
+    let stocks = service
+        .snapshotted_repository::<Stock>(reactor::saga::STOCK_SNAPSHOT_EVERY)
+        .await?;
     let inventory = service.projection(Inventory).await?;
     service
         .reactor(

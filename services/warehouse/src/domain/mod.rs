@@ -9,6 +9,8 @@
 pub mod reservation;
 pub mod stock;
 
-pub use reservation::{Reservation, ReservationCommand, ReservationError, ReservationEvent};
-pub use stock::{Held, ReservationState, Stock, StockCommand, StockError, StockEvent};
+pub use reservation::{
+    Reservation, ReservationCommand, ReservationError, ReservationEvent, ReservationState,
+};
+pub use stock::{Stock, StockCommand, StockError, StockEvent};
 pub use stocklet_values::{Cents, InvalidQuantity, Quantity};
