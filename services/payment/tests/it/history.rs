@@ -224,3 +224,48 @@ async fn a_busy_balance_pays_and_refunds_on_a_snapshot_and_never_twice() {
     assert_eq!(short().await.state.balance_cents(), now);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deliveries_racing_for_one_debit_charge_once() {
+    let app = TestApp::spawn().await;
+    let customer = AggregateId::new_v7().to_string();
+    app.open_balance(&customer).await;
+    app.credit(&admin(), &customer, 10_000).await.unwrap();
+    let reaction = SagaReaction::new(app.balances(), app.repository(streams::PAYMENT));
+    let order = AggregateId::new_v7().to_string();
+    // Handled by the service's own consumer and, at the same time, by two
+    // more deliveries (as if redelivered to other instances).
+    app.publish(
+        streams::SHIPPING,
+        "shipment",
+        &order,
+        events::ShipmentAllocated {
+            shipment_id: order.clone(),
+            order_id: order.clone(),
+            customer_id: customer.clone(),
+            reservation_id: "r".into(),
+            lines: Vec::new(),
+            total_cents: 700,
+            occurred_at_ms: 1,
+        },
+    )
+    .await;
+    let allocated = stored(&app, streams::SHIPPING, "shipment", &order).await;
+    let (a, b) = tokio::join!(
+        es_core::testing::deliver(&reaction, allocated.clone()),
+        es_core::testing::deliver(&reaction, allocated),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
+    app.balance_eventually(&customer, |b| {
+        b.as_ref().is_ok_and(|b| b.balance_cents == 10_000 - 700)
+    })
+    .await
+    .unwrap();
+    let captures = stored(&app, streams::PAYMENT, Balance::TYPE, &customer)
+        .await
+        .iter()
+        .filter(|e| e.raw.event_type == "stocklet.events.v1.PaymentCaptured")
+        .count();
+    assert_eq!(captures, 1, "charged once");
+    app.stop().await;
+}

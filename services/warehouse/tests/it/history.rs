@@ -306,3 +306,49 @@ async fn a_saga_event_redelivered_after_its_dedupe_key_is_forgotten_changes_noth
     assert_eq!((stock.on_hand(), stock.reserved()), (on_hand, 0));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_deliveries_racing_for_one_step_move_the_stock_once() {
+    let app = TestApp::spawn().await;
+    let product = AggregateId::new_v7();
+    let p = product.to_string();
+    app.open_stock(&p).await;
+    app.add(&admin(), &p, 100).await.unwrap();
+    let stocks = app.stocks();
+    let reaction = SagaReaction::new(stocks.clone(), app.repository(streams::WAREHOUSE));
+    let order = AggregateId::new_v7().to_string();
+    app.publish(streams::ORDER, "order", &order, priced(&order, &p, 4))
+        .await;
+    app.stock_eventually(&p, |s| s.reserved == 4).await;
+    // The payment's event, handled by the service's own consumer and, at
+    // the same time, by two more deliveries (as if redelivered to other
+    // instances).
+    app.publish(
+        streams::PAYMENT,
+        "balance",
+        "c1",
+        events::PaymentCaptured {
+            transaction_id: "t1".into(),
+            order_id: order.clone(),
+            customer_id: "c1".into(),
+            amount_cents: 400,
+            ..Default::default()
+        },
+    )
+    .await;
+    let captured = stored(&app, streams::PAYMENT, "balance", "c1").await;
+    let (a, b) = tokio::join!(
+        es_core::testing::deliver(&reaction, captured.clone()),
+        es_core::testing::deliver(&reaction, captured),
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
+    app.stock_eventually(&p, |s| s.reserved == 0 && s.on_hand == 96)
+        .await;
+    let consumptions = stored(&app, streams::WAREHOUSE, Stock::TYPE, &p)
+        .await
+        .iter()
+        .filter(|e| e.raw.event_type == "stocklet.events.v1.StockConsumed")
+        .count();
+    assert_eq!(consumptions, 1, "consumed once");
+    app.stop().await;
+}
