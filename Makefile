@@ -76,8 +76,9 @@ test: tools fmt-check lint es-core-crate ## fmt-check + lint + es-core-crate + a
 		$(CARGO) run -p es-core --example bank; \
 	fi
 
-bench: tools ## Event-store benchmark (es-core, bench `eventstore`)
+bench: tools ## Event-store benchmark (es-core, bench `eventstore`), then a reservation on a hot product (warehouse, bench `hot_product`)
 	@$(WITH_INFRA) $(CARGO) bench -p es-core --bench eventstore
+	@$(WITH_INFRA) $(CARGO) bench -p stocklet-warehouse --bench hot_product
 
 bench-saga: tools ## Saga load benchmark: the release all-in-one binary under concurrent customers (SAGA_BENCH_*)
 	@$(WITH_INFRA) $(CARGO) build --release --bin stocklet && $(CARGO) bench -p stocklet-saga-tests --bench saga

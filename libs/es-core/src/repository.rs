@@ -417,6 +417,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Some(PendingSnapshot(pending))
     }
 
+    /// Stores a snapshot of `loaded` (in the background) when `every` or
+    /// more events have followed its last snapshot; `None` when none is due
+    /// or snapshots are off.
+    ///
+    /// [`execute`](Self::execute) snapshots after its own commits. A write
+    /// path that loads and commits by itself, such as the `decide` closure
+    /// of [`execute_atomic`](Self::execute_atomic), calls this after its
+    /// load, so that an aggregate changed only by atomic commands still
+    /// loads from a snapshot plus a short tail. `loaded` must come from
+    /// [`load`](Self::load) or [`refresh`](Self::refresh): its state is then
+    /// exactly its version's, which is what the snapshot records.
+    pub fn snapshot_if_due(&self, loaded: &Loaded<A>) -> Option<PendingSnapshot> {
+        if loaded.version == 0 {
+            return None;
+        }
+        self.maybe_snapshot(loaded, &loaded.state, loaded.version, 0, None)
+    }
+
     /// Brings a loaded aggregate up to date by folding only the events
     /// appended since it was loaded: a lost race costs one small read.
     pub async fn refresh(&self, mut loaded: Loaded<A>) -> Result<Loaded<A>, StoreError> {
@@ -595,7 +613,31 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// an earlier attempt or delivery already stored (from the state it
     /// loads) and answer [`AtomicDecision::Done`]. A retry after a timed-out
     /// batch relies on that too.
+    ///
+    /// Runs in a `command` span named after this repository's aggregate
+    /// type (a child of the caller's), so the commits `decide` builds with
+    /// [`commit`](Self::commit) name it as their writer.
     pub async fn execute_atomic<T, E, F, Fut>(
+        &self,
+        decide: F,
+    ) -> Result<AtomicExecuted<T>, ExecuteError<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<AtomicDecision<T>, ExecuteError<E>>>,
+    {
+        let span = tracing::info_span!(
+            "command",
+            otel.name = format!("{} atomic command", A::TYPE),
+            aggregate_type = A::TYPE,
+            atomic = true,
+            trace_id = tracing::field::Empty,
+        );
+        record_trace_id(&span, None);
+        self.execute_atomic_in_span(decide).instrument(span).await
+    }
+
+    async fn execute_atomic_in_span<T, E, F, Fut>(
         &self,
         mut decide: F,
     ) -> Result<AtomicExecuted<T>, ExecuteError<E>>

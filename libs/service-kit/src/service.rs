@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use es_core::projection::{Projection, ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reaction, Reactor, ReactorConfig};
+use es_core::snapshot::{SnapshotState, SnapshotStore};
 use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -71,6 +72,7 @@ pub struct Service {
     replicas: usize,
     stream: StreamRef,
     provisioned: HashMap<&'static str, StreamRef>,
+    snapshots: Option<SnapshotStore>,
     consumers: Consumers,
     idempotency: Idempotency,
 }
@@ -110,6 +112,7 @@ impl Service {
             replicas: common.stream_replicas,
             stream,
             provisioned,
+            snapshots: None,
             consumers: Consumers::new(),
             idempotency,
         })
@@ -133,6 +136,29 @@ impl Service {
     /// A repository for aggregates of type `A` in the service's own stream.
     pub fn repository<A: Aggregate>(&self) -> Repository<A, JetStreamEventStore> {
         Repository::new(self.store.clone(), self.stream.clone())
+    }
+
+    /// A repository for aggregates of type `A` in the service's own stream
+    /// that loads from a snapshot and the events after it, snapshotting an
+    /// aggregate once `every` events have followed its last snapshot. For
+    /// aggregates whose histories grow with the shop's life (a product's
+    /// stock, a customer's balance), so that a command's cost does not.
+    /// The `snapshots` key-value bucket is created (with the streams'
+    /// replicas) the first time one is asked for.
+    pub async fn snapshotted_repository<A: SnapshotState>(
+        &mut self,
+        every: usize,
+    ) -> Result<Repository<A, JetStreamEventStore>, RunError> {
+        let snapshots = match &self.snapshots {
+            Some(snapshots) => snapshots.clone(),
+            None => {
+                let snapshots =
+                    SnapshotStore::ensure(self.store.client().clone(), self.replicas).await?;
+                self.snapshots = Some(snapshots.clone());
+                snapshots
+            }
+        };
+        Ok(self.repository::<A>().with_snapshots(snapshots, every))
     }
 
     /// The stream `stream`, provisioned the first time it is named.

@@ -7,8 +7,13 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `PAYMENT`) | `BalanceOpened`, `BalanceCredited`, `BalanceClosed`; the saga's `BalanceDebited` + `PaymentCaptured` or `PaymentFailed`, and `TransactionReversed` |
+//! | produces (stream `PAYMENT`) | per customer (`payment.balance.<customer id>`) `BalanceOpened`, `BalanceCredited`, `BalanceClosed`, and the saga's `BalanceDebited` + `PaymentCaptured` or `PaymentFailed`, and `TransactionReversed`; per order (`payment.payment.<order id>`, in the same atomic batch) `OrderPaymentCaptured` or `OrderPaymentFailed`, then `OrderPaymentReversed` |
 //! | consumes | `UserRegistered` (stream `USER`, opens the balance), `UserDeleted` (closes it); `ShipmentAllocated` (`SHIPPING`, debits the order); `OrderCancelled` (`ORDER`, refunds it) |
+//!
+//! A busy customer's balance stays cheap to load however many orders they
+//! paid: the balance keeps only its money and is snapshotted, while what
+//! happened to each order's payment (and so whether a redelivered step is
+//! due) is the order-keyed [`domain::Payment`]'s (see [`reactor::saga`]).
 //!
 //! Read model: `payment.balances` and `payment.transactions`, built by the
 //! [`projections::Ledger`] projection. A command answers once the read
@@ -73,7 +78,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
-    let balances = service.repository::<Balance>();
+    let balances = service
+        .snapshotted_repository::<Balance>(reactor::saga::BALANCE_SNAPSHOT_EVERY)
+        .await?;
     let ledger = service.projection(Ledger).await?;
     service
         .reactor(
@@ -82,7 +89,7 @@ pub async fn run(
             UserReaction::new(balances.clone()),
         )
         .await?;
-    let saga = SagaReaction::new(balances.clone());
+    let saga = SagaReaction::new(balances.clone(), service.repository());
     for (stream, consumer) in SAGA_CONSUMERS {
         service
             .reactor(stream, ReactorConfig::new(consumer), saga.clone())

@@ -7,8 +7,13 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; per product (`warehouse.stock.<product id>`) the saga's `StockReserved`, `StockReleased`, `StockConsumed`, `StockReturned`; per order (`warehouse.reservation.<order id>`) the order-level `StockReserved` or `StockReservationFailed` |
+//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; per product (`warehouse.stock.<product id>`) the saga's `StockReserved`, `StockReleased`, `StockConsumed`, `StockReturned`; per order (`warehouse.reservation.<order id>`) the order-level `StockReserved` or `StockReservationFailed`, then `ReservationReleased`, `ReservationConsumed`, `ReservationReturned` |
 //! | consumes | `ProductCreated` (stream `PRODUCT`, opens the stock at zero); `OrderPriced`, `OrderCancelled` (`ORDER`); `ShipmentAllocationFailed` (`SHIPPING`); `PaymentFailed`, `PaymentCaptured` (`PAYMENT`) |
+//!
+//! A popular product's stock stays cheap to load however many orders it
+//! served: the stock keeps only counts and is snapshotted, while each
+//! order's hold (and so whether a redelivered step is due) is the
+//! order-keyed [`domain::Reservation`]'s (see [`reactor::saga`]).
 //!
 //! Read model: `warehouse.stocks`, `warehouse.reservations` and
 //! `warehouse.reservation_lines`, built by the [`projections::Inventory`]
@@ -75,7 +80,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
-    let stocks = service.repository::<Stock>();
+    let stocks = service
+        .snapshotted_repository::<Stock>(reactor::saga::STOCK_SNAPSHOT_EVERY)
+        .await?;
     let inventory = service.projection(Inventory).await?;
     service
         .reactor(

@@ -160,3 +160,45 @@ async fn a_caller_can_wait_for_the_snapshot_its_command_triggered() {
     let record = snapshots.get("account", "waited").await.unwrap().unwrap();
     assert_eq!(record.sequence, last.position);
 }
+
+#[tokio::test]
+async fn a_write_path_of_its_own_snapshots_what_it_loaded_once_due() {
+    let bank = Bank::start().await;
+    let snapshots = SnapshotStore::ensure(bank.server.client().await, 1)
+        .await
+        .unwrap();
+    // Written without snapshots (as an atomic command would), read with.
+    let plain = bank.accounts();
+    let accounts = bank.accounts().with_snapshots(snapshots.clone(), 4);
+    let acc = id("atomic");
+    let ctx = CommandContext::default();
+    plain
+        .execute(&acc, &AccountCommand::Open { owner: "o".into() }, &ctx)
+        .await
+        .unwrap();
+    plain
+        .execute(&acc, &AccountCommand::Deposit { amount_cents: 5 }, &ctx)
+        .await
+        .unwrap();
+    let short = accounts.load(&acc).await.unwrap();
+    assert!(accounts.snapshot_if_due(&short).is_none(), "2 events < 4");
+    for _ in 0..3 {
+        plain
+            .execute(&acc, &AccountCommand::Deposit { amount_cents: 5 }, &ctx)
+            .await
+            .unwrap();
+    }
+    let due = accounts.load(&acc).await.unwrap();
+    assert_eq!(due.history.len(), 5);
+    accounts
+        .snapshot_if_due(&due)
+        .expect("5 events >= 4")
+        .wait()
+        .await
+        .unwrap();
+    assert!(plain.snapshot_if_due(&due).is_none(), "snapshots are off");
+    let loaded = accounts.load(&acc).await.unwrap();
+    assert_eq!(loaded.state, due.state);
+    assert_eq!((loaded.version, loaded.history.len()), (due.version, 0));
+    assert!(accounts.snapshot_if_due(&loaded).is_none(), "nothing new");
+}

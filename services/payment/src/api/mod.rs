@@ -55,10 +55,7 @@ fn rejected(error: BalanceError) -> ApiError {
     match error {
         BalanceError::NotFound | BalanceError::Closed => ApiError::NotFound("balance".into()),
         BalanceError::ZeroAmount => ApiError::invalid("amount_cents", error.to_string()),
-        BalanceError::PaymentNotFound { .. } => ApiError::NotFound("payment".into()),
-        error @ (BalanceError::Overflow { .. } | BalanceError::PaymentNotCaptured { .. }) => {
-            ApiError::FailedPrecondition(error.to_string())
-        }
+        error @ BalanceError::Overflow { .. } => ApiError::FailedPrecondition(error.to_string()),
     }
 }
 

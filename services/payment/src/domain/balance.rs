@@ -1,21 +1,28 @@
-//! The `Balance` aggregate: one customer's prepaid money and the payments
-//! taken from it, keyed by order.
+//! The `Balance` aggregate: one customer's prepaid money.
 //!
-//! Why payments live inside the balance: "the balance never goes negative"
-//! and "an order is paid at most once" are both decided against the money
-//! on this one balance, so one aggregate keeps both under concurrency.
+//! Why the money is one aggregate: "the balance never goes negative" is
+//! decided against the money on this one balance, so one aggregate keeps it
+//! under concurrency. A failed payment is an event here too
+//! (`PaymentFailed`), because the saga must hear about it, and the saga's
+//! events stay on the balance's subject where their consumers read them.
 //!
-//! Every saga-facing transition is idempotent per order id: a second debit
-//! for an order that was already captured (or already failed) decides
-//! nothing, and so does a second reversal. A failed payment is an event too
-//! (`PaymentFailed`), because the saga must hear about it.
+//! Why it keeps no per-order record: a busy customer's balance sees events
+//! for every order they ever paid, for as long as the shop runs. "Is this
+//! order paid, failed or refunded?" is the order-keyed
+//! [`Payment`](super::Payment)'s to answer (a handful of events per order),
+//! written in the same atomic batch as the balance's events, each commit at
+//! its expected sequence. The balance trusts the transaction and amount a
+//! reversal hands it. So its state is a few fields, it snapshots in a few
+//! bytes ([`SnapshotState`]), a load is a snapshot plus a short tail, and no
+//! idempotency depends on how far back its history (or a snapshot's memory
+//! of dedupe keys) reaches.
 //!
 //! Opening and closing tolerate arriving out of order: closing a balance
 //! that was never opened records it closed, and opening a closed balance
-//! does nothing.
+//! does nothing. Both are idempotent in the state itself.
 
-use std::collections::BTreeMap;
-
+use es_core::snapshot::SnapshotState;
+use prost::Message as _;
 use stocklet_proto::stocklet::events::v1 as pb;
 
 use stocklet_values::{Cents, CustomerId, OrderId};
@@ -67,7 +74,8 @@ pub enum BalanceCommand {
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
-    /// Pays for an order, once per order.
+    /// Pays for an order (once per order: the order's
+    /// [`Payment`](super::Payment) says whether it is due).
     Debit {
         /// The payment's new transaction id, used only if it is captured.
         transaction_id: String,
@@ -84,10 +92,15 @@ pub enum BalanceCommand {
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
-    /// Refunds an order's captured payment, once.
+    /// Refunds an order's captured payment (once: the order's
+    /// [`Payment`](super::Payment) says whether it is due, and what it was).
     Reverse {
         /// The order whose payment is reversed.
         order_id: OrderId,
+        /// The captured payment's transaction.
+        transaction_id: String,
+        /// The amount captured.
+        amount: Cents,
         /// Event time, Unix milliseconds.
         at_ms: i64,
     },
@@ -111,18 +124,6 @@ pub enum BalanceError {
         /// The amount asked for.
         amount: Cents,
     },
-    /// The order was never paid from this balance.
-    #[error("order {order_id} has no payment")]
-    PaymentNotFound {
-        /// The order's id.
-        order_id: OrderId,
-    },
-    /// The order's payment failed, so there is nothing to reverse.
-    #[error("the payment of order {order_id} was not captured")]
-    PaymentNotCaptured {
-        /// The order's id.
-        order_id: OrderId,
-    },
 }
 
 /// Where a balance is in its life.
@@ -137,22 +138,6 @@ pub enum BalanceStatus {
     Closed,
 }
 
-/// How an order's payment went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PaymentOutcome {
-    /// Debited, under this transaction.
-    Captured {
-        /// The payment's transaction.
-        transaction_id: String,
-        /// The amount debited.
-        amount: Cents,
-        /// Whether it was refunded.
-        reversed: bool,
-    },
-    /// Not debited.
-    Failed,
-}
-
 /// A customer's balance: the fold of its events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
@@ -160,7 +145,6 @@ pub struct Balance {
     customer_id: Option<CustomerId>,
     balance: Cents,
     opened_at_ms: i64,
-    payments: BTreeMap<OrderId, PaymentOutcome>,
 }
 
 impl Balance {
@@ -192,11 +176,6 @@ impl Balance {
     /// The money available, in cents.
     pub fn balance_cents(&self) -> i64 {
         self.balance.get()
-    }
-
-    /// How an order's payment went, if it was attempted.
-    pub fn payment(&self, order_id: &OrderId) -> Option<&PaymentOutcome> {
-        self.payments.get(order_id)
     }
 
     fn open(&self) -> Result<(), BalanceError> {
@@ -275,44 +254,35 @@ impl Balance {
         ]
     }
 
-    fn reverse(&self, order_id: &OrderId, at_ms: i64) -> Result<Vec<BalanceEvent>, BalanceError> {
-        let not_found = || BalanceError::PaymentNotFound {
-            order_id: order_id.clone(),
-        };
-        match self.payments.get(order_id).ok_or_else(not_found)? {
-            PaymentOutcome::Failed => Err(BalanceError::PaymentNotCaptured {
-                order_id: order_id.clone(),
-            }),
-            PaymentOutcome::Captured { reversed: true, .. } => Ok(Vec::new()),
-            PaymentOutcome::Captured {
-                transaction_id,
-                amount,
-                reversed: false,
-            } => {
-                // The money was taken from this balance, so giving it back
-                // cannot overflow past what it held before.
-                let balance_cents = self.balance.saturating_add(*amount).get();
-                Ok(vec![
-                    pb::TransactionReversed {
-                        transaction_id: transaction_id.clone(),
-                        order_id: order_id.to_string(),
-                        customer_id: self.customer_id_str().to_owned(),
-                        amount_cents: amount.get(),
-                        occurred_at_ms: at_ms,
-                    }
-                    .into(),
-                    pb::BalanceCredited {
-                        customer_id: self.customer_id_str().to_owned(),
-                        amount_cents: amount.get(),
-                        balance_cents,
-                        reason: pb::BalanceCreditReason::Refund.into(),
-                        transaction_id: transaction_id.clone(),
-                        occurred_at_ms: at_ms,
-                    }
-                    .into(),
-                ])
+    fn reverse(
+        &self,
+        order_id: &OrderId,
+        transaction_id: &str,
+        amount: Cents,
+        at_ms: i64,
+    ) -> Vec<BalanceEvent> {
+        // The money was taken from this balance, so giving it back cannot
+        // overflow past what it held before.
+        let balance_cents = self.balance.saturating_add(amount).get();
+        vec![
+            pb::TransactionReversed {
+                transaction_id: transaction_id.to_owned(),
+                order_id: order_id.to_string(),
+                customer_id: self.customer_id_str().to_owned(),
+                amount_cents: amount.get(),
+                occurred_at_ms: at_ms,
             }
-        }
+            .into(),
+            pb::BalanceCredited {
+                customer_id: self.customer_id_str().to_owned(),
+                amount_cents: amount.get(),
+                balance_cents,
+                reason: pb::BalanceCreditReason::Refund.into(),
+                transaction_id: transaction_id.to_owned(),
+                occurred_at_ms: at_ms,
+            }
+            .into(),
+        ]
     }
 }
 
@@ -370,13 +340,13 @@ impl es_core::Aggregate for Balance {
                     .into(),
                 ])
             }
-            BalanceCommand::Debit { order_id, .. } => {
-                if self.payments.contains_key(order_id) {
-                    return Ok(Vec::new());
-                }
-                Ok(self.debit(command))
-            }
-            BalanceCommand::Reverse { order_id, at_ms } => self.reverse(order_id, *at_ms),
+            BalanceCommand::Debit { .. } => Ok(self.debit(command)),
+            BalanceCommand::Reverse {
+                order_id,
+                transaction_id,
+                amount,
+                at_ms,
+            } => Ok(self.reverse(order_id, transaction_id, *amount, *at_ms)),
         }
     }
 
@@ -393,28 +363,61 @@ impl es_core::Aggregate for Balance {
                 self.status = BalanceStatus::Closed;
                 self.customer_id = Some(CustomerId::from_recorded(&e.customer_id));
             }
-            BalanceEvent::Captured(e) => {
-                self.payments.insert(
-                    OrderId::from_recorded(&e.order_id),
-                    PaymentOutcome::Captured {
-                        transaction_id: e.transaction_id.clone(),
-                        amount: Cents::from_recorded(e.amount_cents),
-                        reversed: false,
-                    },
-                );
-            }
-            BalanceEvent::Failed(e) => {
-                self.payments
-                    .insert(OrderId::from_recorded(&e.order_id), PaymentOutcome::Failed);
-            }
-            BalanceEvent::Reversed(e) => {
-                if let Some(PaymentOutcome::Captured { reversed, .. }) =
-                    self.payments.get_mut(&OrderId::from_recorded(&e.order_id))
-                {
-                    *reversed = true;
-                }
-            }
+            // Saga outcomes: the money moved in the events around them, and
+            // the order's record is its Payment.
+            BalanceEvent::Captured(_) | BalanceEvent::Failed(_) | BalanceEvent::Reversed(_) => {}
         }
+    }
+}
+
+/// A balance's state as a snapshot stores it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BalanceSnapshot {
+    /// 0 unopened, 1 open, 2 closed.
+    #[prost(uint32, tag = "1")]
+    status: u32,
+    /// Empty until opened or closed.
+    #[prost(string, tag = "2")]
+    customer_id: String,
+    #[prost(int64, tag = "3")]
+    balance_cents: i64,
+    #[prost(int64, tag = "4")]
+    opened_at_ms: i64,
+}
+
+impl SnapshotState for Balance {
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    fn to_snapshot(&self) -> Vec<u8> {
+        BalanceSnapshot {
+            status: match self.status {
+                BalanceStatus::Unopened => 0,
+                BalanceStatus::Open => 1,
+                BalanceStatus::Closed => 2,
+            },
+            customer_id: self.customer_id_str().to_owned(),
+            balance_cents: self.balance.get(),
+            opened_at_ms: self.opened_at_ms,
+        }
+        .encode_to_vec()
+    }
+
+    fn from_snapshot(bytes: &[u8]) -> Option<Self> {
+        let snapshot = BalanceSnapshot::decode(bytes).ok()?;
+        let status = match snapshot.status {
+            0 => BalanceStatus::Unopened,
+            1 => BalanceStatus::Open,
+            2 => BalanceStatus::Closed,
+            _ => return None,
+        };
+        Some(Self {
+            status,
+            customer_id: Some(snapshot.customer_id)
+                .filter(|id| !id.is_empty())
+                .map(|id| CustomerId::from_recorded(&id)),
+            balance: Cents::from_recorded(snapshot.balance_cents),
+            opened_at_ms: snapshot.opened_at_ms,
+        })
     }
 }
 
@@ -538,9 +541,11 @@ mod tests {
         .into()
     }
 
-    fn reverse(id: &str) -> BalanceCommand {
+    fn reverse(id: &str, amount: i64) -> BalanceCommand {
         BalanceCommand::Reverse {
             order_id: order(id),
+            transaction_id: format!("t-{id}"),
+            amount: cents(amount),
             at_ms: AT,
         }
     }
@@ -638,16 +643,11 @@ mod tests {
     }
 
     #[test]
-    fn debiting_captures_a_payment_once_per_order() {
+    fn debiting_captures_a_payment() {
         let balance = given::<Balance>([opened(), credited(1000, 1000, "t0")])
             .when(debit("o1", 600))
             .then_expect_events(debited("o1", 600, 400));
         assert_eq!(balance.balance_cents(), 400);
-        let mut history = vec![opened(), credited(1000, 1000, "t0")];
-        history.extend(debited("o1", 600, 400));
-        given::<Balance>(history)
-            .when(debit("o1", 600))
-            .then_expect_events([]);
     }
 
     #[test]
@@ -657,15 +657,6 @@ mod tests {
             .when(debit("o1", 600))
             .then_expect_events([failed("o1", 600, InsufficientBalance, 500)]);
         assert_eq!(balance.balance_cents(), 500);
-        assert_eq!(balance.payment(&order("o1")), Some(&PaymentOutcome::Failed));
-        // Failed once, failed for good: topping up does not retry it.
-        given::<Balance>([
-            opened(),
-            failed("o1", 600, InsufficientBalance, 0),
-            credited(1000, 1000, "t0"),
-        ])
-        .when(debit("o1", 600))
-        .then_expect_events([]);
         given_no_events::<Balance>()
             .when(debit("o1", 600))
             .then_expect_events([failed("o1", 600, NoBalance, 0)]);
@@ -679,11 +670,11 @@ mod tests {
     }
 
     #[test]
-    fn reversing_refunds_a_captured_payment_once() {
+    fn reversing_refunds_the_payment_it_is_handed() {
         let mut history = vec![opened(), credited(1000, 1000, "t0")];
         history.extend(debited("o1", 600, 400));
-        let balance = given::<Balance>(history.clone())
-            .when(reverse("o1"))
+        let balance = given::<Balance>(history)
+            .when(reverse("o1", 600))
             .then_expect_events([
                 pb::TransactionReversed {
                     transaction_id: "t-o1".into(),
@@ -696,36 +687,35 @@ mod tests {
                 refunded(600, 1000, "t-o1"),
             ]);
         assert_eq!(balance.balance_cents(), 1000);
-        assert!(matches!(
-            balance.payment(&order("o1")),
-            Some(PaymentOutcome::Captured { reversed: true, .. })
-        ));
-        let mut reversed = history;
-        reversed.extend(balance_events_of_reverse());
-        given::<Balance>(reversed)
-            .when(reverse("o1"))
-            .then_expect_events([]);
     }
 
     fn balance_events_of_reverse() -> Vec<BalanceEvent> {
         let mut history = vec![opened(), credited(1000, 1000, "t0")];
         history.extend(debited("o1", 600, 400));
         Balance::from_events(&history)
-            .decide(&reverse("o1"))
+            .decide(&reverse("o1", 600))
             .unwrap()
     }
 
     #[test]
-    fn only_captured_payments_can_be_reversed() {
-        given::<Balance>([opened()])
-            .when(reverse("o1"))
-            .then_expect_error(|e| matches!(e, BalanceError::PaymentNotFound { .. }));
-        given::<Balance>([
-            opened(),
-            failed("o1", 600, pb::PaymentFailureReason::InsufficientBalance, 0),
-        ])
-        .when(reverse("o1"))
-        .then_expect_error(|e| matches!(e, BalanceError::PaymentNotCaptured { .. }));
+    fn the_snapshot_round_trips() {
+        let closed: BalanceEvent = pb::BalanceClosed {
+            customer_id: C.into(),
+            balance_cents: 5,
+            occurred_at_ms: AT,
+        }
+        .into();
+        for balance in [
+            Balance::default(),
+            Balance::from_events(&[opened(), credited(500, 500, "t0")]),
+            Balance::from_events(&[opened(), closed]),
+        ] {
+            assert_eq!(
+                Balance::from_snapshot(&balance.to_snapshot()),
+                Some(balance)
+            );
+        }
+        assert_eq!(Balance::from_snapshot(&[0xff]), None);
     }
 
     #[test]
@@ -756,35 +746,53 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever runs, the balance never goes negative, each order is
-        /// debited at most once and refunded at most once, and the balance
-        /// is exactly credits minus net payments.
+        /// Driven the way the saga drives it (each order debited at most
+        /// once and refunded at most once, as its Payment allows), the
+        /// balance never goes negative and is exactly credits minus net
+        /// payments.
         #[test]
         fn balance_never_goes_negative(ops in proptest::collection::vec(op(), 0..60)) {
+            use std::collections::BTreeMap;
             let mut balance = Balance::from_events(&[opened()]);
             let mut credits = 0i64;
+            // Per order: Some(amount) captured and not refunded, None settled.
+            let mut payments: BTreeMap<u8, Option<i64>> = BTreeMap::new();
             for (i, op) in ops.into_iter().enumerate() {
                 let command = match op {
-                    Op::Credit(n) => { credit(n, &format!("t{i}")) }
-                    Op::Debit(o, n) => debit(&format!("o{o}"), n),
-                    Op::Reverse(o) => reverse(&format!("o{o}")),
+                    Op::Credit(n) => credit(n, &format!("t{i}")),
+                    Op::Debit(o, n) if !payments.contains_key(&o) => debit(&format!("o{o}"), n),
+                    Op::Reverse(o) => match payments.get(&o) {
+                        Some(Some(n)) => reverse(&format!("o{o}"), *n),
+                        _ => continue,
+                    },
+                    Op::Debit(..) => continue,
                 };
                 if let Ok(events) = balance.decide(&command) {
                     for event in &events {
                         balance.apply(event);
+                        match event {
+                            BalanceEvent::Captured(e) => {
+                                payments.insert(op_order(&e.order_id), Some(e.amount_cents));
+                            }
+                            BalanceEvent::Failed(e) => {
+                                payments.insert(op_order(&e.order_id), None);
+                            }
+                            BalanceEvent::Reversed(e) => {
+                                payments.insert(op_order(&e.order_id), None);
+                            }
+                            _ => {}
+                        }
                     }
                     if let Op::Credit(n) = op { credits += n; }
-                    if !matches!(command, BalanceCommand::Credit { .. }) {
-                        prop_assert_eq!(balance.decide(&command), Ok(Vec::new()));
-                    }
                 }
                 prop_assert!(balance.balance_cents() >= 0);
-                let paid: i64 = balance.payments.values().map(|p| match p {
-                    PaymentOutcome::Captured { amount, reversed: false, .. } => amount.get(),
-                    _ => 0,
-                }).sum();
+                let paid: i64 = payments.values().flatten().sum();
                 prop_assert_eq!(balance.balance_cents(), credits - paid);
             }
         }
+    }
+
+    fn op_order(order_id: &str) -> u8 {
+        order_id.trim_start_matches('o').parse().unwrap()
     }
 }

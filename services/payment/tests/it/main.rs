@@ -5,3 +5,4 @@
 
 mod app;
 mod balances;
+mod history;

@@ -67,10 +67,9 @@ impl WarehouseApi {
 fn rejected(error: StockError) -> ApiError {
     match error {
         StockError::NotFound => ApiError::NotFound("stock".into()),
-        StockError::ReservationNotFound { .. } => ApiError::NotFound("reservation".into()),
         error @ (StockError::Insufficient { .. }
         | StockError::Overflow { .. }
-        | StockError::ReservationState { .. }) => ApiError::FailedPrecondition(error.to_string()),
+        | StockError::NotReserved { .. }) => ApiError::FailedPrecondition(error.to_string()),
     }
 }
 

@@ -2,7 +2,11 @@
 //!
 //! One durable consumer per source stream. Each reaction runs a command
 //! whose dedupe key comes from the source event
-//! ([`CommandContext::caused_by`]), so a redelivered event changes nothing.
+//! ([`CommandContext::caused_by`]), and each is idempotent in the state it
+//! writes too (opening an open stock, a step the order's `Reservation` has
+//! recorded decides nothing), so a redelivered event changes
+//! nothing however late it comes, even after its key has left a
+//! snapshot's memory.
 //!
 //! - `PRODUCT`: `ProductCreated` opens the product's stock at zero.
 //!

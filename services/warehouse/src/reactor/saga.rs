@@ -33,14 +33,29 @@
 //! only and use an ordinary append.
 //!
 //! Idempotency: an atomic batch carries no `Nats-Msg-Id`, so a repeated
-//! `OrderPriced` is recognised by the [`Reservation`] being decided already
-//! (its subject is in the batch, so it is decided exactly when the holds
-//! exist). Releases, consumptions and returns move every product of the
-//! order in one atomic batch too, so a failure or a kill half way never
-//! leaves an order half returned; they are idempotent because each
-//! [`Stock`] transition is idempotent per order (a product that has moved
-//! already decides nothing, and a step with nothing left to move stores
-//! nothing).
+//! event is recognised by the order's [`Reservation`], which is in every
+//! batch. `OrderPriced` finds it decided already; a release, consumption
+//! or return finds its step recorded (`ReservationReleased`,
+//! `ReservationConsumed`, `ReservationReturned`), because the step is
+//! written on the reservation in the same batch as the stock it moves, so
+//! a failure or a kill half way never leaves an order half returned. This
+//! holds however late the repeat comes: it does not depend on any dedupe
+//! key being remembered, only on the order's own short history. Two
+//! deliveries racing for one step are decided by the reservation's expected
+//! sequence: one batch is stored, the other is refused whole, decides
+//! again and finds the step done.
+//!
+//! # Why the stocks stay cheap to load
+//!
+//! A [`Stock`] keeps counts only (on hand, reserved) and trusts the units
+//! the reservation hands it, so its state does not grow with the orders it
+//! served; its repository snapshots it every [`STOCK_SNAPSHOT_EVERY`]
+//! events, and since stocks change mostly through these atomic batches
+//! (which [`Repository::execute`] does not see), each decision here asks
+//! for the snapshot its load made due ([`Repository::snapshot_if_due`]).
+//! A reservation on a product with ten thousand past orders thus loads a
+//! snapshot and a tail of fewer than [`STOCK_SNAPSHOT_EVERY`] events
+//! (`make bench` measures it).
 
 use std::collections::BTreeMap;
 
@@ -53,7 +68,8 @@ use es_core::{
 use stocklet_proto::stocklet::events::v1 as events;
 
 use crate::domain::{
-    Quantity, Reservation, ReservationCommand, ReservationState, Stock, StockCommand, StockError,
+    Quantity, Reservation, ReservationCommand, ReservationError, ReservationState, Stock,
+    StockCommand, StockError,
 };
 
 /// The handler name in the dedupe key of an order's reservation.
@@ -68,6 +84,12 @@ pub const RETURN: &str = "warehouse.return";
 /// Attempts at the atomic reservation before the event is retried later:
 /// popular products make reservations race often.
 const RESERVE_ATTEMPTS: u32 = 30;
+
+/// A product's stock is snapshotted once this many events follow its last
+/// snapshot: a load is one snapshot get plus at most this many events.
+/// Small, because a snapshot of three counts is cheap to write (in the
+/// background) and a hot product's every command loads the tail.
+pub const STOCK_SNAPSHOT_EVERY: usize = 32;
 
 es_core::domain_events! {
     /// The saga events that move stock.
@@ -192,6 +214,7 @@ impl SagaReaction {
             let quantity = Quantity::parse(units)
                 .map_err(|e| ExecuteError::Rejected(Refused(format!("bad quantity: {e}"))))?;
             let stock = self.stocks.load(&id).await?;
+            self.stocks.snapshot_if_due(&stock);
             let command = StockCommand::Reserve {
                 reservation_id: reservation_id.clone(),
                 order_id: order.order_id.clone(),
@@ -211,15 +234,20 @@ impl SagaReaction {
                 Err(error) => return Err(ExecuteError::Rejected(Refused(error.to_string()))),
             }
         }
-        let command = ReservationCommand {
+        if !short.is_empty() {
+            return Ok(AtomicDecision::Done(Some(ReservationCommand::Decide {
+                reservation_id,
+                order: order.clone(),
+                short_product_ids: short,
+                at_ms,
+            })));
+        }
+        let command = ReservationCommand::Decide {
             reservation_id,
             order: order.clone(),
             short_product_ids: short,
             at_ms,
         };
-        if !command.short_product_ids.is_empty() {
-            return Ok(AtomicDecision::Done(Some(command)));
-        }
         let outcome = reservation
             .state
             .decide(&command)
@@ -234,8 +262,9 @@ impl SagaReaction {
         })
     }
 
-    /// Applies `step` to every product held for `order_id`, in one atomic
-    /// commit: either every product moves or none does, so a failure (or a
+    /// Applies `step` to the order's reservation and every product it
+    /// holds, in one atomic commit: either the reservation records the step
+    /// and every product moves, or nothing is stored, so a failure (or a
     /// kill) half way can never leave an order's stock half returned.
     async fn follow(
         &self,
@@ -245,39 +274,10 @@ impl SagaReaction {
         handler: &str,
     ) -> Result<(), ReactionError> {
         let id = parse_id(order_id)?;
-        let reservation = self.reservations.load(&id).await.map_err(transient)?;
-        if !reservation.state.decided() {
-            return Err(ReactionError::NotYet(format!(
-                "order {order_id} has no reservation yet"
-            )));
-        }
-        let Some(reserved) = reservation.state.reserved() else {
-            // The reservation failed: nothing is held.
-            return Ok(());
-        };
-        let mut products = Vec::with_capacity(reserved.lines.len());
-        for line in &reserved.lines {
-            products.push(parse_id(&line.product_id)?);
-        }
         let context = CommandContext::caused_by(source, handler);
-        let at_ms = es_core::envelope::now_ms();
-        let command = match step {
-            Step::Release => StockCommand::Release {
-                order_id: order_id.to_owned(),
-                at_ms,
-            },
-            Step::Consume => StockCommand::Consume {
-                order_id: order_id.to_owned(),
-                at_ms,
-            },
-            Step::Return => StockCommand::Return {
-                order_id: order_id.to_owned(),
-                at_ms,
-            },
-        };
         let decided = self
-            .stocks
-            .execute_atomic(|| self.decide_step(&products, &command, step, order_id, &context))
+            .reservations
+            .execute_atomic(|| self.decide_step(&id, step, &context))
             .await;
         match decided {
             Ok(_) => Ok(()),
@@ -291,37 +291,95 @@ impl SagaReaction {
         }
     }
 
-    /// One attempt at a step on every product of an order: the commits of
-    /// the products it still moves (none when every product has moved
-    /// already, which makes a redelivery harmless).
+    /// One attempt at a step of an order: nothing when the reservation has
+    /// taken it already (which makes a redelivery harmless, however late),
+    /// else the reservation's step and each product's move, decided on
+    /// fresh state.
     async fn decide_step(
         &self,
-        products: &[AggregateId],
-        command: &StockCommand,
+        order_id: &AggregateId,
         step: Step,
-        order_id: &str,
         context: &CommandContext,
     ) -> Result<AtomicDecision<()>, ExecuteError<FollowError>> {
+        let reservation = self.reservations.load(order_id).await?;
+        let at_ms = es_core::envelope::now_ms();
+        let command = match step {
+            Step::Release => ReservationCommand::Release { at_ms },
+            Step::Consume => ReservationCommand::Consume { at_ms },
+            Step::Return => ReservationCommand::Return { at_ms },
+        };
+        let recorded = match reservation.state.decide(&command) {
+            Ok(recorded) => recorded,
+            Err(ReservationError::Undecided) => {
+                return Err(ExecuteError::Rejected(FollowError::NotYet(format!(
+                    "order {order_id} has no reservation yet"
+                ))));
+            }
+            // The cancellation overtook the payment's consumption (they
+            // come from different streams): return once it is consumed.
+            Err(ReservationError::State {
+                state: ReservationState::Reserved,
+            }) if matches!(step, Step::Return) => {
+                return Err(ExecuteError::Rejected(FollowError::NotYet(format!(
+                    "order {order_id}: not consumed yet, so not returnable yet"
+                ))));
+            }
+            Err(error) => {
+                return Err(ExecuteError::Rejected(FollowError::Refused(format!(
+                    "{step:?} of order {order_id}: {error}"
+                ))));
+            }
+        };
+        if recorded.is_empty() {
+            return Ok(AtomicDecision::Done(()));
+        }
+        let reservation_id = reservation
+            .state
+            .reserved()
+            .map(|r| r.reservation_id.clone())
+            .unwrap_or_default();
         let mut commits = Vec::new();
-        for product in products {
-            let stock = self.stocks.load(product).await?;
-            match stock.state.decide(command) {
-                Ok(decided) if decided.is_empty() => {}
+        for (product_id, units) in reservation.state.units_by_product() {
+            let product = AggregateId::parse(product_id.as_str()).map_err(|e| {
+                ExecuteError::Rejected(FollowError::Refused(format!(
+                    "order {order_id} holds a bad product id {product_id:?}: {e}"
+                )))
+            })?;
+            let quantity = Quantity::parse(units).map_err(|e| {
+                ExecuteError::Rejected(FollowError::Refused(format!(
+                    "order {order_id} holds a bad quantity of {product_id}: {e}"
+                )))
+            })?;
+            let stock = self.stocks.load(&product).await?;
+            self.stocks.snapshot_if_due(&stock);
+            let order = order_id.to_string();
+            let reservation_id = reservation_id.clone();
+            let moved = match step {
+                Step::Release => StockCommand::Release {
+                    reservation_id,
+                    order_id: order,
+                    quantity,
+                    at_ms,
+                },
+                Step::Consume => StockCommand::Consume {
+                    reservation_id,
+                    order_id: order,
+                    quantity,
+                    at_ms,
+                },
+                Step::Return => StockCommand::Return {
+                    reservation_id,
+                    order_id: order,
+                    quantity,
+                    at_ms,
+                },
+            };
+            match stock.state.decide(&moved) {
                 Ok(decided) => {
                     commits.push(
                         self.stocks
-                            .commit(product, stock.version, &decided, context),
+                            .commit(&product, stock.version, &decided, context),
                     );
-                }
-                // The cancellation overtook the payment's consumption (they
-                // come from different streams): return once it is consumed.
-                Err(StockError::ReservationState {
-                    state: ReservationState::Reserved,
-                    ..
-                }) if matches!(step, Step::Return) => {
-                    return Err(ExecuteError::Rejected(FollowError::NotYet(format!(
-                        "order {order_id} on {product}: not consumed yet, so not returnable yet"
-                    ))));
                 }
                 Err(error) => {
                     return Err(ExecuteError::Rejected(FollowError::Refused(format!(
@@ -330,9 +388,10 @@ impl SagaReaction {
                 }
             }
         }
-        if commits.is_empty() {
-            return Ok(AtomicDecision::Done(()));
-        }
+        commits.push(
+            self.reservations
+                .commit(order_id, reservation.version, &recorded, context),
+        );
         Ok(AtomicDecision::Commit {
             commits,
             outcome: (),

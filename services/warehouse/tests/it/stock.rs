@@ -98,7 +98,9 @@ async fn reserved_units_are_shown_apart_and_cannot_be_removed() {
         .execute(
             &p1,
             &StockCommand::Consume {
+                reservation_id: "r1".into(),
                 order_id: "o1".into(),
+                quantity: Quantity::parse(4).unwrap(),
                 at_ms: 2,
             },
             &CommandContext::default(),
