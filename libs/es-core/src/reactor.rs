@@ -422,7 +422,8 @@ impl<R: Reaction> Reactor<R> {
         let limit = self.config.concurrency.max(1) * 4;
         let mut released = 0usize;
         while released < limit {
-            let next = tokio::time::timeout(Duration::from_millis(20), messages.next()).await;
+            // Long enough for a message already on its way under load.
+            let next = tokio::time::timeout(Duration::from_millis(100), messages.next()).await;
             let Ok(Some(Ok(message))) = next else { break };
             if let Err(error) = message.ack_with(AckKind::Nak(Some(RELEASE_DELAY))).await {
                 tracing::warn!(consumer, %error, "nak on shutdown failed; the server redelivers after ack_wait");

@@ -8,8 +8,6 @@
 //! an ephemeral client port) plus a `cluster { }` block routing it to the
 //! others. Tests can kill and restart single nodes to exercise failover.
 
-use std::net::TcpListener;
-
 use crate::nats::{NatsServer, NatsServerOptions};
 
 /// The cluster name every node is started with.
@@ -28,16 +26,17 @@ impl NatsCluster {
     /// quorum of its nodes is up, so they cannot start one after the other)
     /// and waits until each one answers JetStream requests.
     ///
-    /// Route ports are picked up front by binding port 0 and releasing it
-    /// (every node must know the others' routes before it starts); client
-    /// and monitoring ports are chosen by the servers themselves.
+    /// Route ports are picked up front, below the ephemeral range (every
+    /// node must know the others' routes before it starts, and a restarted
+    /// node binds its route port again); monitoring ports are chosen by the
+    /// servers themselves.
     ///
     /// # Panics
     /// If the binary is missing (run `make tools`), or the cluster does not
     /// become ready within the start timeout (the message includes the log).
     pub async fn start(size: usize) -> NatsCluster {
         assert!(size >= 1, "a cluster needs at least one node");
-        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..size).map(|_| crate::stable_port()).collect();
         let routes = route_ports
             .iter()
             .map(|port| format!("nats-route://127.0.0.1:{port}"))
@@ -122,14 +121,6 @@ impl NatsCluster {
 /// The server name of node `index`: `stocklet-node-<index>`.
 fn node_name(index: usize) -> String {
     format!("stocklet-node-{index}")
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"))
 }
 
 #[cfg(test)]

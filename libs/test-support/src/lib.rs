@@ -6,7 +6,8 @@
 //! PostgreSQL would test our assumptions about them, not them. So every test that
 //! needs them gets the real thing, isolated:
 //!
-//! - [`NatsServer`]: a private `nats-server` process per test (random port, JetStream
+//! - [`NatsServer`]: a private `nats-server` process per test (a free port below the
+//!   ephemeral range, kept across restarts; JetStream
 //!   store in a temp dir, the project's own `nats/nats-server.conf`), which the test
 //!   can restart, pause (SIGSTOP) or kill to exercise failure paths.
 //! - [`NatsCluster`]: several such servers clustered over loopback routes, for
@@ -65,4 +66,25 @@ use std::path::PathBuf;
 pub fn workspace_root() -> PathBuf {
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     root.canonicalize().unwrap_or(root)
+}
+
+/// A loopback port that is free now and lies below the kernel's ephemeral
+/// range (32768-60999 on Linux), for a server a test restarts on the same
+/// port. An ephemeral port can be taken while the server is down, by any
+/// outgoing connection, even by a client's own TCP self-connect while it
+/// keeps dialling that port, and the restart then fails to bind; a port
+/// below the range is never handed out that way.
+pub(crate) fn stable_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u64..1000 {
+        let mut hasher = random.build_hasher();
+        hasher.write_u64(attempt);
+        hasher.write_u32(std::process::id());
+        let port = 20_000 + u16::try_from(hasher.finish() % 12_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }

@@ -269,6 +269,26 @@ impl NatsServer {
     }
 
     async fn spawn_and_wait(&mut self) {
+        // A port below the ephemeral range, free a moment ago, kept across
+        // restarts (see `stable_port`). Another test may take the same one
+        // at the same moment: a first start then picks again.
+        let first_start = self.port.is_none();
+        for attempt in 1.. {
+            let port = *self.port.get_or_insert_with(crate::stable_port);
+            self.spawn_on(port);
+            match self.wait_ready().await {
+                Ok(()) => return,
+                Err(failure)
+                    if first_start && attempt < 5 && failure.contains("address already in use") =>
+                {
+                    self.port = None;
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+    }
+
+    fn spawn_on(&mut self, port: u16) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -277,9 +297,7 @@ impl NatsServer {
         let stdout = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone the log file handle: {e}"));
-        // First start: -p -1 lets the server pick a free port, reported in the ports
-        // file (no bind-then-release race between parallel tests). Restarts reuse it.
-        let port = self.port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        let port = port.to_string();
         let mut command = Command::new(&self.bin);
         command
             .arg("-c")
@@ -301,10 +319,11 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         self.child = Some(child);
         self.paused = false;
-        self.wait_ready().await;
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until JetStream answers; the reason (with the log) when the
+    /// server exits or never becomes ready.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
         loop {
             let exited = match self.child.as_mut().map(Child::try_wait) {
@@ -315,29 +334,29 @@ impl NatsServer {
             };
             if let Some(status) = exited {
                 self.child = None;
-                panic!(
+                return Err(format!(
                     "nats-server ({}) exited before becoming ready: {status}\n--- server log ---\n{}",
                     self.bin.display(),
                     self.log_tail()
-                );
+                ));
             }
-            if self.port.is_none() {
-                self.port = read_ports_file(&self.dir.path().join("ports"), self.pid());
-            }
+            // Our own server bound the port (its ports file says so), not
+            // another test's that took the same one.
             if let Some(port) = self.port
+                && read_ports_file(&self.dir.path().join("ports"), self.pid()) == Some(port)
                 && jetstream_ready(port).await
             {
-                return;
+                return Ok(());
             }
             if started.elapsed() > self.start_timeout {
                 let tail = self.log_tail();
                 self.kill();
-                panic!(
+                return Err(format!(
                     "nats-server ({}) not ready (JetStream answering on port {:?}) within {:?}\n--- server log ---\n{tail}",
                     self.bin.display(),
                     self.port,
                     self.start_timeout
-                );
+                ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

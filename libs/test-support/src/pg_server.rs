@@ -52,7 +52,7 @@ impl PostgresServer {
                 dir.path().display()
             );
         }
-        let port = free_port();
+        let port = crate::stable_port();
         let server = PostgresServer {
             dir,
             bin,
@@ -239,13 +239,6 @@ fn server_bin_dir() -> PathBuf {
              postgresql package (apt-get install postgresql) or set PG_BIN to their directory"
         )
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 fn path_str(path: &Path) -> &str {
