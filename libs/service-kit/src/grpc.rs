@@ -3,7 +3,8 @@
 //! Every service gets standard gRPC health (`grpc.health.v1`, reporting
 //! SERVING while it runs, NOT_SERVING while one of its consumers is down
 //! (see [`ConsumerHealth`]) and once shutdown starts) and
-//! reflection (`grpc.reflection.v1`, from the shared descriptor set, so
+//! reflection (`grpc.reflection.v1`, from the shared descriptor set, listing
+//! exactly the services this port serves, health and reflection included, so
 //! `grpcurl` works without the .proto files). The listener comes from the
 //! caller: binaries bind the configured address, tests bind port 0.
 //!
@@ -41,6 +42,11 @@ pub enum ServeError {
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
+
+/// The standard health service every port serves.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// The reflection service every port serves.
+pub const REFLECTION_SERVICE: &str = "grpc.reflection.v1.ServerReflection";
 
 /// Serves `routes` plus health and reflection on `listener` until
 /// `shutdown`, then stops taking new calls and lets in-flight ones finish.
@@ -93,9 +99,20 @@ pub async fn serve(
             }
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
+    // Reflection lists exactly what this port serves (its services, health
+    // and reflection itself), and resolves each of them, health included,
+    // so a reflection-only client can call any of them.
+    let mut reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(stocklet_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in service_names
+        .iter()
+        .copied()
+        .chain([HEALTH_SERVICE, REFLECTION_SERVICE])
+    {
+        reflection = reflection.with_service_name(name);
+    }
+    let reflection = reflection.build_v1()?;
     crate::metrics::install();
     let routes = routes.add_service(health).add_service(reflection);
     let routes = Routes::from(
@@ -205,6 +222,76 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         last
+    }
+
+    #[tokio::test]
+    async fn reflection_lists_exactly_what_the_port_serves_and_resolves_health() {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_down, health) = watch::channel(0usize);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+            .unwrap();
+        let idempotency = Idempotency::new(pool, Duration::from_secs(60), Secret::new("t"));
+        let shutdown = CancellationToken::new();
+        let serving = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &["stocklet.product.v1.ProductService"],
+            health,
+            idempotency,
+            shutdown.clone(),
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        let client = ServerReflectionClient::new(channel);
+        let ask = |request: MessageRequest| {
+            let mut client = client.clone();
+            async move {
+                let requests = tonic::codegen::tokio_stream::iter([ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(request),
+                }]);
+                let mut answers = client
+                    .server_reflection_info(requests)
+                    .await
+                    .unwrap()
+                    .into_inner();
+                answers.message().await.unwrap().unwrap().message_response
+            }
+        };
+        let mut listed = Vec::new();
+        for _ in 0..100 {
+            if let Some(MessageResponse::ListServicesResponse(list)) =
+                ask(MessageRequest::ListServices(String::new())).await
+            {
+                listed = list.service.into_iter().map(|s| s.name).collect::<Vec<_>>();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                HEALTH_SERVICE,
+                REFLECTION_SERVICE,
+                "stocklet.product.v1.ProductService"
+            ]
+        );
+        let health_file = ask(MessageRequest::FileContainingSymbol(HEALTH_SERVICE.into())).await;
+        assert!(
+            matches!(health_file, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+            "{health_file:?}"
+        );
+        shutdown.cancel();
+        serving.await.unwrap().unwrap();
     }
 
     #[tokio::test]
