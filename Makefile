@@ -96,3 +96,7 @@ clean: ## cargo clean
 .PHONY: docs
 docs: ## Regenerate docs/events.md (the events catalogue) from proto/ and the services' code
 	UPDATE_EVENTS_CATALOGUE=1 $(CARGO) test -p stocklet-proto --test events_catalogue
+
+.PHONY: proto-baseline
+proto-baseline: ## Accept the current proto contract as the baseline (after a deliberate, reviewed change)
+	UPDATE_PROTO_BASELINE=1 $(CARGO) test -p stocklet-proto --test compatibility
