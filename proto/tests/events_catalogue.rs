@@ -22,6 +22,62 @@ const EVENTS_PACKAGE: &str = "stocklet.events.v1";
 const OCCURRED_AT: (&str, i32) = ("occurred_at_ms", 15);
 const CATALOGUE: &str = "docs/events.md";
 
+/// What every message carries besides its payload, when each header is
+/// there, and how to read a message with only `proto/`.
+const HEADERS: &str = r#"
+## Headers
+
+Every stored message carries these NATS headers (the envelope,
+`libs/es-core/src/envelope.rs`). A subscriber can route, dedupe and trace
+an event from them without decoding it.
+
+| header | present | meaning |
+| --- | --- | --- |
+| `Stocklet-Event-Id` | always | UUIDv7 of the event; of the commit for a batch message (each event in the batch has its own) |
+| `Stocklet-Event-Type` | always | the payload's full protobuf name, e.g. `stocklet.events.v1.OrderPlaced`; `stocklet.events.v1.EventBatch` for a commit of several events |
+| `Stocklet-Schema-Version` | always | the payload's schema version (`1` for every event today; a batch message is `1`, its records carry their own) |
+| `Stocklet-Aggregate-Type`, `Stocklet-Aggregate-Id` | always | the aggregate instance that wrote it (also the last two tokens of the subject) |
+| `Stocklet-Timestamp` | always | Unix milliseconds when the commit was made |
+| `Stocklet-Causation-Id` | when the command had a cause | the id of the event a reaction handled, or of the client request (`X-Request-Id` at the gateway, `x-request-id` over gRPC, else one the service made); absent only on what a service writes by itself at start-up (the first admin's `CredentialsCreated`) |
+| `Stocklet-Correlation-Id` | on every event of an order's saga | the order id; absent on events outside a saga (catalogue, stock levels, users, credentials, balances opened or credited) |
+| `Stocklet-Dedupe-Key` | on events a reaction wrote, and on the first admin's `CredentialsCreated` (`bootstrap-admin`) | `<handler>:<source event id>`, remembered in the aggregate's history; absent on client commands (their retries are deduplicated by the `Idempotency-Key` ledger at the API) |
+| `Nats-Msg-Id` | on ordinary appends; absent on the messages of an atomic batch (JetStream refuses it there) | `<subject>:<dedupe key>`, else the commit's id, so the server's duplicate window drops a re-sent publish |
+| `traceparent` | when the writer traced the command (always, in the services) | W3C trace context of the span that wrote it |
+| `tracestate` | only when the trace carries vendor state (rarely) | W3C trace state |
+
+A letter in the `DEADLETTER` stream (subject `deadletter.<consumer>`) keeps
+the original message's headers and payload (without its `Nats-` headers)
+and adds:
+
+| header | meaning |
+| --- | --- |
+| `Stocklet-Dlq-Consumer` | the durable consumer that gave up |
+| `Stocklet-Dlq-Error` | why, one line, at most 1,024 characters |
+| `Stocklet-Dlq-Stream`, `Stocklet-Dlq-Sequence`, `Stocklet-Dlq-Subject` | where the event is stored |
+| `Stocklet-Dlq-Deliveries` | deliveries tried (0 for an event a projection read from the stream itself) |
+
+Replayed letters travel on `deadletter.<consumer>.replay` (see the README,
+"Dead letters").
+
+## Reading events with only `proto/`
+
+The event files import nothing outside `proto/stocklet/events/v1`, so any
+protobuf toolchain compiles them from `proto/` alone (the service files
+also import `google/api/*.proto`, vendored under `proto/google`, and
+`google/protobuf/descriptor.proto`, which ships with every protoc and with
+Python's `grpcio-tools`). For example, with a message's payload saved as
+`event.bin` (a subscriber receives it as the message's bytes):
+
+```sh
+protoc -Iproto --decode=stocklet.events.v1.OrderPlaced stocklet/events/v1/order.proto < event.bin
+```
+
+Pick the message type from `Stocklet-Event-Type`. A message of type
+`stocklet.events.v1.EventBatch` (`envelope.proto`) holds several events of
+one commit: decode it, then each `EventRecord` by its own `event_type`.
+Unknown types are events added after your copy of `proto/`: skip them.
+"#;
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -330,6 +386,7 @@ fn render() -> String {
         }
     }
     assert!(events > 20, "only {events} events found");
+    out.push_str(HEADERS);
 
     for file in &files {
         let info = file.source_code_info.as_ref();
