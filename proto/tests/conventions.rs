@@ -517,6 +517,7 @@ fn events_are_catalogued_per_context_and_carry_their_time() {
                 "StockAdded",
                 "StockRemoved",
                 "StockReserved",
+                "StockHeld",
                 "StockReservationFailed",
                 "StockReleased",
                 "StockConsumed",

@@ -475,7 +475,16 @@ async fn a_keyed_order_placed_while_postgres_is_down_is_placed_and_charged_once(
         .await;
     assert_eq!(last.json["order"]["id"], order);
     assert_eq!(app.orders(&ann).await.len(), 1);
-    let charges = app.transactions(&ann, "TRANSACTION_KIND_PAYMENT").await;
+    // The payment's ledger follows its own stream: wait until the charge
+    // shows, then check it is the only one.
+    let deadline = Instant::now() + SETTLE;
+    let charges = loop {
+        let charges = app.transactions(&ann, "TRANSACTION_KIND_PAYMENT").await;
+        if !charges.is_empty() || Instant::now() > deadline {
+            break charges;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(charges.len(), 1, "{charges:?}");
     app.stop().await;
     drop(postgres);

@@ -23,13 +23,13 @@
 //! few bytes ([`SnapshotState`]), and a load is a snapshot plus a short
 //! tail, however long the history.
 //!
-//! The saga events (`StockReserved`, `StockReleased`, `StockConsumed`,
-//! `StockReturned`) are order-level messages; on a `Stock` subject
-//! (`warehouse.stock.<product id>`) they carry exactly one line, this
-//! product's, and a `StockReserved` there prices that line only (no shipping
-//! fee). The order-level record for the other services belongs on an
-//! order-keyed subject written in the same atomic batch, so that consumers
-//! can filter on it.
+//! On a `Stock` subject (`warehouse.stock.<product id>`) a hold is
+//! `StockHeld`, and `StockReleased`, `StockConsumed` and `StockReturned`
+//! carry exactly one line, this product's. The order-level `StockReserved`
+//! (every line, the order's totals) is the order-keyed reservation's event,
+//! written in the same atomic batch, so one event type keeps one meaning.
+//! Stock written before `StockHeld` existed has a per-product
+//! `StockReserved` instead; it folds the same way.
 
 use es_core::snapshot::SnapshotState;
 use prost::Message as _;
@@ -47,6 +47,8 @@ es_core::domain_events! {
         // An admin removed available units.
         Removed(pb::StockRemoved),
         // Units were reserved for an order.
+        Held(pb::StockHeld),
+        /// How a hold was recorded before `StockHeld` existed.
         Reserved(pb::StockReserved),
         // An order's reserved units were freed.
         Released(pb::StockReleased),
@@ -312,9 +314,8 @@ impl es_core::Aggregate for Stock {
             } => {
                 let product_id = self.opened()?;
                 self.ensure_available(*quantity)?;
-                let items_price_cents = unit_price.saturating_times(*quantity).get();
                 Ok(vec![
-                    pb::StockReserved {
+                    pb::StockHeld {
                         reservation_id: reservation_id.clone(),
                         order_id: order_id.clone(),
                         customer_id: customer_id.clone(),
@@ -323,9 +324,6 @@ impl es_core::Aggregate for Stock {
                             quantity: quantity.get(),
                             unit_price_cents: unit_price.get(),
                         }],
-                        items_price_cents,
-                        shipping_fee_cents: 0,
-                        total_cents: items_price_cents,
                         occurred_at_ms: *at_ms,
                     }
                     .into(),
@@ -400,9 +398,10 @@ impl es_core::Aggregate for Stock {
             }
             StockEvent::Added(e) => self.on_hand = e.on_hand,
             StockEvent::Removed(e) => self.on_hand = e.on_hand,
-            StockEvent::Reserved(e) => {
+            StockEvent::Held(pb::StockHeld { lines, .. })
+            | StockEvent::Reserved(pb::StockReserved { lines, .. }) => {
                 let quantity =
-                    self.units_in(e.lines.iter().map(|l| (l.product_id.as_str(), l.quantity)));
+                    self.units_in(lines.iter().map(|l| (l.product_id.as_str(), l.quantity)));
                 self.reserved = self.reserved.saturating_add(quantity);
             }
             StockEvent::Released(e) => {
@@ -495,6 +494,22 @@ mod tests {
     }
 
     fn reserved(order: &str, quantity: i64) -> StockEvent {
+        pb::StockHeld {
+            reservation_id: format!("r-{order}"),
+            order_id: order.into(),
+            customer_id: "c1".into(),
+            lines: vec![pb::PricedOrderLine {
+                product_id: P.into(),
+                quantity,
+                unit_price_cents: 250,
+            }],
+            occurred_at_ms: AT,
+        }
+        .into()
+    }
+
+    /// A hold as stock written before `StockHeld` existed recorded it.
+    fn reserved_before_stock_held(order: &str, quantity: i64) -> StockEvent {
         pb::StockReserved {
             reservation_id: format!("r-{order}"),
             order_id: order.into(),
@@ -510,6 +525,24 @@ mod tests {
             occurred_at_ms: AT,
         }
         .into()
+    }
+
+    #[test]
+    fn holds_recorded_before_stock_held_existed_fold_the_same() {
+        let mut old = Stock::default();
+        let mut new = Stock::default();
+        for event in [
+            created(),
+            added(10, 10),
+            reserved_before_stock_held("o1", 3),
+        ] {
+            old.apply(&event);
+        }
+        for event in [created(), added(10, 10), reserved("o1", 3)] {
+            new.apply(&event);
+        }
+        assert_eq!(old, new);
+        assert_eq!(new.available(), 7);
     }
 
     fn line(quantity: i64) -> Vec<pb::OrderLine> {

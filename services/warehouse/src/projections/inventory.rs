@@ -32,6 +32,8 @@ impl Projection for Inventory {
         for stored in events {
             // The order-level `StockReserved` on a reservation subject
             // repeats the per-product holds, which alone move the stock.
+            // (Stock written before `StockHeld` existed holds with a
+            // `StockReserved` on its own subject, which does count.)
             if stored.meta.aggregate_type != Stock::TYPE {
                 continue;
             }
@@ -53,29 +55,26 @@ impl Projection for Inventory {
                 StockEvent::Removed(e) => {
                     set_on_hand(conn, &e.product_id, e.on_hand, e.occurred_at_ms).await?;
                 }
-                StockEvent::Reserved(e) => {
-                    sqlx::query(
-                        "INSERT INTO reservations (id, order_id, status, created_at_ms, updated_at_ms)
-                         VALUES ($1, $2, 'reserved', $3, $3) ON CONFLICT (id) DO NOTHING",
+                StockEvent::Held(e) => {
+                    hold(
+                        conn,
+                        &e.reservation_id,
+                        &e.order_id,
+                        &e.lines,
+                        e.occurred_at_ms,
                     )
-                    .bind(&e.reservation_id)
-                    .bind(&e.order_id)
-                    .bind(e.occurred_at_ms)
-                    .execute(&mut *conn)
                     .await?;
-                    for line in &e.lines {
-                        sqlx::query(
-                            "INSERT INTO reservation_lines (reservation_id, product_id, quantity)
-                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(&e.reservation_id)
-                        .bind(&line.product_id)
-                        .bind(line.quantity)
-                        .execute(&mut *conn)
-                        .await?;
-                        move_units(conn, &line.product_id, 0, line.quantity, e.occurred_at_ms)
-                            .await?;
-                    }
+                }
+                // A hold as stock written before `StockHeld` recorded it.
+                StockEvent::Reserved(e) => {
+                    hold(
+                        conn,
+                        &e.reservation_id,
+                        &e.order_id,
+                        &e.lines,
+                        e.occurred_at_ms,
+                    )
+                    .await?;
                 }
                 StockEvent::Released(e) => {
                     transition(conn, &e.reservation_id, "released", e.occurred_at_ms).await?;
@@ -115,6 +114,39 @@ impl Projection for Inventory {
             .await?;
         Ok(())
     }
+}
+
+/// Records one order's hold of the `lines` (this product's) and moves the
+/// units from available to reserved.
+async fn hold(
+    conn: &mut PgConnection,
+    reservation_id: &str,
+    order_id: &str,
+    lines: &[pb::PricedOrderLine],
+    at_ms: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO reservations (id, order_id, status, created_at_ms, updated_at_ms)
+         VALUES ($1, $2, 'reserved', $3, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(reservation_id)
+    .bind(order_id)
+    .bind(at_ms)
+    .execute(&mut *conn)
+    .await?;
+    for line in lines {
+        sqlx::query(
+            "INSERT INTO reservation_lines (reservation_id, product_id, quantity)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(reservation_id)
+        .bind(&line.product_id)
+        .bind(line.quantity)
+        .execute(&mut *conn)
+        .await?;
+        move_units(conn, &line.product_id, 0, line.quantity, at_ms).await?;
+    }
+    Ok(())
 }
 
 async fn set_on_hand(
