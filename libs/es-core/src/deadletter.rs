@@ -142,17 +142,10 @@ impl Letter<'_> {
     ) -> Result<(), async_nats::Error> {
         let mut headers = HeaderMap::new();
         if let Some(original) = self.headers {
-            let replaced: Vec<&str> = [
-                Header::DeadLetterError,
-                Header::DeadLetterConsumer,
-                Header::DeadLetterStream,
-                Header::DeadLetterSequence,
-                Header::DeadLetterSubject,
-                Header::DeadLetterDeliveries,
-            ]
-            .into_iter()
-            .map(|header| conventions.header(header))
-            .collect();
+            let replaced: Vec<&str> = Header::DEAD_LETTER
+                .into_iter()
+                .map(|header| conventions.header(header))
+                .collect();
             for (name, values) in original.iter() {
                 let name: &str = name.as_ref();
                 // Server-interpreted headers would be checked again on

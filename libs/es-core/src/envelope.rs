@@ -83,6 +83,16 @@ pub enum Header {
 }
 
 impl Header {
+    /// The headers a dead letter adds to the event's own.
+    pub const DEAD_LETTER: [Header; 6] = [
+        Header::DeadLetterError,
+        Header::DeadLetterConsumer,
+        Header::DeadLetterStream,
+        Header::DeadLetterSequence,
+        Header::DeadLetterSubject,
+        Header::DeadLetterDeliveries,
+    ];
+
     const ALL: [Header; 15] = [
         Header::EventId,
         Header::EventType,

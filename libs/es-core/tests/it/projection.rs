@@ -322,6 +322,18 @@ async fn lag_and_read_your_writes() {
     assert_eq!(settled_lag(&ledger).await, 0);
 }
 
+/// Opens the account `name`.
+async fn open_account(bank: &Bank, name: &str) {
+    bank.accounts()
+        .execute(
+            &id(name),
+            &AccountCommand::Open { owner: "o".into() },
+            &CommandContext::default(),
+        )
+        .await
+        .unwrap();
+}
+
 /// Takes `n` messages off the ledger's durable consumer, as another
 /// instance would before dying without acking them: they come back only
 /// after the ack wait. Returns their stream sequences.
@@ -364,14 +376,7 @@ async fn events_redelivered_out_of_order_are_still_applied_in_stream_order() {
         .with_ack_wait(Duration::from_secs(1));
     let accounts = bank.accounts();
     let ctx = CommandContext::default();
-    accounts
-        .execute(
-            &id("acc"),
-            &AccountCommand::Open { owner: "o".into() },
-            &ctx,
-        )
-        .await
-        .unwrap();
+    open_account(&bank, "acc").await;
     runner(&bank, &db, config.clone())
         .catch_up(false)
         .await
@@ -449,14 +454,7 @@ async fn a_poison_event_inside_a_filled_gap_is_the_one_dead_lettered() {
         .with_ack_wait(Duration::from_secs(30));
     let accounts = bank.accounts();
     let ctx = CommandContext::default();
-    accounts
-        .execute(
-            &id("acc"),
-            &AccountCommand::Open { owner: "o".into() },
-            &ctx,
-        )
-        .await
-        .unwrap();
+    open_account(&bank, "acc").await;
     let picky = || {
         ProjectionRunner::new(
             PickyLedger,

@@ -100,6 +100,23 @@ fn priced(order: &str, product: &str, quantity: i64) -> events::OrderPriced {
     }
 }
 
+/// Publishes the payment's capture of `order` as the payment service does.
+async fn capture(app: &TestApp, transaction_id: &str, order: &str, amount_cents: i64) {
+    app.publish(
+        streams::PAYMENT,
+        "balance",
+        "c1",
+        events::PaymentCaptured {
+            transaction_id: transaction_id.into(),
+            order_id: order.to_owned(),
+            customer_id: "c1".into(),
+            amount_cents,
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_product_with_thousands_of_orders_steps_on_a_snapshot_and_a_short_tail() {
     let app = TestApp::spawn().await;
@@ -169,19 +186,7 @@ async fn a_product_with_thousands_of_orders_steps_on_a_snapshot_and_a_short_tail
     app.publish(streams::ORDER, "order", &b, priced(&b, &p, 3))
         .await;
     app.stock_eventually(&p, |s| s.reserved == 3).await;
-    app.publish(
-        streams::PAYMENT,
-        "balance",
-        "c1",
-        events::PaymentCaptured {
-            transaction_id: "t-b".into(),
-            order_id: b.clone(),
-            customer_id: "c1".into(),
-            amount_cents: 300,
-            ..Default::default()
-        },
-    )
-    .await;
+    capture(&app, "t-b", &b, 300).await;
     app.stock_eventually(&p, |s| s.reserved == 0 && s.on_hand == on_hand - 3)
         .await;
     app.publish(
@@ -234,19 +239,7 @@ async fn a_saga_event_redelivered_after_its_dedupe_key_is_forgotten_changes_noth
     app.publish(streams::ORDER, "order", &order, priced(&order, &p, 4))
         .await;
     app.stock_eventually(&p, |s| s.reserved == 4).await;
-    app.publish(
-        streams::PAYMENT,
-        "balance",
-        "c1",
-        events::PaymentCaptured {
-            transaction_id: "t1".into(),
-            order_id: order.clone(),
-            customer_id: "c1".into(),
-            amount_cents: 400,
-            ..Default::default()
-        },
-    )
-    .await;
+    capture(&app, "t1", &order, 400).await;
     app.stock_eventually(&p, |s| s.reserved == 0 && s.on_hand == 100_000 - 4)
         .await;
     let captured = stored(&app, streams::PAYMENT, "balance", "c1").await;
@@ -323,19 +316,7 @@ async fn two_deliveries_racing_for_one_step_move_the_stock_once() {
     // The payment's event, handled by the service's own consumer and, at
     // the same time, by two more deliveries (as if redelivered to other
     // instances).
-    app.publish(
-        streams::PAYMENT,
-        "balance",
-        "c1",
-        events::PaymentCaptured {
-            transaction_id: "t1".into(),
-            order_id: order.clone(),
-            customer_id: "c1".into(),
-            amount_cents: 400,
-            ..Default::default()
-        },
-    )
-    .await;
+    capture(&app, "t1", &order, 400).await;
     let captured = stored(&app, streams::PAYMENT, "balance", "c1").await;
     let (a, b) = tokio::join!(
         es_core::testing::deliver(&reaction, captured.clone()),
