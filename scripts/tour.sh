@@ -127,7 +127,7 @@ CMD
 
 step "Place an order for one unit" 1 '[[ -n $ORDER_ID ]]' <<'CMD'
 ORDER_ID=$(curl -s -X POST "$GW/v1/order/place" -H "authorization: Bearer $TOKEN" \
-  -H 'content-type: application/json' -d '{"items":{"'"$PRODUCT_ID"'":"1"}}' | json order.id)
+  -H 'content-type: application/json' -d '{"'"$PRODUCT_ID"'":"1"}' | json order.id)
 echo "order $ORDER_ID"
 CMD
 

@@ -293,7 +293,8 @@ fn every_route_is_as_documented() {
             "",
         ),
         ("order", "ViewOrders", "GET", "/v1/order/list", ""),
-        ("order", "PlaceOrder", "POST", "/v1/order/place", "cart"),
+        ("order", "PlaceOrder", "POST", "/v1/order/place", "items"),
+        ("order", "PlaceOrder", "POST", "/v1/order/orders", "cart"),
         (
             "order",
             "CancelOrder",
@@ -427,16 +428,21 @@ fn every_route_is_as_documented() {
         let rule = route
             .rule
             .unwrap_or_else(|| panic!("{}/{} has no HTTP rule", route.service, route.method));
-        let (verb, path) = common::verb_and_path(&rule);
-        assert!(rule.additional_bindings.is_empty());
         assert!(rule.response_body.is_empty());
-        actual.insert((
-            short.to_owned(),
-            route.method,
-            verb.to_owned(),
-            path,
-            rule.body,
-        ));
+        for nested in &rule.additional_bindings {
+            assert!(nested.additional_bindings.is_empty(), "nested bindings");
+        }
+        for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
+            let (verb, path) = common::verb_and_path(binding);
+            assert!(binding.response_body.is_empty());
+            actual.insert((
+                short.to_owned(),
+                route.method.clone(),
+                verb.to_owned(),
+                path,
+                binding.body.clone(),
+            ));
+        }
     }
     let expected: BTreeSet<_> = table
         .iter()

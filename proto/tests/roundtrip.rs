@@ -220,12 +220,21 @@ fn unknown_enum_names_are_rejected() {
 fn descriptor_set_keeps_the_http_rule_of_place_order() {
     let rule = common::rule("stocklet.order.v1.OrderService", "PlaceOrder");
 
+    // The original Stocklet's shape: the body is the map itself.
     assert_eq!(rule.pattern, Some(Pattern::Post("/v1/order/place".into())));
-    assert_eq!(rule.body, "cart");
-    assert!(rule.additional_bindings.is_empty());
+    assert_eq!(rule.body, "items");
     assert_eq!(
         common::verb_and_path(&rule),
         ("POST", "/v1/order/place".to_owned())
+    );
+    // And wrapped in a Cart, on the orders collection.
+    let [wrapped] = rule.additional_bindings.as_slice() else {
+        panic!("one additional binding: {:?}", rule.additional_bindings);
+    };
+    assert_eq!(wrapped.body, "cart");
+    assert_eq!(
+        common::verb_and_path(wrapped),
+        ("POST", "/v1/order/orders".to_owned())
     );
 }
 

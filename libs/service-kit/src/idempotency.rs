@@ -712,7 +712,7 @@ mod tests {
     #[test]
     fn the_fingerprint_ignores_map_order() {
         use prost::Message as _;
-        use stocklet_proto::stocklet::order::v1::{Cart, PlaceOrderRequest};
+        use stocklet_proto::stocklet::order::v1::PlaceOrderRequest;
 
         let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET).unwrap();
         let method = pool
@@ -723,9 +723,8 @@ mod tests {
             .unwrap();
         let framed = |items: &[(&str, i64)]| {
             let request = PlaceOrderRequest {
-                cart: Some(Cart {
-                    items: items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-                }),
+                items: items.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                cart: None,
             };
             let message = request.encode_to_vec();
             let mut framed = vec![0];

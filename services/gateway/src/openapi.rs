@@ -245,9 +245,14 @@ mod tests {
                 route.template
             );
         }
+        // The original's body: the cart itself, a map of int64 strings.
         let place = &doc["paths"]["/v1/order/place"]["post"];
+        let schema = &place["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["type"], "object");
+        assert_eq!(schema["additionalProperties"]["format"], "int64");
+        let wrapped = &doc["paths"]["/v1/order/orders"]["post"];
         assert_eq!(
-            place["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            wrapped["requestBody"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/stocklet.order.v1.Cart"
         );
         let order = &doc["components"]["schemas"]["stocklet.order.v1.Order"]["properties"];

@@ -45,7 +45,7 @@ pub enum BodyMapping {
     None,
     /// `body: "*"`: the whole message is the body.
     Whole,
-    /// `body: "<field>"`: the body is this (message) field.
+    /// `body: "<field>"`: the body is this field, a message or a map.
     Field(FieldDescriptor),
 }
 
@@ -252,8 +252,9 @@ fn route_of(method: &MethodDescriptor, backend: &str, rule: &HttpRule) -> Result
             let desc = input
                 .get_field_by_name(field)
                 .ok_or_else(|| format!("body field {field} is not a field of the request"))?;
-            if desc.is_list() || desc.is_map() || !matches!(desc.kind(), Kind::Message(_)) {
-                return Err(format!("body field {field} must be a message field"));
+            let message = !desc.is_list() && matches!(desc.kind(), Kind::Message(_));
+            if !message && !desc.is_map() {
+                return Err(format!("body field {field} must be a message or map field"));
             }
             BodyMapping::Field(desc)
         }
@@ -434,8 +435,15 @@ mod tests {
         let Lookup::Found(route, _) = table.lookup(&http::Method::POST, "/v1/order/place") else {
             panic!("no place route");
         };
-        assert!(matches!(&route.body, BodyMapping::Field(f) if f.name() == "cart"));
+        assert!(matches!(&route.body, BodyMapping::Field(f) if f.name() == "items"));
         assert_eq!(route.backend, "order");
+        // The additional binding is a route of the same method.
+        let Lookup::Found(wrapped, _) = table.lookup(&http::Method::POST, "/v1/order/orders")
+        else {
+            panic!("no orders route");
+        };
+        assert!(matches!(&wrapped.body, BodyMapping::Field(f) if f.name() == "cart"));
+        assert_eq!(wrapped.full_name(), route.full_name());
     }
 
     #[test]

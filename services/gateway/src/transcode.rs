@@ -66,16 +66,8 @@ pub fn request_message(
     let has_body = !body.iter().all(u8::is_ascii_whitespace);
     let mut message = match &route.body {
         BodyMapping::Whole if has_body => parse_json(input.clone(), body)?,
-        BodyMapping::Field(field) => {
-            let mut message = DynamicMessage::new(input.clone());
-            if has_body {
-                let Kind::Message(field_type) = field.kind() else {
-                    return Err(RequestError::Body("the body field is not a message".into()));
-                };
-                message.set_field(field, Value::Message(parse_json(field_type, body)?));
-            }
-            message
-        }
+        BodyMapping::Field(field) if has_body => parse_json_field(input.clone(), field, body)?,
+        BodyMapping::Field(_) => DynamicMessage::new(input.clone()),
         BodyMapping::Whole | BodyMapping::None => DynamicMessage::new(input.clone()),
     };
     if let Some(query) = query.filter(|q| !q.is_empty()) {
@@ -117,7 +109,7 @@ fn query_field(route: &Route, input: &MessageDescriptor, name: &str) -> Option<F
 }
 
 fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, RequestError> {
-    reject_duplicate_keys(body)?;
+    reject_duplicate_keys(body, "")?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let message = DynamicMessage::deserialize_with_options(descriptor, &mut deserializer, &options)
@@ -128,6 +120,28 @@ fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessa
     Ok(message)
 }
 
+/// Parses a body that is one field of the message (a message or a map, as
+/// `body: "items"` makes `{"<product id>": 2}` the whole body). The body
+/// is read as one JSON value first, then placed under the field's name and
+/// read as the message, so it cannot reach any other field.
+fn parse_json_field(
+    descriptor: MessageDescriptor,
+    field: &FieldDescriptor,
+    body: &[u8],
+) -> Result<DynamicMessage, RequestError> {
+    reject_duplicate_keys(body, field.json_name())?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RequestError::Body(e.to_string()))?;
+    let wrapped = serde_json::Value::Object(
+        [(field.json_name().to_owned(), value)]
+            .into_iter()
+            .collect(),
+    );
+    let options = DeserializeOptions::new().deny_unknown_fields(true);
+    DynamicMessage::deserialize_with_options(descriptor, wrapped, &options)
+        .map_err(|e| RequestError::Body(e.to_string()))
+}
+
 /// Refuses a body in which an object names a key twice, at any depth.
 ///
 /// serde (and so the proto3 JSON reader) keeps the last of two equal keys
@@ -136,9 +150,9 @@ fn parse_json(descriptor: MessageDescriptor, body: &[u8]) -> Result<DynamicMessa
 /// the meaning of duplicates open, so the gateway refuses them (400, naming
 /// the key's path) rather than guess. A separate pass: prost-reflect reads
 /// maps and messages into structures that cannot see the duplicate.
-fn reject_duplicate_keys(body: &[u8]) -> Result<(), RequestError> {
+fn reject_duplicate_keys(body: &[u8], root: &str) -> Result<(), RequestError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    match serde::de::DeserializeSeed::deserialize(UniqueKeys(""), &mut deserializer) {
+    match serde::de::DeserializeSeed::deserialize(UniqueKeys(root), &mut deserializer) {
         Ok(()) => Ok(()),
         Err(error) => match error.to_string().split_once(DUPLICATE_MARK) {
             Some((_, rest)) => {
@@ -297,28 +311,46 @@ mod tests {
         request_message(route, &vars, query, body.as_bytes())
     }
 
-    #[test]
-    fn the_cart_is_the_place_order_body() {
+    fn place_order(path: &str, body: &str) -> Result<PlaceOrderRequest, RequestError> {
         use prost::Message as _;
-        use stocklet_proto::stocklet::order::v1::PlaceOrderRequest;
 
-        let message = build(
-            http::Method::POST,
-            "/v1/order/place",
-            None,
-            r#"{"items": {"p1": "2", "p2": 3}}"#,
-        )
-        .unwrap();
-        let request = PlaceOrderRequest::decode(message.encode_to_vec().as_slice()).unwrap();
-        let items = request.cart.unwrap().items;
-        assert_eq!((items["p1"], items["p2"]), (2, 3));
+        let message = build(http::Method::POST, path, None, body)?;
+        Ok(PlaceOrderRequest::decode(message.encode_to_vec().as_slice()).unwrap())
+    }
+
+    use stocklet_proto::stocklet::order::v1::PlaceOrderRequest;
+
+    #[test]
+    fn the_place_order_body_is_the_bare_cart_as_in_the_original() {
+        let request = place_order("/v1/order/place", r#"{"p1": "2", "p2": 3}"#).unwrap();
+        assert_eq!((request.items["p1"], request.items["p2"]), (2, 3));
+        assert_eq!(request.cart, None);
+
+        let request = place_order("/v1/order/orders", r#"{"items": {"p1": "2"}}"#).unwrap();
+        assert_eq!(request.cart.unwrap().items["p1"], 2);
+        assert!(request.items.is_empty());
+    }
+
+    #[test]
+    fn a_bare_cart_reaches_no_other_field() {
+        // Trailing text after the map is not JSON, not a second field.
+        let error =
+            place_order("/v1/order/place", r#"{"p1": 1}, "cart": {"items": {}}"#).unwrap_err();
+        assert!(matches!(error, RequestError::Body(_)), "{error}");
+        // A key that looks like a field is a product id (the service refuses it).
+        let request = place_order("/v1/order/place", r#"{"customerId": 1}"#).unwrap();
+        assert_eq!(request.items["customerId"], 1);
+        for bad in [r#"["p1"]"#, r#"{"p1": "two"}"#, r#""p1""#] {
+            let error = place_order("/v1/order/place", bad).unwrap_err();
+            assert!(matches!(error, RequestError::Body(_)), "{bad}: {error}");
+        }
     }
 
     #[test]
     fn unknown_fields_are_rejected_so_privileged_fields_cannot_be_smuggled() {
         let error = build(
             http::Method::POST,
-            "/v1/order/place",
+            "/v1/order/orders",
             None,
             r#"{"items": {"p1": 1}, "customerId": "someone-else"}"#,
         )
@@ -366,9 +398,18 @@ mod tests {
     fn a_key_given_twice_at_any_depth_is_refused_with_its_path() {
         let error = build(
             http::Method::POST,
-            "/v1/order/place",
+            "/v1/order/orders",
             None,
             r#"{"items": {"p": "1", "p": "2"}}"#,
+        )
+        .unwrap_err();
+        // A body that is one field is named from that field.
+        assert_eq!(error.field(), Some("cart.items.p"), "{error}");
+        let error = build(
+            http::Method::POST,
+            "/v1/order/place",
+            None,
+            r#"{"p": "1", "p": "2"}"#,
         )
         .unwrap_err();
         assert_eq!(error.field(), Some("items.p"), "{error}");
@@ -381,8 +422,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(error.field(), Some("name"), "{error}");
         // The same key in different objects is fine.
-        assert!(reject_duplicate_keys(br#"{"a": {"x": 1}, "b": [{"x": 1}, {"x": 2}]}"#).is_ok());
-        let error = reject_duplicate_keys(br#"{"b": [{"x": 1}, {"x": 2, "x": 3}]}"#).unwrap_err();
+        assert!(
+            reject_duplicate_keys(br#"{"a": {"x": 1}, "b": [{"x": 1}, {"x": 2}]}"#, "").is_ok()
+        );
+        let error =
+            reject_duplicate_keys(br#"{"b": [{"x": 1}, {"x": 2, "x": 3}]}"#, "").unwrap_err();
         assert_eq!(error.field(), Some("b[1].x"));
     }
 

@@ -455,9 +455,7 @@ async fn one_order(
     let placed = orders
         .place_order(as_user(
             &customer.identity,
-            order::PlaceOrderRequest {
-                cart: Some(order::Cart { items }),
-            },
+            order::PlaceOrderRequest { items, cart: None },
         ))
         .await
         .unwrap()

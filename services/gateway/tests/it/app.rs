@@ -513,7 +513,7 @@ impl TestApp {
             .iter()
             .map(|(id, q)| ((*id).to_owned(), json!(q)))
             .collect();
-        self.post("/v1/order/place", Some(token), &json!({"items": items}))
+        self.post("/v1/order/place", Some(token), &Value::Object(items))
             .await
     }
 }
@@ -571,6 +571,21 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Posts `body` (no token) until the answer is a 200 or `SETTLE` has
+    /// passed: a login while the auth service catches up.
+    pub async fn eventually_post(&self, path: &str, body: &Value) -> Answer {
+        let what = format!("POST {path} succeeding");
+        stocklet_test_support::eventually(SETTLE, what, async || {
+            let answer = self.post(path, None, body).await;
+            if answer.status == 200 {
+                Ok(answer)
+            } else {
+                Err(answer)
+            }
+        })
+        .await
     }
 
     /// Logs in with `email` and `password`, waiting for the auth service to

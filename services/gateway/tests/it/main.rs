@@ -14,6 +14,7 @@ mod idempotency;
 mod limits;
 mod mass_assignment;
 mod matrix;
+mod original_client;
 mod routes_auth;
 mod routes_deadletters;
 mod routes_order;

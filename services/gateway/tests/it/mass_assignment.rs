@@ -63,18 +63,47 @@ async fn privileged_fields_in_requests_change_nothing() {
     // total.
     let product = app.stocked_product(&admin, 1_000, 5).await;
     app.credit(&admin, &eve, 5_000).await;
-    for smuggled in [
-        json!({"items": {&product: 1}, "customerId": admin.id}),
-        json!({"items": {&product: 1}, "status": "ORDER_STATUS_COMPLETED"}),
-        json!({"items": {&product: 1}, "totalCents": "1"}),
-        json!({"items": {&product: 1}, "itemsPriceCents": "1"}),
-        json!({"items": {&product: 1}, "priceCents": "1"}),
-        json!({"items": {&product: {"quantity": 1, "priceCents": "1"}}}),
+    // Wrapped (`POST /v1/order/orders`), a field beside the items is unknown;
+    // bare (`POST /v1/order/place`), every key is a product id, so a field
+    // name is a product that does not exist.
+    for (path, smuggled) in [
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: 1}, "customerId": admin.id}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: 1}, "status": "ORDER_STATUS_COMPLETED"}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: 1}, "totalCents": "1"}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: 1}, "itemsPriceCents": "1"}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: 1}, "priceCents": "1"}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {&product: {"quantity": 1, "priceCents": "1"}}}),
+        ),
+        (
+            "/v1/order/place",
+            json!({&product: 1, "customerId": admin.id}),
+        ),
+        ("/v1/order/place", json!({&product: 1, "totalCents": "1"})),
+        (
+            "/v1/order/place",
+            json!({&product: {"quantity": 1, "priceCents": "1"}}),
+        ),
+        ("/v1/order/place", json!({"items": {&product: 1}})),
     ] {
-        let answer = app
-            .post("/v1/order/place", Some(&eve.token), &smuggled)
-            .await;
-        assert_eq!(answer.status, 400, "{smuggled}: {answer:?}");
+        let answer = app.post(path, Some(&eve.token), &smuggled).await;
+        assert_eq!(answer.status, 400, "{path} {smuggled}: {answer:?}");
     }
     let orders = app.get("/v1/order/list", Some(&eve.token)).await;
     assert_eq!(orders.json["orders"], json!([]), "no order was placed");

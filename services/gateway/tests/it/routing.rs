@@ -162,9 +162,7 @@ async fn orders_are_placed_with_the_cart_as_body_and_stay_private() {
 async fn tokens_are_required_and_admin_routes_refuse_customers() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/v1/order/list", None).await.status, 401);
-    let anonymous = app
-        .post("/v1/order/place", None, &json!({"items": {P1: 1}}))
-        .await;
+    let anonymous = app.post("/v1/order/place", None, &json!({P1: 1})).await;
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.json["code"], 16);
     assert_eq!(anonymous.headers["www-authenticate"], "Bearer");
@@ -217,15 +215,33 @@ async fn privileged_fields_in_a_body_change_nothing() {
     let app = TestApp::spawn().await;
     let bob = app.bob();
     // The cart has no customer, status or price: such fields are refused.
-    for smuggled in [
-        json!({"items": {P1: 1}, "customerId": ALICE}),
-        json!({"items": {P1: 1}, "customer_id": ALICE}),
-        json!({"items": {P1: 1}, "status": "ORDER_STATUS_APPROVED"}),
-        json!({"cart": {"items": {P1: 1}}, "customerId": ALICE}),
-        json!({"items": {P1: 1}, "totalCents": "0"}),
+    for (path, smuggled) in [
+        (
+            "/v1/order/orders",
+            json!({"items": {P1: 1}, "customerId": ALICE}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {P1: 1}, "customer_id": ALICE}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {P1: 1}, "status": "ORDER_STATUS_APPROVED"}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"cart": {"items": {P1: 1}}, "customerId": ALICE}),
+        ),
+        (
+            "/v1/order/orders",
+            json!({"items": {P1: 1}, "totalCents": "0"}),
+        ),
+        ("/v1/order/place", json!({P1: 1, "customerId": ALICE})),
+        ("/v1/order/place", json!({P1: 1, "customer_id": ALICE})),
+        ("/v1/order/place", json!({"cart": {"items": {P1: 1}}})),
     ] {
-        let answer = app.post("/v1/order/place", Some(&bob), &smuggled).await;
-        assert_eq!(answer.status, 400, "{smuggled}: {answer:?}");
+        let answer = app.post(path, Some(&bob), &smuggled).await;
+        assert_eq!(answer.status, 400, "{path} {smuggled}: {answer:?}");
     }
     let alices = app.get("/v1/order/list", Some(&app.alice())).await;
     assert_eq!(alices.json["orders"], json!([]));

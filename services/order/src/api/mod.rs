@@ -13,6 +13,7 @@
 mod convert;
 pub mod deadletters;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,9 +96,27 @@ fn rejected(error: OrderError) -> ApiError {
     }
 }
 
-/// Every problem of a cart as a field violation on `cart.items[<id>]` (or
-/// `cart.items` for the cart as a whole).
-fn cart_violations(error: InvalidCart) -> Vec<FieldViolation> {
+/// The cart of a PlaceOrder request and the field it came in: `items` (the
+/// original Stocklet's bare map) or `cart.items` (wrapped). Both at once is
+/// a mistake the client should hear about, not a merge.
+fn cart_field(
+    request: &pb::PlaceOrderRequest,
+) -> Result<(&'static str, &HashMap<String, i64>), ApiError> {
+    match &request.cart {
+        Some(cart) if !cart.items.is_empty() && !request.items.is_empty() => {
+            Err(ApiError::InvalidArgument(vec![FieldViolation {
+                field: "items".to_owned(),
+                description: "give the cart in items or in cart, not both".to_owned(),
+            }]))
+        }
+        Some(cart) if !cart.items.is_empty() => Ok(("cart.items", &cart.items)),
+        _ => Ok(("items", &request.items)),
+    }
+}
+
+/// Every problem of a cart as a field violation on `<field>[<id>]` (or
+/// `<field>` for the cart as a whole).
+fn cart_violations(field: &str, error: InvalidCart) -> Vec<FieldViolation> {
     error
         .problems
         .into_iter()
@@ -105,9 +124,9 @@ fn cart_violations(error: InvalidCart) -> Vec<FieldViolation> {
             field: match key {
                 Some(key) => {
                     let shown: String = key.chars().take(MAX_ECHOED_KEY).collect();
-                    format!("cart.items[{shown}]")
+                    format!("{field}[{shown}]")
                 }
-                None => "cart.items".to_owned(),
+                None => field.to_owned(),
             },
             description: problem.to_string(),
         })
@@ -200,14 +219,9 @@ impl OrderService for OrderApi {
         // customer is no usable identity.
         let customer_id =
             CustomerId::parse(identity.require_user()?).map_err(|_| ApiError::Unauthenticated)?;
-        let items = request.get_ref().cart.as_ref().map(|cart| &cart.items);
-        let cart = Cart::parse(
-            items
-                .into_iter()
-                .flatten()
-                .map(|(id, quantity)| (id.as_str(), *quantity)),
-        )
-        .map_err(|e| ApiError::InvalidArgument(cart_violations(e)))?;
+        let (field, items) = cart_field(request.get_ref())?;
+        let cart = Cart::parse(items.iter().map(|(id, quantity)| (id.as_str(), *quantity)))
+            .map_err(|e| ApiError::InvalidArgument(cart_violations(field, e)))?;
         let order_id = OrderId::generate();
         let order = self
             .execute(

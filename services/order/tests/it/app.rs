@@ -59,6 +59,7 @@ impl TestApp {
     ) -> Result<pb::Order, Status> {
         let request = pb::PlaceOrderRequest {
             cart: Some(cart(items)),
+            items: Default::default(),
         };
         let response = self
             .client

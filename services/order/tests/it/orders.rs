@@ -105,15 +105,32 @@ async fn invalid_carts_name_every_bad_line() {
     let app = TestApp::spawn().await;
     let empty = app.place(&alice(), &[]).await.unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
-    assert_eq!(violated_fields(&empty), ["cart.items"]);
+    assert_eq!(violated_fields(&empty), ["items"]);
 
-    let no_cart = app
-        .client
-        .clone()
-        .place_order(as_user(&alice(), pb::PlaceOrderRequest { cart: None }))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&no_cart), ["cart.items"]);
+    let place = |request: pb::PlaceOrderRequest| {
+        let mut client = app.client.clone();
+        async move { client.place_order(as_user(&alice(), request)).await }
+    };
+    let no_cart = place(pb::PlaceOrderRequest::default()).await.unwrap_err();
+    assert_eq!(violated_fields(&no_cart), ["items"]);
+
+    // The bare map (the original's shape) names its own field.
+    let bare = place(pb::PlaceOrderRequest {
+        items: [("not-a-uuid".to_owned(), 1)].into(),
+        cart: None,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&bare), ["items[not-a-uuid]"]);
+    // Both shapes at once are refused rather than merged.
+    let both = place(pb::PlaceOrderRequest {
+        items: [(P1.to_owned(), 1)].into(),
+        cart: Some(cart(&[(P2, 1)])),
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(violated_fields(&both), ["items"]);
+    assert!(both.message().contains("not both") || format!("{both:?}").contains("not both"));
 
     let bad = app
         .place(&alice(), &[("not-a-uuid", 1), (P1, 0), (P2, 101), (P3, -4)])
@@ -220,7 +237,8 @@ async fn customers_see_only_their_own_orders() {
         .client
         .clone()
         .place_order(Request::new(pb::PlaceOrderRequest {
-            cart: Some(cart(&[(P1, 1)])),
+            items: [(P1.to_owned(), 1)].into(),
+            cart: None,
         }))
         .await
         .unwrap_err();

@@ -630,12 +630,11 @@ impl Saga {
             .place_order(as_user(
                 &customer.identity,
                 order::PlaceOrderRequest {
-                    cart: Some(order::Cart {
-                        items: items
-                            .iter()
-                            .map(|(product, quantity)| ((*product).to_owned(), *quantity))
-                            .collect(),
-                    }),
+                    items: items
+                        .iter()
+                        .map(|(product, quantity)| ((*product).to_owned(), *quantity))
+                        .collect(),
+                    cart: None,
                 },
             ))
             .await

@@ -103,9 +103,8 @@ async fn client(
             let request = as_user(
                 &customer.identity,
                 order::PlaceOrderRequest {
-                    cart: Some(order::Cart {
-                        items: lines.iter().cloned().collect(),
-                    }),
+                    items: lines.iter().cloned().collect(),
+                    cart: None,
                 },
             );
             saga.orders.clone().place_order(request).await

@@ -61,9 +61,8 @@ async fn one_order_is_one_trace_across_all_five_services() {
     let mut request = as_user(
         &customer.identity,
         order::PlaceOrderRequest {
-            cart: Some(order::Cart {
-                items: [(widget.clone(), 2)].into(),
-            }),
+            items: [(widget.clone(), 2)].into(),
+            cart: None,
         },
     );
     root.in_scope(|| telemetry::inject_trace(request.metadata_mut()));
