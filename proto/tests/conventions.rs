@@ -489,6 +489,7 @@ fn events_are_catalogued_per_context_and_carry_their_time() {
         (
             "auth",
             vec![
+                "InitialPasswordHashed",
                 "CredentialsCreated",
                 "PasswordChanged",
                 "CredentialsEmailChanged",

@@ -25,6 +25,21 @@ const CATALOGUE: &str = "docs/events.md";
 /// What every message carries besides its payload, when each header is
 /// there, and how to read a message with only `proto/`.
 const HEADERS: &str = r#"
+## Which streams are public
+
+Outside subscribers may read `USER`, `PRODUCT`, `WAREHOUSE`, `ORDER`,
+`PAYMENT` and `SHIPPING`: their events carry no secret. `AUTH` is the
+auth service's alone: it holds credentials, password hashes
+(`CredentialsCreated`, `PasswordChanged`) and the hashes the user service
+hands over at registration (`InitialPasswordHashed` on
+`auth.registration.<user id>`). `DEADLETTER` (failed deliveries, with
+copies of the events) and the snapshot bucket (`KV_snapshots`) are
+for operators. No public event carries a password hash: `UserRegistered`'s
+deprecated `password_hash` is never set now. A USER stream written before
+that change still holds hashes in its first `UserRegistered` events; the
+auth service still reads them, and such a history should be kept from
+outside subscribers until it is migrated.
+
 ## Headers
 
 Every stored message carries these NATS headers (the envelope,
@@ -89,7 +104,24 @@ struct Producer {
     service: String,
     aggregates: BTreeSet<String>,
     version: u32,
+    /// The stream, when it is not the producer's own.
+    stream: Option<String>,
 }
+
+impl Producer {
+    fn stream(&self) -> String {
+        self.stream
+            .clone()
+            .unwrap_or_else(|| stream_of(&self.service))
+    }
+}
+
+/// Messages a service writes to another service's stream, outside any
+/// aggregate of its own: (event, writer, aggregate type, stream). The one
+/// today is how the user service hands a new user's password hash to the
+/// auth service (`stocklet_service_kit::registration`).
+const HAND_OVERS: &[(&str, &str, &str, &str)] =
+    &[("InitialPasswordHashed", "user", "registration", "AUTH")];
 
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -174,6 +206,17 @@ fn producers() -> BTreeMap<String, Producer> {
                 producer.version = producer.version.max(version);
             }
         }
+    }
+    for &(event, service, aggregate, stream) in HAND_OVERS {
+        producers.insert(
+            event.to_owned(),
+            Producer {
+                service: service.to_owned(),
+                aggregates: BTreeSet::from([aggregate.to_owned()]),
+                version: 1,
+                stream: Some(stream.to_owned()),
+            },
+        );
     }
     producers
 }
@@ -373,7 +416,7 @@ fn render() -> String {
                 out,
                 "| [`{name}`](#{}) | {} | {} | {} | {consumed} |",
                 name.to_ascii_lowercase(),
-                producer.map_or("—".into(), |p| format!("`{}`", stream_of(&p.service))),
+                producer.map_or("—".into(), |p| format!("`{}`", p.stream())),
                 producer.map_or("—".into(), |p| format!(
                     "{} ({})",
                     p.service,
@@ -403,7 +446,7 @@ fn render() -> String {
                         p.version,
                         p.service,
                         p.aggregates.iter().cloned().collect::<Vec<_>>().join(", "),
-                        stream_of(&p.service)
+                        p.stream()
                     ),
                     None => format!(
                         "Event `{EVENTS_PACKAGE}.{name}`; no `domain_events!` declaration writes it."

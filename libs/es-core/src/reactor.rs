@@ -92,6 +92,17 @@ impl<E: std::error::Error + 'static> From<crate::ExecuteError<E>> for ReactionEr
     }
 }
 
+impl From<crate::StoreError> for ReactionError {
+    /// A read's failure as a reaction's: what was stored cannot be decoded
+    /// (permanent), or the store did not answer (transient).
+    fn from(error: crate::StoreError) -> Self {
+        match error {
+            crate::StoreError::Decode(_) => Self::Permanent(error.to_string()),
+            other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
 /// What a service does when another service's event arrives.
 pub trait Reaction: Send + Sync + 'static {
     /// The events it reacts to; the reactor acknowledges every other event

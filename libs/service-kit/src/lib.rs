@@ -20,6 +20,8 @@
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
+//! - [`registration`]: how the user service hands a new user's password
+//!   hash to the auth service on the private AUTH stream.
 //! - [`service`]: the builder every service's `run` is declared with.
 //! - [`lifecycle`]: connecting (with Stocklet's wire names, its es-core
 //!   `Conventions`), a binary's `main` (`serve_binary`), and stopping on a
@@ -42,6 +44,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
 pub mod password;
+pub mod registration;
 pub mod service;
 pub mod streams;
 pub mod telemetry;

@@ -79,6 +79,11 @@ pub const DEADLETTER: Stream = Stream {
 /// The streams of the bounded contexts (every stream but the dead letters).
 pub const EVENT_STREAMS: [Stream; 7] = [AUTH, USER, PRODUCT, WAREHOUSE, ORDER, PAYMENT, SHIPPING];
 
+/// The streams outside subscribers may read: every event stream but AUTH,
+/// which holds credentials and password hashes (docs/events.md, "Which
+/// streams are public").
+pub const PUBLIC_STREAMS: [Stream; 6] = [USER, PRODUCT, WAREHOUSE, ORDER, PAYMENT, SHIPPING];
+
 #[cfg(test)]
 mod tests {
     use async_nats::jetstream::stream;

@@ -7,9 +7,12 @@
 //! nor a claim left behind by a registration that died half-way.
 //!
 //! Registration and the auth service: the password is hashed here
-//! (Argon2id) and only its hash leaves, inside `UserRegistered`. The auth
-//! service reacts to that event and creates the credentials, with a dedupe
-//! key derived from the event. The event is durable before RegisterUser
+//! (Argon2id) and only its hash leaves, handed to the auth service on its
+//! private AUTH stream (`InitialPasswordHashed`, see
+//! [`stocklet_service_kit::registration`]) before `UserRegistered`, which
+//! carries no hash, goes on the public USER stream. The auth service
+//! reacts to `UserRegistered`, takes the hash and creates the credentials,
+//! with a dedupe key derived from the event. The event is durable before RegisterUser
 //! answers and the auth reactor retries until it is done, so credentials
 //! always follow a user, even if auth is down at the time; a login tried
 //! before auth has caught up fails and succeeds moments later.
@@ -17,6 +20,7 @@
 //! | events | |
 //! | --- | --- |
 //! | produces (stream `USER`) | `UserRegistered`, `UserEmailUpdated`, `UserDeleted` (aggregate `user`); `EmailClaimed`, `EmailReleased` (aggregate `email`) |
+//! | hands over (stream `AUTH`, private) | `InitialPasswordHashed` (subject `auth.registration.<user id>`) |
 //! | consumes | none |
 //! | reacted to by | auth (credentials), payment (balances) |
 //!
@@ -90,12 +94,14 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
     let directory = service.projection(Directory).await?;
+    let auth_stream = service.source(streams::AUTH).await?;
     let api = UserApi::new(
         service.repository(),
         service.repository(),
         directory,
         service.pool().clone(),
         Hasher::new(config.hash_concurrency),
+        auth_stream,
         config.common.internal_token.clone(),
     );
     service

@@ -1,6 +1,11 @@
 //! Credentials follow users: created on `UserRegistered` (with the hash the
-//! user service made), their login email changed on `UserEmailUpdated`,
-//! removed on `UserDeleted`.
+//! user service handed over on the private AUTH stream, see
+//! [`stocklet_service_kit::registration`]), their login email changed on
+//! `UserEmailUpdated`, removed on `UserDeleted`.
+//!
+//! A `UserRegistered` written before the hand-over existed carries the hash
+//! itself (its deprecated `password_hash`); it is still honoured, so old
+//! histories replay to the same credentials.
 //!
 //! Each command's dedupe key is derived from the source event, so a
 //! redelivered event changes nothing twice. Events of one user may be
@@ -16,6 +21,7 @@ use es_core::{
     AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Recorded, Repository,
 };
 use stocklet_proto::stocklet::events::v1 as events;
+use stocklet_service_kit::registration;
 
 use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Email, PasswordHash, Role};
 
@@ -40,9 +46,35 @@ pub struct UserReactions {
 }
 
 impl UserReactions {
-    /// Reactions writing through `credentials`.
+    /// Reactions writing through `credentials` (whose stream, AUTH, also
+    /// holds the handed-over hashes).
     pub fn new(credentials: Repository<Credentials, JetStreamEventStore>) -> Self {
         Self { credentials }
+    }
+
+    /// The password hash of a registration: handed over on the AUTH stream,
+    /// or, for events from before the hand-over, inside the event.
+    async fn password_hash(
+        &self,
+        event: &events::UserRegistered,
+    ) -> Result<PasswordHash, ReactionError> {
+        let repository = &self.credentials;
+        if let Some(hash) =
+            registration::take(repository.store(), repository.stream(), &event.user_id).await?
+        {
+            return Ok(hash);
+        }
+        #[allow(deprecated)] // read only from events written before the hand-over
+        let legacy = &event.password_hash;
+        if legacy.is_empty() {
+            // Handed over before UserRegistered was stored, so this is a
+            // replica still catching up: try again shortly.
+            Err(ReactionError::NotYet(
+                "the registration's password hash is not readable yet".into(),
+            ))
+        } else {
+            Ok(PasswordHash::from_phc(legacy.clone()))
+        }
     }
 }
 
@@ -54,9 +86,9 @@ impl Reaction for UserReactions {
             UserEvent::Registered(e) => (
                 e.user_id.clone(),
                 CredentialsCommand::Create {
+                    password_hash: self.password_hash(&e).await?,
                     user_id: e.user_id,
                     email: Email::from_recorded(&e.email),
-                    password_hash: PasswordHash::from_phc(e.password_hash),
                     role: Role::Customer,
                     at_ms: e.occurred_at_ms,
                 },

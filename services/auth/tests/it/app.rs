@@ -9,7 +9,7 @@ use es_core::JetStreamEventStore;
 use es_core::testing::append_event;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
-use stocklet_auth::domain::Password;
+use stocklet_auth::domain::{Password, PasswordHash};
 use stocklet_auth::tokens::KeySource;
 use stocklet_auth::{AdminAccount, Config, run};
 use stocklet_proto::stocklet::auth::v1 as pb;
@@ -49,26 +49,44 @@ impl Users {
         ))
     }
 
-    /// Registers a user the way the user service does: hash, then
-    /// `UserRegistered` with the hash. Returns the user id.
+    /// Registers a user the way the user service does: hash, hand the hash
+    /// over on the AUTH stream, then `UserRegistered` without it. Returns
+    /// the user id.
     pub async fn register(&self, email: &str, password: &str) -> String {
-        let hash = Passwords::new(1)
-            .await
-            .unwrap()
-            .hash(Password::parse(password).unwrap())
-            .await
-            .unwrap();
         let user_id = uuid::Uuid::now_v7().to_string();
+        self.hand_over(&user_id, password).await;
         self.record(events::UserRegistered {
             user_id: user_id.clone(),
             email: email.into(),
             first_name: "Ann".into(),
             last_name: "Lee".into(),
-            password_hash: hash.expose().to_owned(),
             occurred_at_ms: es_core::envelope::now_ms(),
+            ..Default::default()
         })
         .await;
         user_id
+    }
+
+    /// Hands `password`'s hash for `user_id` to the auth service, as the
+    /// user service does before it records the registration.
+    pub async fn hand_over(&self, user_id: &str, password: &str) {
+        let hash = hash(password).await;
+        let stream = streams::AUTH
+            .definition()
+            .unwrap()
+            .ensure(self.0.context())
+            .await
+            .unwrap();
+        stocklet_service_kit::registration::hand_over(
+            &self.0,
+            &stream,
+            user_id,
+            &hash,
+            &es_core::CommandContext::default(),
+            es_core::envelope::now_ms(),
+        )
+        .await
+        .unwrap();
     }
 
     /// Records one user event on its user's subject, on the USER stream
@@ -93,6 +111,16 @@ impl Users {
         };
         appended.unwrap();
     }
+}
+
+/// `password`'s Argon2id hash, as the user service makes it.
+pub async fn hash(password: &str) -> PasswordHash {
+    Passwords::new(1)
+        .await
+        .unwrap()
+        .hash(Password::parse(password).unwrap())
+        .await
+        .unwrap()
 }
 
 /// Everything that outlives one run of the service.

@@ -215,20 +215,15 @@ async fn a_deletion_that_overtakes_the_registration_leaves_no_credentials() {
             occurred_at_ms: 2,
         })
         .await;
-    let hash = stocklet_service_kit::password::Passwords::new(1)
-        .await
-        .unwrap()
-        .hash(stocklet_auth::domain::Password::parse("ghost password").unwrap())
-        .await
-        .unwrap();
+    app.users.hand_over(&user_id, "ghost password").await;
     app.users
         .record(events::UserRegistered {
             user_id: user_id.clone(),
             email: "ghost@example.com".into(),
             first_name: "G".into(),
             last_name: "H".into(),
-            password_hash: hash.expose().to_owned(),
             occurred_at_ms: 1,
+            ..Default::default()
         })
         .await;
     let witness = app
@@ -426,5 +421,54 @@ async fn the_first_admin_is_created_once_at_start_up() {
         (claims["sub"].as_str(), claims["role"].as_str()),
         (Some(twin.as_str()), Some("customer"))
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_registration_from_before_the_hand_over_still_gets_its_credentials() {
+    // Histories written before the hash moved to the AUTH stream carry it
+    // inside UserRegistered; replaying them must give the same logins.
+    let app = TestApp::spawn().await;
+    let user_id = uuid::Uuid::now_v7().to_string();
+    let hash = crate::app::hash("legacy password").await;
+    #[allow(deprecated)]
+    let legacy = events::UserRegistered {
+        user_id: user_id.clone(),
+        email: "legacy@example.com".into(),
+        first_name: "L".into(),
+        last_name: "G".into(),
+        password_hash: hash.expose().to_owned(),
+        occurred_at_ms: 1,
+    };
+    app.users.record(legacy).await;
+    app.login_eventually(by_id(&user_id), "legacy password")
+        .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_registration_waits_for_its_handed_over_hash() {
+    // A UserRegistered whose hash is not readable yet (a lagging replica)
+    // is retried, not dropped: the credentials appear once the hash does.
+    let app = TestApp::spawn().await;
+    let user_id = uuid::Uuid::now_v7().to_string();
+    app.users
+        .record(events::UserRegistered {
+            user_id: user_id.clone(),
+            email: "late@example.com".into(),
+            first_name: "L".into(),
+            last_name: "T".into(),
+            occurred_at_ms: 1,
+            ..Default::default()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let early = app
+        .login(by_id(&user_id), "late password")
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::Unauthenticated);
+    app.users.hand_over(&user_id, "late password").await;
+    app.login_eventually(by_id(&user_id), "late password").await;
     app.stop().await;
 }

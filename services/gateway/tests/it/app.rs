@@ -430,6 +430,29 @@ impl TestApp {
             .headers
     }
 
+    /// The payload and header bytes of every message of `stream`, as an
+    /// outside subscriber reads them.
+    pub async fn stream_bytes(&self, stream: &str) -> Vec<Vec<u8>> {
+        let context = self._nats.jetstream().await;
+        let mut stream = context.get_stream(stream).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for sequence in 1..=last {
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            let mut bytes = message.payload.to_vec();
+            for (name, values) in message.headers.iter() {
+                bytes.extend_from_slice(name.to_string().as_bytes());
+                for value in values {
+                    bytes.extend_from_slice(value.as_str().as_bytes());
+                }
+            }
+            out.push(bytes);
+        }
+        out
+    }
+
     /// The services' database (each service in its own schema).
     pub fn db(&self) -> &TestDb {
         &self.db

@@ -139,3 +139,50 @@ async fn auth_routes_publish_keys_log_in_and_change_passwords() {
     assert_eq!(violated_fields(&bad_id.json), ["user_id"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn no_public_stream_carries_a_password_or_its_hash() {
+    let app = TestApp::spawn_full().await;
+    let ann = app.register("ann@example.com").await;
+    let changed = app
+        .post(
+            "/v1/auth/password",
+            Some(&ann.token),
+            &serde_json::json!({"password": "a brand new secret", "currentPassword": PASSWORD}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    // Everything the saga writes, too.
+    let admin = app.admin_user().await;
+    let (_customer, _order) = app.customer_with_order(&admin, "bea@example.com").await;
+
+    let contains = |haystack: &[u8], needle: &str| {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    for stream in stocklet_service_kit::streams::PUBLIC_STREAMS {
+        let messages = app.stream_bytes(stream.name).await;
+        assert!(!messages.is_empty(), "{} is empty", stream.name);
+        for message in &messages {
+            for secret in ["$argon2id$", PASSWORD, "a brand new secret"] {
+                assert!(
+                    !contains(message, secret),
+                    "{} holds {secret:?}",
+                    stream.name
+                );
+            }
+        }
+    }
+    // The scan does find hashes where they belong: the private AUTH stream.
+    let private = app.stream_bytes("AUTH").await;
+    let hashes = private
+        .iter()
+        .filter(|message| contains(message, "$argon2id$"))
+        .count();
+    assert!(
+        hashes >= 3,
+        "registration, password change and the admin: {hashes}"
+    );
+    app.stop().await;
+}

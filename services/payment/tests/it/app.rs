@@ -36,8 +36,8 @@ impl TestApp {
                 email: format!("{user_id}@example.com"),
                 first_name: "Ada".into(),
                 last_name: "Lovelace".into(),
-                password_hash: String::new(),
                 occurred_at_ms: es_core::envelope::now_ms(),
+                ..Default::default()
             },
         )
         .await;

@@ -546,8 +546,8 @@ impl Saga {
                 email: format!("{id}@example.com"),
                 first_name: "Ada".into(),
                 last_name: "Lovelace".into(),
-                password_hash: String::new(),
                 occurred_at_ms: es_core::envelope::now_ms(),
+                ..Default::default()
             },
         )
         .await;

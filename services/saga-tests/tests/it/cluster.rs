@@ -232,8 +232,8 @@ async fn register(store: &JetStreamEventStore, user_id: &str) {
         email: format!("{user_id}@example.com"),
         first_name: "Grace".into(),
         last_name: "Hopper".into(),
-        password_hash: String::new(),
         occurred_at_ms: es_core::envelope::now_ms(),
+        ..Default::default()
     };
     let commit = Commit {
         subject: stream.subject("user", user_id),

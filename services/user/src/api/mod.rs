@@ -18,11 +18,12 @@ use es_core::repository::Loaded;
 use es_core::store::Commit;
 use es_core::{
     Aggregate, AggregateId, AtomicDecision, CommandContext, ExecuteError, JetStreamEventStore,
-    Repository, RetryPolicy,
+    Repository, RetryPolicy, StreamRef,
 };
 use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
 use stocklet_service_kit::password::Hasher;
+use stocklet_service_kit::registration;
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
 use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
 use stocklet_values::normalise_email;
@@ -43,6 +44,9 @@ pub struct UserApi {
     core: CommandApi<User, Directory>,
     claims: Repository<EmailClaim, JetStreamEventStore>,
     hasher: Hasher,
+    /// The private AUTH stream, where a new user's password hash is handed
+    /// to the auth service ([`registration`]).
+    auth_stream: StreamRef,
 }
 
 /// One decided change: the commits to append together, and the user after.
@@ -62,6 +66,7 @@ impl UserApi {
         directory: Arc<ProjectionRunner<Directory>>,
         pool: PgPool,
         hasher: Hasher,
+        auth_stream: StreamRef,
         internal_token: Secret,
     ) -> Self {
         let users = users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS));
@@ -69,6 +74,7 @@ impl UserApi {
             core: CommandApi::new(users, directory, pool, internal_token),
             claims,
             hasher,
+            auth_stream,
         }
     }
 
@@ -298,13 +304,25 @@ impl UserService for UserApi {
         let user_id = CustomerId::generate();
         let id = AggregateId::parse(user_id.as_str())
             .map_err(|e| ApiError::Internal(format!("generated user id: {e}")))?;
+        // The hash first, on the private stream: once UserRegistered is
+        // stored, the auth service finds its hash.
+        let at_ms = es_core::envelope::now_ms();
+        registration::hand_over(
+            self.core.repository().store(),
+            &self.auth_stream,
+            user_id.as_str(),
+            &password_hash,
+            &context,
+            at_ms,
+        )
+        .await
+        .map_err(ApiError::from)?;
         let register = UserCommand::Register {
             id: user_id,
             email: email.clone(),
             first_name,
             last_name,
-            password_hash,
-            at_ms: es_core::envelope::now_ms(),
+            at_ms,
         };
         let claim = EmailClaimCommand::Claim {
             email: email.clone(),

@@ -10,7 +10,7 @@
 use es_core::Aggregate;
 use stocklet_proto::stocklet::events::v1 as events;
 
-use stocklet_values::{CustomerId, Email, PasswordHash};
+use stocklet_values::{CustomerId, Email};
 
 use super::values::PersonName;
 
@@ -37,8 +37,6 @@ pub enum UserCommand {
         first_name: PersonName,
         /// Last name.
         last_name: PersonName,
-        /// Their password's Argon2id hash.
-        password_hash: PasswordHash,
         /// Now, in Unix milliseconds.
         at_ms: i64,
     },
@@ -129,7 +127,6 @@ impl Aggregate for User {
                 email,
                 first_name,
                 last_name,
-                password_hash,
                 at_ms,
             } => {
                 if self.registered {
@@ -147,8 +144,9 @@ impl Aggregate for User {
                         email: email.as_str().to_owned(),
                         first_name: first_name.as_str().to_owned(),
                         last_name: last_name.as_str().to_owned(),
-                        password_hash: password_hash.expose().to_owned(),
                         occurred_at_ms: *at_ms,
+                        // The hash is handed to auth privately, never here.
+                        ..Default::default()
                     }
                     .into(),
                 ])
@@ -217,8 +215,8 @@ mod tests {
             email: "Ann@example.com".into(),
             first_name: "Ann".into(),
             last_name: "Lee".into(),
-            password_hash: "$argon2id$hash".into(),
             occurred_at_ms: 1,
+            ..Default::default()
         }
         .into()
     }
@@ -228,14 +226,13 @@ mod tests {
     }
 
     #[test]
-    fn a_new_user_registers_with_their_hash() {
+    fn a_new_user_registers_without_any_password_hash() {
         let state = given_no_events::<User>()
             .when(UserCommand::Register {
                 id: CustomerId::parse("u1").unwrap(),
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 1,
             })
             .then_expect_events([registered()]);
@@ -251,7 +248,6 @@ mod tests {
                 email: email("Ann@example.com"),
                 first_name: PersonName::parse("Ann").unwrap(),
                 last_name: PersonName::parse("Lee").unwrap(),
-                password_hash: PasswordHash::from_phc("$argon2id$hash"),
                 at_ms: 2,
             })
             .then_expect_events([]);
@@ -261,7 +257,6 @@ mod tests {
                 email: email("other@example.com"),
                 first_name: PersonName::parse("B").unwrap(),
                 last_name: PersonName::parse("C").unwrap(),
-                password_hash: PasswordHash::from_phc("x"),
                 at_ms: 2,
             })
             .then_expect_error(|e| *e == UserError::AlreadyExists);
