@@ -91,6 +91,11 @@ Pick the message type from `Stocklet-Event-Type`. A message of type
 `stocklet.events.v1.EventBatch` (`envelope.proto`) holds several events of
 one commit: decode it, then each `EventRecord` by its own `event_type`.
 Unknown types are events added after your copy of `proto/`: skip them.
+
+A stream keeps every event as it was first stored. When a service reads an
+old form as a newer event (its upcasters do that, see `proto/README.md`,
+"Evolving an event"), the newer event's description below says what the
+old form looks like, so that a subscriber can read it the same way.
 "#;
 
 fn workspace_root() -> PathBuf {

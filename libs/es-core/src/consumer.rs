@@ -8,7 +8,10 @@
 //! ([`decode_delivery`]), keep only the event types their handler declared
 //! and decode those (`decode_wanted`), open a span per event that
 //! continues the writer's trace (`event_span`) and record delivery
-//! metrics (`record_delivery`). What differs, how many events they take
+//! metrics (`record_delivery`). Both upgrade old event versions with the
+//! [`Upcasters`] they were given before they look at an event's type
+//! (`upcast`), so a handler sees the current schema only, as an aggregate
+//! loaded by its repository does. What differs, how many events they take
 //! at once and what they do when one fails, stays in
 //! [`projection`](crate::projection) and [`reactor`](crate::reactor), which
 //! import this module and not each other.
@@ -25,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope::Conventions;
-use crate::event::{DecodeError, EventSet};
+use crate::event::{DecodeError, EventSet, Upcasters};
 use crate::store::{Recorded, StoredEvent, decode_message};
 
 /// How long a pull request waits on the server before it is renewed.
@@ -211,26 +214,44 @@ pub fn decode_delivery(
     )
 }
 
+/// `event` upgraded to the current schema by `upcasters`.
+pub(crate) fn upcast(
+    upcasters: &Upcasters,
+    event: StoredEvent,
+) -> Result<StoredEvent, DecodeError> {
+    if upcasters.is_empty() {
+        return Ok(event);
+    }
+    let raw = upcasters.apply(&event.meta.aggregate_type, event.raw)?;
+    Ok(StoredEvent {
+        meta: event.meta,
+        raw,
+    })
+}
+
 /// Whether a handler of `E` wants an event of this type.
 pub(crate) fn is_wanted<E: EventSet>(event: &StoredEvent) -> bool {
     E::wanted_types().is_none_or(|types| types.contains(&event.raw.event_type.as_str()))
 }
 
-/// The events a handler of `E` declared, decoded; the others left out.
+/// The events a handler of `E` declared, upcast and decoded; the others
+/// left out.
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // projections only
 pub(crate) fn decode_wanted<E: EventSet>(
     events: Vec<StoredEvent>,
+    upcasters: &Upcasters,
 ) -> Result<Vec<Recorded<E>>, DecodeError> {
-    events
-        .into_iter()
-        .filter(is_wanted::<E>)
-        .map(|stored| {
-            Ok(Recorded {
+    let mut wanted = Vec::with_capacity(events.len());
+    for stored in events {
+        let stored = upcast(upcasters, stored)?;
+        if is_wanted::<E>(&stored) {
+            wanted.push(Recorded {
                 event: E::decode_stored(&stored.raw)?,
                 meta: stored.meta,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(wanted)
 }
 
 /// The span of one handled event: a child of the span that wrote it (from

@@ -133,8 +133,24 @@ where
 }
 
 /// An ordered chain of upcasters, applied on every load.
+///
+/// Most upcasters upgrade a (type, version) wherever it is stored
+/// ([`with`](Self::with)). Some old events meant one thing on one aggregate
+/// type and another elsewhere (a type that two aggregates wrote, whose
+/// meaning on one of them moved to a new type): such an upcaster is
+/// registered for that aggregate type only
+/// ([`with_for_aggregate`](Self::with_for_aggregate)), and the others'
+/// events of the same type pass untouched. Every reader applies the chain
+/// with the aggregate type of the event it read ([`apply`](Self::apply)).
 #[derive(Clone, Default)]
-pub struct Upcasters(Vec<Arc<dyn Upcaster>>);
+pub struct Upcasters(Vec<Registered>);
+
+/// One upcaster of the chain, and the aggregate type it is confined to.
+#[derive(Clone)]
+struct Registered {
+    aggregate_type: Option<Arc<str>>,
+    upcaster: Arc<dyn Upcaster>,
+}
 
 impl std::fmt::Debug for Upcasters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,19 +162,52 @@ impl std::fmt::Debug for Upcasters {
 const MAX_UPCAST_STEPS: usize = 32;
 
 impl Upcasters {
-    /// Adds an upcaster to the chain.
+    /// Adds an upcaster to the chain, for events of every aggregate type.
     pub fn with(mut self, upcaster: impl Upcaster + 'static) -> Self {
-        self.0.push(Arc::new(upcaster));
+        self.0.push(Registered {
+            aggregate_type: None,
+            upcaster: Arc::new(upcaster),
+        });
         self
     }
 
-    /// Upgrades an event until no upcaster applies any more.
-    pub fn apply(&self, mut event: RawEvent) -> Result<RawEvent, DecodeError> {
+    /// Adds an upcaster to the chain that sees only the events stored by
+    /// aggregates of `aggregate_type` (their `Aggregate-Type` header).
+    pub fn with_for_aggregate(
+        mut self,
+        aggregate_type: &str,
+        upcaster: impl Upcaster + 'static,
+    ) -> Self {
+        self.0.push(Registered {
+            aggregate_type: Some(aggregate_type.into()),
+            upcaster: Arc::new(upcaster),
+        });
+        self
+    }
+
+    /// Whether the chain has no upcaster.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Upgrades an event that an aggregate of `aggregate_type` stored until
+    /// no upcaster applies any more.
+    pub fn apply(
+        &self,
+        aggregate_type: &str,
+        mut event: RawEvent,
+    ) -> Result<RawEvent, DecodeError> {
         for _ in 0..MAX_UPCAST_STEPS {
             let next = self
                 .0
                 .iter()
-                .find_map(|upcaster| upcaster.upcast(&event).transpose())
+                .filter(|registered| {
+                    registered
+                        .aggregate_type
+                        .as_deref()
+                        .is_none_or(|only| only == aggregate_type)
+                })
+                .find_map(|registered| registered.upcaster.upcast(&event).transpose())
                 .transpose()?;
             match next {
                 Some(upgraded) => event = upgraded,
@@ -370,16 +419,36 @@ mod tests {
                     ..e.clone()
                 }))
             });
-        assert_eq!(chain.apply(raw(1, b"v1")).unwrap(), raw(3, b"v3"));
-        assert_eq!(chain.apply(raw(3, b"v3")).unwrap(), raw(3, b"v3"));
+        assert_eq!(chain.apply("thing", raw(1, b"v1")).unwrap(), raw(3, b"v3"));
+        assert_eq!(chain.apply("thing", raw(3, b"v3")).unwrap(), raw(3, b"v3"));
     }
 
     #[test]
     fn a_looping_upcaster_is_an_error_not_a_hang() {
         let chain = Upcasters::default().with(|e: &RawEvent| Ok(Some(e.clone())));
         assert!(matches!(
-            chain.apply(raw(1, b"")),
+            chain.apply("thing", raw(1, b"")),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn an_upcaster_for_one_aggregate_type_leaves_the_others_events_alone() {
+        // `test.Thing` v1 on a `widget` became `test.Part`; on a `gadget`
+        // it still means what it meant.
+        let chain = Upcasters::default().with_for_aggregate("widget", |e: &RawEvent| {
+            Ok((e.event_type == "test.Thing").then(|| RawEvent {
+                event_type: "test.Part".into(),
+                ..e.clone()
+            }))
+        });
+        let part = RawEvent {
+            event_type: "test.Part".into(),
+            ..raw(1, b"x")
+        };
+        assert_eq!(chain.apply("widget", raw(1, b"x")).unwrap(), part);
+        assert_eq!(chain.apply("gadget", raw(1, b"x")).unwrap(), raw(1, b"x"));
+        assert!(!chain.is_empty());
+        assert!(Upcasters::default().is_empty());
     }
 }

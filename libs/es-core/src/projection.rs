@@ -47,7 +47,7 @@ use crate::consumer::{
     Deliveries, decode_delivery, decode_wanted, event_span, keep_alive, pause, record_delivery,
 };
 use crate::deadletter;
-use crate::event::{DecodeError, EventSet};
+use crate::event::{DecodeError, EventSet, Upcasters};
 use crate::jetstream::JetStreamEventStore;
 use crate::repository::ReadModel;
 use crate::store::{EventStore as _, Recorded, StoreError, StreamRef};
@@ -171,6 +171,7 @@ pub struct ProjectionRunner<P> {
     context: jetstream::Context,
     stream: StreamRef,
     config: ProjectionConfig,
+    upcasters: Upcasters,
     position: watch::Sender<u64>,
     crash_after_commit: Option<u64>,
 }
@@ -206,9 +207,20 @@ impl<P: Projection> ProjectionRunner<P> {
             store,
             stream,
             config,
+            upcasters: Upcasters::default(),
             position: watch::Sender::new(0),
             crash_after_commit: None,
         }
+    }
+
+    /// Upgrades old event versions with `upcasters` before the projection
+    /// sees them (and before events of other types are skipped, so an old
+    /// type that became a wanted one is applied): the same chain the
+    /// stream's repositories load with.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 
     /// Fault injection for crash-safety tests (feature `fault-injection`):
@@ -668,7 +680,7 @@ impl<P: Projection> ProjectionRunner<P> {
         if checkpoint >= sequence {
             return Ok(());
         }
-        let wanted = decode_wanted::<P::Event>(events)?;
+        let wanted = decode_wanted::<P::Event>(events, &self.upcasters)?;
         if !wanted.is_empty() {
             self.projection.apply(&mut tx, &wanted).await?;
         }
@@ -807,7 +819,7 @@ impl<P: Projection> ProjectionRunner<P> {
             .iter()
             .map(|event| event_span("project", name, event))
             .collect();
-        let wanted = decode_wanted::<P::Event>(events)?;
+        let wanted = decode_wanted::<P::Event>(events, &self.upcasters)?;
         if !wanted.is_empty() {
             self.projection.apply(&mut tx, &wanted).await?;
         }

@@ -44,11 +44,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::consumer::{
-    Deliveries, decode_delivery, event_span, is_wanted, keep_alive, record_delivery,
+    Deliveries, decode_delivery, event_span, is_wanted, keep_alive, record_delivery, upcast,
 };
 use crate::deadletter;
 use crate::envelope::{Conventions, Header};
-use crate::event::EventSet;
+use crate::event::{EventSet, Upcasters};
 use crate::jetstream::JetStreamEventStore;
 use crate::store::EventStore as _;
 use crate::store::{Recorded, StoredEvent, StreamRef};
@@ -277,6 +277,7 @@ pub struct Reactor<R> {
     conventions: Conventions,
     source: StreamRef,
     config: ReactorConfig,
+    upcasters: Upcasters,
 }
 
 impl<R: Reaction> Reactor<R> {
@@ -294,7 +295,17 @@ impl<R: Reaction> Reactor<R> {
             conventions: store.conventions().clone(),
             source,
             config,
+            upcasters: Upcasters::default(),
         }
+    }
+
+    /// Upgrades old event versions with `upcasters` before the reaction
+    /// sees them (and before events of other types are skipped): the chain
+    /// of the source stream's owner.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 
     /// The durable consumer's name.
@@ -452,6 +463,7 @@ impl<R: Reaction> Reactor<R> {
             context: self.context.clone(),
             conventions: self.conventions.clone(),
             config: self.config.clone(),
+            upcasters: self.upcasters.clone(),
         }
     }
 }
@@ -462,6 +474,7 @@ struct Handler<R> {
     context: jetstream::Context,
     conventions: Conventions,
     config: ReactorConfig,
+    upcasters: Upcasters,
 }
 
 impl<R: Reaction> Handler<R> {
@@ -565,9 +578,14 @@ impl<R: Reaction> Handler<R> {
         }
     }
 
-    /// Reacts to the wanted events of one message, in order.
+    /// Reacts to the wanted events of one message (upcast first), in order.
     async fn react_all(&self, events: Vec<StoredEvent>) -> Result<(), ReactionError> {
-        for stored in events.into_iter().filter(is_wanted::<R::Event>) {
+        for stored in events {
+            let stored = upcast(&self.upcasters, stored)
+                .map_err(|error| ReactionError::Permanent(error.to_string()))?;
+            if !is_wanted::<R::Event>(&stored) {
+                continue;
+            }
             let span = event_span("react", &self.config.durable_name, &stored);
             let event = R::Event::decode_stored(&stored.raw)
                 .map_err(|error| ReactionError::Permanent(error.to_string()))?;

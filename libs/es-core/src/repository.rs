@@ -444,7 +444,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .load(&self.stream, &subject, loaded.version)
             .await?;
         for stored_event in newer {
-            let raw = self.upcasters.apply(stored_event.raw)?;
+            let raw = self
+                .upcasters
+                .apply(&stored_event.meta.aggregate_type, stored_event.raw)?;
             let event = A::Event::decode(&raw)?;
             loaded.state.apply(&event);
             loaded.version = stored_event.meta.stream_sequence;

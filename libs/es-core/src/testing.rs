@@ -99,7 +99,7 @@ use prost::{Message, Name};
 use crate::aggregate::Aggregate;
 use crate::consumer::{decode_wanted, is_wanted};
 use crate::envelope::{CommandContext, now_ms};
-use crate::event::{DecodeError, EventSet, RawEvent};
+use crate::event::{DecodeError, EventSet, RawEvent, Upcasters};
 use crate::reactor::{Reaction, ReactionError};
 use crate::store::{
     Appended, Commit, EventStore, NewEvent, Recorded, StoreError, StoredEvent, StreamRef,
@@ -110,7 +110,8 @@ use crate::store::{
 /// from [`InMemoryEventStore::all_events`](crate::InMemoryEventStore::all_events)),
 /// skipping every event whose type the reaction's
 /// [`Event`](Reaction::Event) set does not declare, and decoding the rest
-/// with [`EventSet::decode_stored`].
+/// with [`EventSet::decode_stored`]. Nothing is upcast: hand it current
+/// events, or upcast them first with [`Upcasters::apply`].
 ///
 /// Returns how many events the reaction handled. It stops at the first
 /// error: an event that does not decode is [`ReactionError::Permanent`], as
@@ -136,15 +137,15 @@ pub async fn deliver<R: Reaction>(
 }
 
 /// The events of `events` that a handler of `E` declared, decoded, in the
-/// order given, as a [`Projection`](crate::projection::Projection) is handed
-/// them: the other types are left out. For a read model kept in memory, fold
-/// these into it; a read model that remembers the last
+/// order given, as a [`Projection`](crate::projection::Projection) without
+/// upcasters is handed them: the other types are left out. For a read model
+/// kept in memory, fold these into it; a read model that remembers the last
 /// `event.meta.stream_sequence` it applied can catch up with only the newer
 /// events on its next call.
 pub fn recorded<E: EventSet>(
     events: impl IntoIterator<Item = StoredEvent>,
 ) -> Result<Vec<Recorded<E>>, DecodeError> {
-    decode_wanted(events.into_iter().collect())
+    decode_wanted(events.into_iter().collect(), &Upcasters::default())
 }
 
 /// Appends one protobuf event (schema version 1, a fresh event id, no

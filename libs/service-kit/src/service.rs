@@ -16,6 +16,12 @@
 //! service.serve(listener, WarehouseServiceServer::new(api), shutdown).await
 //! ```
 //!
+//! A service that still has old versions of its events in its stream
+//! registers their upcasters once ([`Service::with_upcasters`]): every
+//! repository it builds loads through them, and so does every projection
+//! or reactor it runs on its own stream, so no handler meets an old
+//! version.
+//!
 //! A stream is named by its typed constant ([`streams`](crate::streams)),
 //! and each reactor by the stream it reads and its durable name, side by
 //! side: nothing is paired by position. A stream is provisioned the first
@@ -31,7 +37,7 @@ use std::time::Duration;
 use es_core::projection::{Projection, ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reaction, Reactor, ReactorConfig};
 use es_core::snapshot::{SnapshotState, SnapshotStore};
-use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef};
+use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef, Upcasters};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -73,6 +79,7 @@ pub struct Service {
     stream: StreamRef,
     provisioned: HashMap<&'static str, StreamRef>,
     snapshots: Option<SnapshotStore>,
+    upcasters: Upcasters,
     consumers: Consumers,
     idempotency: Idempotency,
 }
@@ -113,9 +120,31 @@ impl Service {
             stream,
             provisioned,
             snapshots: None,
+            upcasters: Upcasters::default(),
             consumers: Consumers::new(),
             idempotency,
         })
+    }
+
+    /// Upgrades old versions of the service's own events with
+    /// `upcasters` wherever it reads its own stream: in every repository it
+    /// builds from now on, and in every projection and reactor it runs on
+    /// that stream. Call it before building any of them.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// The upcasters for a reader of `stream`: the service's own on its
+    /// own stream; none on another service's, whose old events are that
+    /// service's to upgrade.
+    fn upcasters_for(&self, stream: Stream) -> Upcasters {
+        if stream.name == self.spec.stream.name {
+            self.upcasters.clone()
+        } else {
+            Upcasters::default()
+        }
     }
 
     /// The event store.
@@ -133,9 +162,11 @@ impl Service {
         &self.stream
     }
 
-    /// A repository for aggregates of type `A` in the service's own stream.
+    /// A repository for aggregates of type `A` in the service's own stream,
+    /// loading through the service's upcasters.
     pub fn repository<A: Aggregate>(&self) -> Repository<A, JetStreamEventStore> {
         Repository::new(self.store.clone(), self.stream.clone())
+            .with_upcasters(self.upcasters.clone())
     }
 
     /// A repository for aggregates of type `A` in the service's own stream
@@ -190,13 +221,16 @@ impl Service {
         projection: P,
     ) -> Result<Arc<ProjectionRunner<P>>, RunError> {
         let source = self.source(stream).await?;
-        let runner = Arc::new(ProjectionRunner::new(
-            projection,
-            self.pool.clone(),
-            self.store.clone(),
-            source,
-            ProjectionConfig::default(),
-        ));
+        let runner = Arc::new(
+            ProjectionRunner::new(
+                projection,
+                self.pool.clone(),
+                self.store.clone(),
+                source,
+                ProjectionConfig::default(),
+            )
+            .with_upcasters(self.upcasters_for(stream)),
+        );
         self.consumers.projection(Arc::clone(&runner)).await?;
         Ok(runner)
     }
@@ -210,9 +244,9 @@ impl Service {
         reaction: R,
     ) -> Result<(), RunError> {
         let source = self.source(stream).await?;
-        self.consumers
-            .reactor(Reactor::new(reaction, &self.store, source, config))
-            .await
+        let reactor = Reactor::new(reaction, &self.store, source, config)
+            .with_upcasters(self.upcasters_for(stream));
+        self.consumers.reactor(reactor).await
     }
 
     /// Serves `service` (with health, reflection and `/metrics`) on

@@ -7,7 +7,7 @@
 //!
 //! | events | |
 //! | --- | --- |
-//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; per product (`warehouse.stock.<product id>`) the saga's `StockReserved`, `StockReleased`, `StockConsumed`, `StockReturned`; per order (`warehouse.reservation.<order id>`) the order-level `StockReserved` or `StockReservationFailed`, then `ReservationReleased`, `ReservationConsumed`, `ReservationReturned` |
+//! | produces (stream `WAREHOUSE`) | `StockCreated`, `StockAdded`, `StockRemoved`; per product (`warehouse.stock.<product id>`) the saga's `StockHeld`, `StockReleased`, `StockConsumed`, `StockReturned`; per order (`warehouse.reservation.<order id>`) the order-level `StockReserved` or `StockReservationFailed`, then `ReservationReleased`, `ReservationConsumed`, `ReservationReturned` |
 //! | consumes | `ProductCreated` (stream `PRODUCT`, opens the stock at zero); `OrderPriced`, `OrderCancelled` (`ORDER`); `ShipmentAllocationFailed` (`SHIPPING`); `PaymentFailed`, `PaymentCaptured` (`PAYMENT`) |
 //!
 //! A popular product's stock stays cheap to load however many orders it
@@ -19,11 +19,17 @@
 //! `warehouse.reservation_lines`, built by the [`projections::Inventory`]
 //! projection. A command answers once the read model shows its effect, so
 //! queries read their writes.
+//!
+//! Old versions of its events (a hold stored as a per-product
+//! `StockReserved` before `StockHeld` existed) are upgraded as they are
+//! read, by the chain in [`upcasters`], which `run` registers once for
+//! every repository and for the projection.
 
 pub mod api;
 pub mod domain;
 pub mod projections;
 pub mod reactor;
+pub mod upcasters;
 
 use es_core::reactor::ReactorConfig;
 use stocklet_proto::stocklet::warehouse::v1::warehouse_service_server::WarehouseServiceServer;
@@ -79,7 +85,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations"))
+        .await?
+        .with_upcasters(upcasters::upcasters());
     let stocks = service
         .snapshotted_repository::<Stock>(reactor::saga::STOCK_SNAPSHOT_EVERY)
         .await?;

@@ -4,8 +4,12 @@
 use std::time::Duration;
 
 use es_core::envelope::Conventions;
+use es_core::store::NewEvent;
 use es_core::streams::StreamDefinition;
-use es_core::{Aggregate, EventStore as _, JetStreamEventStore, Repository, StreamRef};
+use es_core::{
+    Aggregate, CommandContext, DecodeError, DomainEvent as _, EventStore as _, JetStreamEventStore,
+    RawEvent, Repository, StreamRef, Upcasters,
+};
 use stocklet_test_support::NatsServer;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -202,6 +206,51 @@ impl Bank {
 
 pub fn id(name: &str) -> es_core::AggregateId {
     es_core::AggregateId::parse(name).unwrap()
+}
+
+/// Appends a `Deposited` of schema version 1 (`whole` currency units) to
+/// `account`, as an older release stored it.
+pub async fn deposit_v1(bank: &Bank, account: &str, whole: i64) {
+    let accounts = bank.accounts();
+    let loaded = accounts.load(&id(account)).await.unwrap();
+    let mut commit = accounts.commit(
+        &id(account),
+        loaded.version,
+        &[Deposited { amount_cents: 0 }.into()],
+        &CommandContext::default(),
+    );
+    commit.events = vec![NewEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        raw: RawEvent {
+            event_type: "test.v1.Deposited".into(),
+            schema_version: 1,
+            payload: prost::Message::encode_to_vec(&DepositedV1 {
+                amount_whole: whole,
+            })
+            .into(),
+        },
+    }];
+    bank.store.append(&bank.stream, &commit).await.unwrap();
+}
+
+/// Upgrades `Deposited` v1 (whole units) to v2 (cents).
+pub fn deposited_v1_to_v2() -> Upcasters {
+    Upcasters::default().with(|raw: &RawEvent| {
+        if raw.event_type != "test.v1.Deposited" || raw.schema_version != 1 {
+            return Ok(None);
+        }
+        let old: DepositedV1 =
+            prost::Message::decode(raw.payload.clone()).map_err(|e| DecodeError::Malformed {
+                event_type: raw.event_type.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(
+            AccountEvent::from(Deposited {
+                amount_cents: old.amount_whole * 100,
+            })
+            .to_raw(),
+        ))
+    })
 }
 
 impl es_core::snapshot::SnapshotState for Account {

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use es_core::event::RawEvent;
-use es_core::store::{Commit, NewEvent};
-use es_core::{CommandContext, DomainEvent, EventStore, ExecuteError, StoreError, Upcasters};
+use es_core::store::Commit;
+use es_core::{CommandContext, EventStore, ExecuteError, StoreError};
 use futures::future::join_all;
 
 use crate::common::*;
@@ -392,51 +390,18 @@ async fn an_upcaster_upgrades_old_schema_versions_on_load() {
     let bank = Bank::start().await;
     let accounts = bank.accounts();
     let acc = id("legacy");
-    let opened = accounts
+    accounts
         .execute(&acc, &open(), &CommandContext::default())
         .await
         .unwrap();
-
     // An event written by an older release: v1 of Deposited, in whole units.
-    let legacy = prost::Message::encode_to_vec(&DepositedV1 { amount_whole: 12 });
-    let mut commit = accounts.commit(
-        &acc,
-        opened.position,
-        &[Deposited { amount_cents: 0 }.into()],
-        &CommandContext::default(),
-    );
-    commit.events = vec![NewEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        raw: RawEvent {
-            event_type: "test.v1.Deposited".into(),
-            schema_version: 1,
-            payload: Bytes::from(legacy),
-        },
-    }];
-    bank.store.append(&bank.stream, &commit).await.unwrap();
+    deposit_v1(&bank, "legacy", 12).await;
 
     // Without an upcaster, v1 is not a current event.
     let without = accounts.load(&acc).await;
     assert!(matches!(without, Err(StoreError::Decode(_))), "{without:?}");
 
-    let upcasters = Upcasters::default().with(|raw: &RawEvent| {
-        if raw.event_type != "test.v1.Deposited" || raw.schema_version != 1 {
-            return Ok(None);
-        }
-        let old: DepositedV1 = prost::Message::decode(raw.payload.clone()).map_err(|e| {
-            es_core::DecodeError::Malformed {
-                event_type: raw.event_type.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        Ok(Some(
-            AccountEvent::from(Deposited {
-                amount_cents: old.amount_whole * 100,
-            })
-            .to_raw(),
-        ))
-    });
-    let upgraded = accounts.with_upcasters(upcasters);
+    let upgraded = accounts.with_upcasters(deposited_v1_to_v2());
     let loaded = upgraded.load(&acc).await.unwrap();
     assert_eq!(loaded.state.balance_cents, 1200);
     assert_eq!(

@@ -213,6 +213,45 @@ async fn rebuilding_from_the_stream_gives_identical_tables() {
 }
 
 #[tokio::test]
+async fn old_event_versions_reach_the_projection_upcast() {
+    let bank = Bank::start().await;
+    let db = TestDb::create().await;
+    Ledger::migrate(&db.pool).await;
+    open_account(&bank, "legacy").await;
+    // Stored by an older release: 12 whole units, as `Deposited` v1.
+    deposit_v1(&bank, "legacy", 12).await;
+    bank.accounts()
+        .with_upcasters(deposited_v1_to_v2())
+        .execute(
+            &id("legacy"),
+            &AccountCommand::Deposit { amount_cents: 34 },
+            &CommandContext::default(),
+        )
+        .await
+        .unwrap();
+    let ledger =
+        runner(&bank, &db, ProjectionConfig::default()).with_upcasters(deposited_v1_to_v2());
+    assert_eq!(ledger.catch_up(false).await.unwrap(), 3);
+    assert_eq!(balances(&db.pool).await, [("legacy".to_owned(), 1234)]);
+    let kinds: Vec<_> = ledger_rows(&db.pool)
+        .await
+        .into_iter()
+        .map(|(_, _, _, kind, cents, _)| (kind, cents))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("opened".to_owned(), 0),
+            ("deposited".to_owned(), 1200),
+            ("deposited".to_owned(), 34)
+        ]
+    );
+    // A rebuild reads the stream again, through the same chain.
+    assert_eq!(ledger.rebuild(false).await.unwrap(), 3);
+    assert_eq!(balances(&db.pool).await, [("legacy".to_owned(), 1234)]);
+}
+
+#[tokio::test]
 async fn a_stream_created_again_rebuilds_the_read_model_instead_of_skipping_its_events() {
     let bank = Bank::start().await;
     let db = TestDb::create().await;

@@ -186,6 +186,51 @@ async fn a_redelivered_event_causes_one_effect() {
 }
 
 #[tokio::test]
+async fn old_event_versions_reach_the_reaction_upcast() {
+    let s = setup(false, None).await;
+    deposit(&s.bank, "legacy", 5).await;
+    // Stored by an older release: 12 whole units, as `Deposited` v1.
+    deposit_v1(&s.bank, "legacy", 12).await;
+    let reactor = Reactor::new(
+        s.reaction.clone(),
+        &s.bank.store,
+        s.bank.stream.clone(),
+        config(),
+    )
+    .with_upcasters(deposited_v1_to_v2());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { reactor.run(shutdown).await }
+    });
+    eventually("the mirror holds both deposits", || async {
+        s.mirror
+            .load(&id("legacy"))
+            .await
+            .unwrap()
+            .state
+            .balance_cents
+            == 1205
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let dead_letters = s
+        .bank
+        .store
+        .context()
+        .get_stream(es_core::deadletter::STREAM_NAME)
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(dead_letters, 0, "nothing was dead-lettered");
+}
+
+#[tokio::test]
 async fn a_poison_event_is_dead_lettered_after_n_attempts_while_later_events_flow() {
     let s = setup(false, Some(13)).await;
     deposit(&s.bank, "p", 13).await;

@@ -29,7 +29,9 @@
 //! (every line, the order's totals) is the order-keyed reservation's event,
 //! written in the same atomic batch, so one event type keeps one meaning.
 //! Stock written before `StockHeld` existed has a per-product
-//! `StockReserved` instead; it folds the same way.
+//! `StockReserved` there instead; the warehouse's upcaster
+//! ([`crate::upcasters`]) turns it into a `StockHeld` as it is read, so
+//! this type only ever sees the current schema.
 
 use es_core::snapshot::SnapshotState;
 use prost::Message as _;
@@ -46,10 +48,8 @@ es_core::domain_events! {
         Added(pb::StockAdded),
         // An admin removed available units.
         Removed(pb::StockRemoved),
-        // Units were reserved for an order.
+        // Units were held for an order.
         Held(pb::StockHeld),
-        /// How a hold was recorded before `StockHeld` existed.
-        Reserved(pb::StockReserved),
         // An order's reserved units were freed.
         Released(pb::StockReleased),
         // An order's reserved units left the stock on hand.
@@ -398,10 +398,9 @@ impl es_core::Aggregate for Stock {
             }
             StockEvent::Added(e) => self.on_hand = e.on_hand,
             StockEvent::Removed(e) => self.on_hand = e.on_hand,
-            StockEvent::Held(pb::StockHeld { lines, .. })
-            | StockEvent::Reserved(pb::StockReserved { lines, .. }) => {
+            StockEvent::Held(e) => {
                 let quantity =
-                    self.units_in(lines.iter().map(|l| (l.product_id.as_str(), l.quantity)));
+                    self.units_in(e.lines.iter().map(|l| (l.product_id.as_str(), l.quantity)));
                 self.reserved = self.reserved.saturating_add(quantity);
             }
             StockEvent::Released(e) => {
@@ -506,43 +505,6 @@ mod tests {
             occurred_at_ms: AT,
         }
         .into()
-    }
-
-    /// A hold as stock written before `StockHeld` existed recorded it.
-    fn reserved_before_stock_held(order: &str, quantity: i64) -> StockEvent {
-        pb::StockReserved {
-            reservation_id: format!("r-{order}"),
-            order_id: order.into(),
-            customer_id: "c1".into(),
-            lines: vec![pb::PricedOrderLine {
-                product_id: P.into(),
-                quantity,
-                unit_price_cents: 250,
-            }],
-            items_price_cents: quantity * 250,
-            shipping_fee_cents: 0,
-            total_cents: quantity * 250,
-            occurred_at_ms: AT,
-        }
-        .into()
-    }
-
-    #[test]
-    fn holds_recorded_before_stock_held_existed_fold_the_same() {
-        let mut old = Stock::default();
-        let mut new = Stock::default();
-        for event in [
-            created(),
-            added(10, 10),
-            reserved_before_stock_held("o1", 3),
-        ] {
-            old.apply(&event);
-        }
-        for event in [created(), added(10, 10), reserved("o1", 3)] {
-            new.apply(&event);
-        }
-        assert_eq!(old, new);
-        assert_eq!(new.available(), 7);
     }
 
     fn line(quantity: i64) -> Vec<pb::OrderLine> {

@@ -30,10 +30,10 @@ impl Projection for Inventory {
         events: &[Recorded<StockEvent>],
     ) -> Result<(), ProjectionError> {
         for stored in events {
-            // The order-level `StockReserved` on a reservation subject
-            // repeats the per-product holds, which alone move the stock.
-            // (Stock written before `StockHeld` existed holds with a
-            // `StockReserved` on its own subject, which does count.)
+            // Only a stock's own events move it. (The order-keyed
+            // reservation's events repeat the holds; none of them is a
+            // `StockEvent`, and this keeps it so.) Holds stored before
+            // `StockHeld` existed arrive here upcast to `StockHeld`.
             if stored.meta.aggregate_type != Stock::TYPE {
                 continue;
             }
@@ -56,17 +56,6 @@ impl Projection for Inventory {
                     set_on_hand(conn, &e.product_id, e.on_hand, e.occurred_at_ms).await?;
                 }
                 StockEvent::Held(e) => {
-                    hold(
-                        conn,
-                        &e.reservation_id,
-                        &e.order_id,
-                        &e.lines,
-                        e.occurred_at_ms,
-                    )
-                    .await?;
-                }
-                // A hold as stock written before `StockHeld` recorded it.
-                StockEvent::Reserved(e) => {
                     hold(
                         conn,
                         &e.reservation_id,

@@ -5,4 +5,5 @@
 
 mod app;
 mod history;
+mod legacy;
 mod stock;
