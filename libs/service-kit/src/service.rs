@@ -39,9 +39,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 
+use crate::authentication::Authentication;
 use crate::config::CommonConfig;
+use crate::config::Secret;
 use crate::consumers::Consumers;
+use crate::grpc::Calls;
 use crate::idempotency::Idempotency;
+use crate::jwt::{JwksSource, RemoteJwks, TokenVerifier};
 use crate::lifecycle::{self, RunError};
 use crate::streams::{self, Stream};
 use crate::{db, grpc};
@@ -75,7 +79,12 @@ pub struct Service {
     snapshots: Option<SnapshotStore>,
     consumers: Consumers,
     idempotency: Idempotency,
+    verifier: TokenVerifier,
+    internal_token: Secret,
 }
+
+/// How long the auth service may take to accept a connection for its JWKS.
+const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Service {
     /// Connects to NATS, provisions the service's own stream and the
@@ -99,12 +108,12 @@ impl Service {
             .ok_or_else(|| RunError::Config(format!("{} stream missing", spec.stream.name)))?;
         let pool = db::connect(&common.database_url, spec.schema, common.db_pool_size).await?;
         migrations.run(&pool).await?;
-        let idempotency = Idempotency::new(
-            pool.clone(),
-            common.idempotency_ttl,
-            common.internal_token.clone(),
-        );
+        let idempotency = Idempotency::new(pool.clone(), common.idempotency_ttl);
         idempotency.prepare().await.map_err(db::DbError::from)?;
+        let auth = tonic::transport::Endpoint::from_shared(common.auth_url.clone())
+            .map_err(|e| RunError::Config(format!("STOCKLET_AUTH_URL={:?}: {e}", common.auth_url)))?
+            .connect_timeout(AUTH_CONNECT_TIMEOUT)
+            .connect_lazy();
         Ok(Self {
             spec,
             store,
@@ -115,7 +124,16 @@ impl Service {
             snapshots: None,
             consumers: Consumers::new(),
             idempotency,
+            verifier: TokenVerifier::new(common.jwt.clone(), RemoteJwks::new(auth)),
+            internal_token: common.internal_token.clone(),
         })
+    }
+
+    /// Verifies bearer tokens with keys from `source` instead of the auth
+    /// service's JWKS at `STOCKLET_AUTH_URL`: what the auth service does,
+    /// with its own public key, rather than call itself.
+    pub fn verify_tokens_with(&mut self, source: impl JwksSource) {
+        self.verifier = TokenVerifier::new(self.verifier.settings().clone(), source);
     }
 
     /// The event store.
@@ -250,7 +268,11 @@ impl Service {
     ) -> Result<(), RunError> {
         tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
         let health = self.consumers.health();
-        let served = grpc::serve(listener, routes, names, health, self.idempotency, shutdown).await;
+        let calls = Calls {
+            authentication: Authentication::new(self.verifier, self.internal_token),
+            idempotency: self.idempotency,
+        };
+        let served = grpc::serve(listener, routes, names, health, calls, shutdown).await;
         let consumed = self.consumers.stop().await;
         served?;
         consumed

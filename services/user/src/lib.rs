@@ -96,7 +96,6 @@ pub async fn run(
         directory,
         service.pool().clone(),
         Hasher::new(config.hash_concurrency),
-        config.common.internal_token.clone(),
     );
     service
         .serve(listener, UserServiceServer::new(api), shutdown)

@@ -24,7 +24,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserService};
 use stocklet_service_kit::password::Hasher;
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Validation};
 use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
@@ -62,11 +62,10 @@ impl UserApi {
         directory: Arc<ProjectionRunner<Directory>>,
         pool: PgPool,
         hasher: Hasher,
-        internal_token: Secret,
     ) -> Self {
         let users = users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS));
         Self {
-            core: CommandApi::new(users, directory, pool, internal_token),
+            core: CommandApi::new(users, directory, pool),
             claims,
             hasher,
         }
