@@ -13,8 +13,9 @@
 //! 2. No `authorization`: the identity metadata next to the internal token
 //!    (see [`identity`](crate::identity)), as the gateway sends it.
 //! 3. Neither: anonymous. An anonymous call to a method that is not public
-//!    ([`access`](crate::access)) ends here with `UNAUTHENTICATED`, as the
-//!    gateway would refuse it.
+//!    ([`access`]) ends here with `UNAUTHENTICATED`, as the gateway would
+//!    refuse it. (Every handler also checks its caller itself; this makes
+//!    the rule hold for any method added later.)
 //!
 //! The result travels with the request (its extensions, which no client can
 //! set), and everything after reads it from there: the handlers with

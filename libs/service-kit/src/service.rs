@@ -16,9 +16,15 @@
 //! service.serve(listener, WarehouseServiceServer::new(api), shutdown).await
 //! ```
 //!
-//! A stream is named by its typed constant ([`streams`](crate::streams)),
-//! and each reactor by the stream it reads and its durable name, side by
-//! side: nothing is paired by position. A stream is provisioned the first
+//! Every call it serves passes the same steps first (see [`grpc::serve`]):
+//! who is calling (a bearer token verified against the auth service's JWKS
+//! at `STOCKLET_AUTH_URL`, or the gateway's identity metadata), then
+//! idempotency. The auth service alone verifies with its own key
+//! ([`Service::verify_tokens_with`]).
+//!
+//! A stream is named by its typed constant ([`streams`]), and each reactor
+//! by the stream it reads and its durable name, side by side: nothing is
+//! paired by position. A stream is provisioned the first
 //! time anything names it (its own at start, a source stream with its first
 //! consumer), so the streams a service touches and the ones it provisions
 //! cannot drift apart.
@@ -40,8 +46,7 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 
 use crate::authentication::Authentication;
-use crate::config::CommonConfig;
-use crate::config::Secret;
+use crate::config::{CommonConfig, Secret};
 use crate::consumers::Consumers;
 use crate::grpc::Calls;
 use crate::idempotency::Idempotency;
