@@ -10,7 +10,8 @@
 #
 # Environment: NATS_SERVER_BIN (default .tools/bin/nats-server, see `make tools`),
 #              DATABASE_URL and the STOCKLET_* overrides of ensure-postgres.sh, CARGO,
-#              STOCKLET_SEED (default true here), STOCKLET_GATEWAY_ADDR and every
+#              STOCKLET_SEED (default true here), STOCKLET_GATEWAY_ADDR,
+#              STOCKLET_AUTH_URL (default: where STOCKLET_AUTH_ADDR listens) and every
 #              other variable of the stocklet binary (README, Configuration).
 set -euo pipefail
 
@@ -33,7 +34,9 @@ port_open "$NATS_PORT" && die "something already listens on 127.0.0.1:$NATS_PORT
 
 DATABASE_URL="$(scripts/ensure-postgres.sh)"
 STOCKLET_SEED="${STOCKLET_SEED:-true}"
-export DATABASE_URL NATS_URL STOCKLET_SEED
+# The gateway and every service fetch the JWKS that verifies bearer tokens from here.
+STOCKLET_AUTH_URL="${STOCKLET_AUTH_URL:-http://${STOCKLET_AUTH_ADDR:-127.0.0.1:15051}}"
+export DATABASE_URL NATS_URL STOCKLET_SEED STOCKLET_AUTH_URL
 GATEWAY_URL="http://${STOCKLET_GATEWAY_ADDR:-127.0.0.1:8080}"
 
 mkdir -p .data/nats
@@ -84,9 +87,19 @@ done
 curl -fsS --max-time 2 "$GATEWAY_URL/readyz" >/dev/null 2>&1 ||
     die "the gateway did not become ready within 2 minutes; see $STOCKLET_LOG"
 
+GRPC_ADDRS=""
+port=15051
+for service in auth user product warehouse order payment shipping; do
+    address_var="STOCKLET_${service^^}_ADDR"
+    GRPC_ADDRS+="${GRPC_ADDRS:+, }$service ${!address_var:-127.0.0.1:$port}"
+    port=$((port + 1))
+done
 cat <<EOF
 Stocklet local environment is up:
   gateway:  $GATEWAY_URL        (OpenAPI: $GATEWAY_URL/openapi.json)
+  gRPC:     $GRPC_ADDRS
+            (reflection and health on each; a client signs in with auth's LoginPassword and
+            sends "authorization: Bearer <token>": README, "Calling the services over gRPC")
   NATS_URL=$NATS_URL        (monitoring: http://127.0.0.1:18222, JetStream data: .data/nats)
   DATABASE_URL=$DATABASE_URL
 EOF

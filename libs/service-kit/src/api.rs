@@ -1,9 +1,9 @@
 //! What every service's gRPC API holds, and the two things it does with it.
 //!
-//! Each service's API struct used to carry the same four fields (its
+//! Each service's API struct used to carry the same fields (its
 //! aggregate's repository, the projection its queries read, the pool that
-//! projection lives in, and the internal token), the same `new`, the same
-//! `identity(&request)`, and the same `execute` helper: run a command, wait
+//! projection lives in), the same `new`, the same `identity(&request)`,
+//! and the same `execute` helper: run a command, wait
 //! (bounded by [`READ_YOUR_WRITES_WAIT`]) until the read model holds it so
 //! that the caller's next query reads its write, and turn any failure into
 //! an [`ApiError`] through the service's own `rejected` mapping of its
@@ -28,7 +28,6 @@ use es_core::{Aggregate, AggregateId, CommandContext, JetStreamEventStore, Repos
 use sqlx::PgPool;
 use tonic::Request;
 
-use crate::config::Secret;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::service::READ_YOUR_WRITES_WAIT;
@@ -64,13 +63,11 @@ pub fn new_request_id() -> String {
 }
 
 /// The repository of aggregate `A`, the runner of projection `P` that the
-/// API's queries read, its pool, and the internal token that makes identity
-/// metadata trustworthy.
+/// API's queries read, and its pool.
 pub struct CommandApi<A, P> {
     repository: Repository<A, JetStreamEventStore>,
     read_model: Arc<ProjectionRunner<P>>,
     pool: PgPool,
-    internal_token: Secret,
 }
 
 // By hand: a derive would ask the projection `P` to be `Clone`, and it is
@@ -81,7 +78,6 @@ impl<A: Aggregate, P> Clone for CommandApi<A, P> {
             repository: self.repository.clone(),
             read_model: Arc::clone(&self.read_model),
             pool: self.pool.clone(),
-            internal_token: self.internal_token.clone(),
         }
     }
 }
@@ -92,20 +88,18 @@ impl<A: Aggregate, P: Projection> CommandApi<A, P> {
         repository: Repository<A, JetStreamEventStore>,
         read_model: Arc<ProjectionRunner<P>>,
         pool: PgPool,
-        internal_token: Secret,
     ) -> Self {
         Self {
             repository,
             read_model,
             pool,
-            internal_token,
         }
     }
 
-    /// Who is calling, from the request's metadata (see
-    /// [`Identity::from_metadata`]).
+    /// Who is calling, as the [`authentication`](crate::authentication)
+    /// layer found it (see [`Identity::of`]).
     pub fn identity<T>(&self, request: &Request<T>) -> Identity {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
+        Identity::of(request)
     }
 
     /// The context of a command a client `request` asked for: caused by the

@@ -9,6 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::jwt::JwtSettings;
+
 /// A setting that is set but cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -96,6 +98,14 @@ pub struct CommonConfig {
     /// `STOCKLET_IDEMPOTENCY_TTL_S`: how long an idempotency key's answer
     /// is kept (see [`idempotency`](crate::idempotency)); default a day.
     pub idempotency_ttl: Duration,
+    /// `STOCKLET_AUTH_URL`: the auth service's gRPC URL, whose JWKS
+    /// verifies the bearer tokens clients send (the name the gateway's
+    /// backend has; the auth service itself verifies in process).
+    pub auth_url: String,
+    /// `STOCKLET_JWT_ISSUER`, `STOCKLET_JWT_AUDIENCE`,
+    /// `STOCKLET_JWT_LEEWAY_S`: what a bearer token must say (see
+    /// [`JwtSettings::from_env`]).
+    pub jwt: JwtSettings,
 }
 
 /// Default `NATS_URL`: the nats-server `make run` starts.
@@ -104,6 +114,9 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:14222";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Default `STOCKLET_INTERNAL_TOKEN`, for local development only.
 pub const DEFAULT_INTERNAL_TOKEN: &str = "stocklet-dev-internal-token";
+
+/// Default `STOCKLET_AUTH_URL`: the auth service of `make run`.
+pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:15051";
 
 /// Default `STOCKLET_DB_POOL_SIZE`.
 pub const DEFAULT_DB_POOL_SIZE: u32 = 8;
@@ -121,6 +134,8 @@ impl CommonConfig {
                 "STOCKLET_IDEMPOTENCY_TTL_S",
                 crate::idempotency::DEFAULT_TTL.as_secs(),
             )?),
+            auth_url: env_or("STOCKLET_AUTH_URL", DEFAULT_AUTH_URL),
+            jwt: JwtSettings::from_env()?,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! A client whose call timed out cannot tell whether the command happened.
 //! With a key it can simply send the call again: the first answer is
 //! recorded and every repeat of the same call gets that answer back,
-//! without running the command again. This is a tower layer in
+//! without running the command again. This is a step of every call in
 //! [`grpc::serve`](crate::grpc::serve), so every service has it once and no
 //! handler knows about it; the gateway forwards the REST `Idempotency-Key`
 //! header as this metadata.
@@ -14,9 +14,11 @@
 //!    `A-Z a-z 0-9 - _ . :`); a bad one is `InvalidArgument` on the field
 //!    `idempotency-key`.
 //! 2. The record is keyed by (caller, method, key): the caller is the
-//!    identity in the metadata (trusted as [`Identity::from_metadata`]
-//!    trusts it; every anonymous caller shares one namespace), so two users
-//!    never collide on a key.
+//!    identity the [`authentication`](crate::authentication) layer found
+//!    (a bearer token's user, or trusted identity metadata; every
+//!    anonymous caller shares one namespace), so two users never collide
+//!    on a key, and a user's key is the same whether the call came through
+//!    the gateway or straight from a gRPC client.
 //! 3. The request is fingerprinted: SHA-256 of the decoded message in a
 //!    canonical form (the proto3 JSON mapping with sorted keys), not of its
 //!    bytes, because protobuf maps (a cart's items) are encoded in hash
@@ -55,7 +57,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,12 +66,12 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
+use tower::Service as _;
 use tracing::Instrument;
 
-use crate::config::Secret;
 use crate::error::ApiError;
+use crate::grpc::{CallStep, GrpcRequest, GrpcResponse, Next};
 use crate::identity::Identity;
 
 /// The metadata key (and, in the gateway, the HTTP header
@@ -160,7 +161,7 @@ struct Recorded {
 }
 
 /// The idempotency store of one service: its pool (in the service's
-/// schema), the TTL, and the token that makes identity metadata trusted.
+/// schema) and the TTL.
 #[derive(Clone, Debug)]
 pub struct Idempotency {
     inner: Arc<Inner>,
@@ -170,13 +171,12 @@ pub struct Idempotency {
 struct Inner {
     pool: PgPool,
     ttl: Duration,
-    internal_token: Secret,
     descriptors: Option<DescriptorPool>,
 }
 
 impl Idempotency {
     /// The store over `pool` (connections in the service's schema).
-    pub fn new(pool: PgPool, ttl: Duration, internal_token: Secret) -> Self {
+    pub fn new(pool: PgPool, ttl: Duration) -> Self {
         let descriptors = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)
             .map_err(|error| tracing::error!(%error, "descriptors do not decode; keys are ignored"))
             .ok();
@@ -184,7 +184,6 @@ impl Idempotency {
             inner: Arc::new(Inner {
                 pool,
                 ttl,
-                internal_token,
                 descriptors,
             }),
         }
@@ -411,62 +410,20 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// The layer [`grpc::serve`](crate::grpc::serve) installs.
-#[derive(Clone, Debug)]
-pub struct IdempotencyLayer(pub Idempotency);
-
-impl<S> tower::Layer<S> for IdempotencyLayer {
-    type Service = IdempotentCalls<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        IdempotentCalls {
-            inner,
-            store: self.0.clone(),
-        }
-    }
-}
-
-/// The service of [`IdempotencyLayer`].
-#[derive(Clone, Debug)]
-pub struct IdempotentCalls<S> {
-    inner: S,
-    store: Idempotency,
-}
-
-type GrpcRequest = http::Request<tonic::body::Body>;
-type GrpcResponse = http::Response<tonic::body::Body>;
-
-impl<S, B> tower::Service<GrpcRequest> for IdempotentCalls<S>
-where
-    S: tower::Service<GrpcRequest, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-{
-    type Response = GrpcResponse;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<GrpcResponse, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: GrpcRequest) -> Self::Future {
-        // The clone serves the next call; the one that was made ready
-        // serves this one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
+impl CallStep for Idempotency {
+    fn call<E: Send + 'static>(
+        &self,
+        mut inner: Next<E>,
+        request: GrpcRequest,
+    ) -> BoxFuture<'static, Result<GrpcResponse, E>> {
+        let store = self.clone();
         let keyed = request.headers().get(METADATA_KEY).cloned();
         let method = keyed
             .as_ref()
             .and_then(|_| store.method(request.uri().path()))
             .filter(|_| !NOT_RECORDED.contains(&request.uri().path()));
         let (Some(key), Some(method)) = (keyed, method) else {
-            return Box::pin(
-                async move { Ok(inner.call(request).await?.map(tonic::body::Body::new)) },
-            );
+            return Box::pin(async move { inner.call(request).await });
         };
         Box::pin(async move {
             let key = match key
@@ -487,11 +444,7 @@ where
                     )));
                 }
             };
-            let identity = Identity::from_metadata(
-                &MetadataMap::from_headers(parts.headers.clone()),
-                &store.inner.internal_token,
-            );
-            let caller = match identity {
+            let caller = match Identity::of_http(&parts.extensions) {
                 Identity::User { user_id, .. } => format!("user:{user_id}"),
                 Identity::Anonymous => "anonymous".to_owned(),
             };

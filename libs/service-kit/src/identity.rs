@@ -1,5 +1,10 @@
-//! Who is calling: the identity metadata contract between the gateway and
-//! the services.
+//! Who is calling: the [`Identity`] of a call, and the identity metadata
+//! contract between the gateway and the services.
+//!
+//! A service learns its caller in one place, the
+//! [`authentication`](crate::authentication) layer: from a bearer token
+//! the caller sends itself (verified as the gateway verifies it), or from
+//! the metadata below. Handlers read the result with [`Identity::of`].
 //!
 //! The gateway verifies the caller's JWT and forwards the result as gRPC
 //! metadata:
@@ -13,12 +18,15 @@
 //! A service trusts the identity keys only when the internal token matches
 //! its own (compared in constant time). A caller that reaches a service's
 //! gRPC port directly and does not know the token is anonymous, whatever it
-//! claims: it can still call public methods, nothing else. Services never
+//! claims: it can still call public methods, and with a bearer token what
+//! that token's user may, nothing else. Services never
 //! read identity from request bodies, so mass assignment of `customer_id` or
 //! `role` has nothing to bind to.
 
+use tonic::Request;
 use tonic::metadata::MetadataMap;
 
+use crate::authentication::Caller;
 use crate::config::Secret;
 use crate::error::ApiError;
 
@@ -72,8 +80,27 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// Who is calling: the identity the
+    /// [`authentication`](crate::authentication) layer resolved for
+    /// `request`. A request that did not pass that layer is anonymous.
+    pub fn of<T>(request: &Request<T>) -> Self {
+        request
+            .extensions()
+            .get::<Caller>()
+            .map_or(Self::Anonymous, |caller| caller.0.clone())
+    }
+
+    /// [`of`](Self::of) for a request not yet decoded (a tower layer's).
+    pub(crate) fn of_http(extensions: &http::Extensions) -> Self {
+        extensions
+            .get::<Caller>()
+            .map_or(Self::Anonymous, |caller| caller.0.clone())
+    }
+
     /// Reads the identity from request metadata, trusting it only next to
-    /// the right internal token.
+    /// the right internal token (what the
+    /// [`authentication`](crate::authentication) layer does for a call
+    /// without a bearer token).
     pub fn from_metadata(metadata: &MetadataMap, internal_token: &Secret) -> Self {
         let text = |key: &str| metadata.get(key).and_then(|v| v.to_str().ok());
         let trusted = !internal_token.is_empty()
@@ -209,6 +236,17 @@ mod tests {
             Identity::from_metadata(&real, &token),
             Identity::admin("u1")
         );
+    }
+
+    #[test]
+    fn a_request_is_who_the_authentication_layer_says_and_anonymous_otherwise() {
+        let mut request = Request::new(());
+        Identity::admin("u1").write_metadata(request.metadata_mut(), &Secret::new("s3cret"));
+        assert_eq!(Identity::of(&request), Identity::Anonymous);
+        request
+            .extensions_mut()
+            .insert(Caller(Identity::customer("u2")));
+        assert_eq!(Identity::of(&request), Identity::customer("u2"));
     }
 
     #[test]

@@ -2,9 +2,15 @@
 //! its domain, its API handlers and its read models.
 //!
 //! - [`api`]: what every service's gRPC API holds (repository, read model,
-//!   pool, internal token), and commands run with read-your-writes.
-//! - [`identity`]: the gRPC metadata contract that carries the caller's user
-//!   id and role, and the internal token that makes it trustworthy.
+//!   pool), and commands run with read-your-writes.
+//! - [`identity`]: who is calling, and the gRPC metadata contract that
+//!   carries the caller's user id and role from the gateway, with the
+//!   internal token that makes it trustworthy.
+//! - [`jwt`]: verifying ES256 access tokens against the auth service's
+//!   JWKS, the one verifier of the gateway and the services.
+//! - [`authentication`]: the layer of [`grpc`] that tells who is calling
+//!   (a bearer token, or identity metadata) once per call.
+//! - [`access`]: which methods anyone may call without signing in.
 //! - [`error`]: one API error enum, mapped to gRPC status (with
 //!   `google.rpc.BadRequest` field violations) in one place.
 //! - [`pagination`]: page sizes and opaque page tokens.
@@ -17,6 +23,7 @@
 //!   graceful shutdown.
 //! - [`idempotency`]: the `idempotency-key` metadata: a repeated call gets
 //!   the first call's answer instead of running again (a layer of [`grpc`]).
+//! - [`dynamic`]: a codec to call any gRPC method by its descriptor.
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
@@ -32,14 +39,18 @@
 //!   gRPC metadata.
 //! - [`metrics`]: the Prometheus registry behind every service's `/metrics`.
 
+pub mod access;
 pub mod api;
+pub mod authentication;
 pub mod config;
 pub mod consumers;
 pub mod db;
+pub mod dynamic;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
 pub mod identity;
+pub mod jwt;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;

@@ -22,9 +22,15 @@
 //! or reactor it runs on its own stream, so no handler meets an old
 //! version.
 //!
-//! A stream is named by its typed constant ([`streams`](crate::streams)),
-//! and each reactor by the stream it reads and its durable name, side by
-//! side: nothing is paired by position. A stream is provisioned the first
+//! Every call it serves passes the same steps first (see [`grpc::serve`]):
+//! who is calling (a bearer token verified against the auth service's JWKS
+//! at `STOCKLET_AUTH_URL`, or the gateway's identity metadata), then
+//! idempotency. The auth service alone verifies with its own key
+//! ([`Service::verify_tokens_with`]).
+//!
+//! A stream is named by its typed constant ([`streams`]), and each reactor
+//! by the stream it reads and its durable name, side by side: nothing is
+//! paired by position. A stream is provisioned the first
 //! time anything names it (its own at start, a source stream with its first
 //! consumer), so the streams a service touches and the ones it provisions
 //! cannot drift apart.
@@ -45,9 +51,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 
-use crate::config::CommonConfig;
+use crate::authentication::Authentication;
+use crate::config::{CommonConfig, Secret};
 use crate::consumers::Consumers;
+use crate::grpc::Calls;
 use crate::idempotency::Idempotency;
+use crate::jwt::{JwksSource, RemoteJwks, TokenVerifier};
 use crate::lifecycle::{self, RunError};
 use crate::streams::{self, Stream};
 use crate::{db, grpc};
@@ -82,7 +91,12 @@ pub struct Service {
     upcasters: Upcasters,
     consumers: Consumers,
     idempotency: Idempotency,
+    verifier: TokenVerifier,
+    internal_token: Secret,
 }
+
+/// How long the auth service may take to accept a connection for its JWKS.
+const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Service {
     /// Connects to NATS, provisions the service's own stream and the
@@ -106,12 +120,12 @@ impl Service {
             .ok_or_else(|| RunError::Config(format!("{} stream missing", spec.stream.name)))?;
         let pool = db::connect(&common.database_url, spec.schema, common.db_pool_size).await?;
         migrations.run(&pool).await?;
-        let idempotency = Idempotency::new(
-            pool.clone(),
-            common.idempotency_ttl,
-            common.internal_token.clone(),
-        );
+        let idempotency = Idempotency::new(pool.clone(), common.idempotency_ttl);
         idempotency.prepare().await.map_err(db::DbError::from)?;
+        let auth = tonic::transport::Endpoint::from_shared(common.auth_url.clone())
+            .map_err(|e| RunError::Config(format!("STOCKLET_AUTH_URL={:?}: {e}", common.auth_url)))?
+            .connect_timeout(AUTH_CONNECT_TIMEOUT)
+            .connect_lazy();
         Ok(Self {
             spec,
             store,
@@ -123,6 +137,8 @@ impl Service {
             upcasters: Upcasters::default(),
             consumers: Consumers::new(),
             idempotency,
+            verifier: TokenVerifier::new(common.jwt.clone(), RemoteJwks::new(auth)),
+            internal_token: common.internal_token.clone(),
         })
     }
 
@@ -145,6 +161,13 @@ impl Service {
         } else {
             Upcasters::default()
         }
+    }
+
+    /// Verifies bearer tokens with keys from `source` instead of the auth
+    /// service's JWKS at `STOCKLET_AUTH_URL`: what the auth service does,
+    /// with its own public key, rather than call itself.
+    pub fn verify_tokens_with(&mut self, source: impl JwksSource) {
+        self.verifier = TokenVerifier::new(self.verifier.settings().clone(), source);
     }
 
     /// The event store.
@@ -284,7 +307,11 @@ impl Service {
     ) -> Result<(), RunError> {
         tracing::info!(addr = ?listener.local_addr().ok(), "{} service listening", self.spec.name);
         let health = self.consumers.health();
-        let served = grpc::serve(listener, routes, names, health, self.idempotency, shutdown).await;
+        let calls = Calls {
+            authentication: Authentication::new(self.verifier, self.internal_token),
+            idempotency: self.idempotency,
+        };
+        let served = grpc::serve(listener, routes, names, health, calls, shutdown).await;
         let consumed = self.consumers.stop().await;
         served?;
         consumed

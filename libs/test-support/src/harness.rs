@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use es_core::{Aggregate, JetStreamEventStore, Repository};
 use stocklet_service_kit::config::{CommonConfig, DEFAULT_DB_POOL_SIZE};
+use stocklet_service_kit::jwt::JwtSettings;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::streams::Stream;
 use stocklet_service_kit::{Identity, Secret};
@@ -44,8 +45,15 @@ pub const SETTLE: Duration = Duration::from_secs(10);
 /// How often [`eventually`] tries again.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Where the services under test look for the auth service's JWKS unless a
+/// test starts one: a closed port, so a bearer token is refused as
+/// `UNAVAILABLE` rather than verified against anything else.
+pub const NO_AUTH_URL: &str = "http://127.0.0.1:9";
+
 /// The settings every service shares, pointed at this test's nats-server
-/// (or cluster, `nats_url`) and database, on one replica.
+/// (or cluster, `nats_url`) and database, on one replica. Bearer tokens
+/// are checked against the default issuer and audience, with keys from
+/// [`NO_AUTH_URL`]: a test that sends tokens sets `auth_url`.
 pub fn common_config(nats_url: String, db: &TestDb) -> CommonConfig {
     CommonConfig {
         nats_url,
@@ -54,6 +62,8 @@ pub fn common_config(nats_url: String, db: &TestDb) -> CommonConfig {
         stream_replicas: 1,
         db_pool_size: DEFAULT_DB_POOL_SIZE,
         idempotency_ttl: stocklet_service_kit::idempotency::DEFAULT_TTL,
+        auth_url: NO_AUTH_URL.to_owned(),
+        jwt: JwtSettings::default(),
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! It keeps one credentials aggregate per user (email, Argon2id hash,
 //! role), exchanges a correct password for an ES256 JWT, and publishes the
-//! public key as a JWKS for the gateway. It never sees a user's profile:
+//! public key as a JWKS for the gateway and the services, which verify
+//! the tokens clients send them with it (this service verifies them with
+//! the key in hand). It never sees a user's profile:
 //! credentials are made by reacting to the user service's `UserRegistered`,
 //! which carries the hash the user service made. That event is durable
 //! before RegisterUser answers and the reactor retries until it is done, so
@@ -37,6 +39,7 @@ use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Re
 use sha2::{Digest, Sha256};
 use stocklet_proto::stocklet::auth::v1::auth_service_server::AuthServiceServer;
 use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
+use stocklet_service_kit::jwt::StaticJwks;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::password::Passwords;
 use stocklet_service_kit::service::{Service, ServiceSpec};
@@ -82,10 +85,6 @@ pub struct Config {
     /// `STOCKLET_JWT_KEY_PEM`, else a key generated once and kept in
     /// `STOCKLET_DATA_DIR` (default `.data`) as `auth/jwt-signing-key.pem`.
     pub signing_key: KeySource,
-    /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`): the `iss` claim.
-    pub issuer: String,
-    /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`): the `aud` claim.
-    pub audience: String,
     /// `STOCKLET_JWT_TTL_S` (default 3600): token lifetime in seconds.
     pub token_ttl_s: i64,
     /// `STOCKLET_AUTH_HASH_CONCURRENCY` (default 2): Argon2 computations at
@@ -134,8 +133,6 @@ impl Config {
             common: CommonConfig::from_env()?,
             listen_addr: env_or(ADDR_VAR, DEFAULT_ADDR),
             signing_key,
-            issuer: env_or("STOCKLET_JWT_ISSUER", "stocklet-auth"),
-            audience: env_or("STOCKLET_JWT_AUDIENCE", "stocklet"),
             token_ttl_s,
             hash_concurrency: env_parse("STOCKLET_AUTH_HASH_CONCURRENCY", 2)?,
             admin,
@@ -218,13 +215,18 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let secret =
         tokens::load_key(&config.signing_key).map_err(|e| RunError::Config(e.to_string()))?;
+    // The `iss` and `aud` it signs are the ones every verifier checks
+    // (`STOCKLET_JWT_ISSUER`, `STOCKLET_JWT_AUDIENCE`): one setting.
     let signer = TokenSigner::new(
         &secret,
-        config.issuer.clone(),
-        config.audience.clone(),
+        config.common.jwt.issuer.clone(),
+        config.common.jwt.audience.clone(),
         config.token_ttl_s,
     );
     let mut service = Service::start(&config.common, SPEC, sqlx::migrate!("./migrations")).await?;
+    // Bearer tokens sent straight to this port are verified with the
+    // public key in hand, not by calling this service's own GetJwks.
+    service.verify_tokens_with(StaticJwks::new(vec![signer.jwk().clone()]));
     let credentials = service.repository::<Credentials>();
     let passwords = Passwords::new(config.hash_concurrency)
         .await
@@ -248,7 +250,6 @@ pub async fn run(
         service.pool().clone(),
         passwords,
         signer,
-        config.common.internal_token.clone(),
     );
     service
         .serve(listener, AuthServiceServer::new(api), shutdown)
@@ -274,8 +275,6 @@ mod tests {
             common: CommonConfig::from_env().unwrap(),
             listen_addr: String::new(),
             signing_key: KeySource::Pem(Secret::new("-----BEGIN PRIVATE KEY-----")),
-            issuer: String::new(),
-            audience: String::new(),
             token_ttl_s: 1,
             hash_concurrency: 1,
             admin: Some(AdminAccount {

@@ -1,14 +1,13 @@
 //! Calling the services: one lazily connected gRPC channel per backend and
-//! a codec for `prost_reflect::DynamicMessage`, so one generic call serves
-//! every route with no generated client per method.
+//! service-kit's codec for `prost_reflect::DynamicMessage`, so one generic
+//! call serves every route with no generated client per method.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::DynamicMessage;
+use stocklet_service_kit::dynamic::DynamicCodec;
 use stocklet_service_kit::telemetry;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
@@ -140,51 +139,5 @@ fn unreachable_is_unavailable(status: Status) -> Status {
             Status::unavailable(format!("backend connection failed: {}", status.message()))
         }
         _ => status,
-    }
-}
-
-/// Encodes any `DynamicMessage`; decodes the response as the given type.
-#[derive(Clone, Debug)]
-struct DynamicCodec(MessageDescriptor);
-
-impl Codec for DynamicCodec {
-    type Encode = DynamicMessage;
-    type Decode = DynamicMessage;
-    type Encoder = DynamicEncoder;
-    type Decoder = DynamicDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        DynamicEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.0.clone())
-    }
-}
-
-#[derive(Debug)]
-struct DynamicEncoder;
-
-impl Encoder for DynamicEncoder {
-    type Item = DynamicMessage;
-    type Error = Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the request: {e}")))
-    }
-}
-
-#[derive(Debug)]
-struct DynamicDecoder(MessageDescriptor);
-
-impl Decoder for DynamicDecoder {
-    type Item = DynamicMessage;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        DynamicMessage::decode(self.0.clone(), src)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("decoding the response: {e}")))
     }
 }

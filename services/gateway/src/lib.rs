@@ -5,15 +5,18 @@
 //!   annotations of the descriptor set.
 //! - [`transcode`]: proto3 JSON ↔ protobuf for one route.
 //! - [`backend`]: one generic unary gRPC call for every route.
-//! - [`jwt`]: ES256 token verification against the auth service's JWKS.
-//! - [`policy`]: which methods are public and which are rate-limited.
+//! - [`policy`]: which methods are public (service-kit's `access`, which
+//!   the services enforce too) and which are rate-limited.
+//!
+//! Tokens are verified by service-kit's `jwt::TokenVerifier` against the
+//! auth service's JWKS: the same code and rules as every service uses for
+//! a bearer token sent to it directly.
 //! - [`ratelimit`], [`errors`], [`openapi`], [`server`].
 //!
 //! The gateway produces and consumes no events.
 
 pub mod backend;
 pub mod errors;
-pub mod jwt;
 pub mod openapi;
 pub mod policy;
 pub mod ratelimit;
@@ -27,16 +30,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
-use stocklet_service_kit::config::{DEFAULT_INTERNAL_TOKEN, env_or, env_parse};
+use stocklet_service_kit::config::{DEFAULT_AUTH_URL, DEFAULT_INTERNAL_TOKEN, env_or, env_parse};
+use stocklet_service_kit::jwt::JwtSettings;
 use stocklet_service_kit::{ConfigError, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::jwt::JwtSettings;
-
 /// The backends and their default gRPC addresses (`STOCKLET_<NAME>_URL`).
 pub const BACKENDS: [(&str, &str); 7] = [
-    ("auth", "http://127.0.0.1:15051"),
+    ("auth", DEFAULT_AUTH_URL),
     ("user", "http://127.0.0.1:15052"),
     ("product", "http://127.0.0.1:15053"),
     ("warehouse", "http://127.0.0.1:15054"),
@@ -57,7 +59,7 @@ pub struct Config {
     pub internal_token: Secret,
     /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`),
     /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`),
-    /// `STOCKLET_GATEWAY_JWT_LEEWAY_S` (default 30).
+    /// `STOCKLET_JWT_LEEWAY_S` (default 30): as every service reads them.
     pub jwt: JwtSettings,
     /// `STOCKLET_GATEWAY_BODY_LIMIT_BYTES` (default 1 MiB).
     pub body_limit_bytes: usize,
@@ -89,13 +91,7 @@ impl Config {
             listen_addr: env_or("STOCKLET_GATEWAY_ADDR", "127.0.0.1:8080"),
             backends,
             internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
-            jwt: JwtSettings {
-                issuer: env_or("STOCKLET_JWT_ISSUER", "stocklet-auth"),
-                audience: env_or("STOCKLET_JWT_AUDIENCE", "stocklet"),
-                leeway: Duration::from_secs(env_parse("STOCKLET_GATEWAY_JWT_LEEWAY_S", 30)?),
-                min_refresh: Duration::from_secs(10),
-                keys_ttl: Duration::from_secs(600),
-            },
+            jwt: JwtSettings::from_env()?,
             body_limit_bytes: env_parse("STOCKLET_GATEWAY_BODY_LIMIT_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_millis(env_parse(
                 "STOCKLET_GATEWAY_TIMEOUT_MS",

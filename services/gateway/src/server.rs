@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -29,6 +29,7 @@ use prost_reflect::DescriptorPool;
 use serde_json::json;
 use stocklet_service_kit::api;
 use stocklet_service_kit::idempotency::{self, IdempotencyKey};
+use stocklet_service_kit::jwt::{RemoteJwks, TokenVerifier};
 use stocklet_service_kit::{Identity, Secret};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
@@ -39,7 +40,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::backend::Backends;
 use crate::errors::ApiError;
-use crate::jwt::TokenVerifier;
 use crate::ratelimit::{RateLimiter, retry_after_seconds};
 use crate::routes::{Lookup, RouteTable};
 use crate::{Config, policy, transcode};
@@ -82,7 +82,7 @@ impl Gateway {
             .collect();
         Ok(Self {
             routes,
-            verifier: TokenVerifier::new(config.jwt.clone(), auth),
+            verifier: TokenVerifier::new(config.jwt.clone(), RemoteJwks::new(auth)),
             backends,
             limiter: RateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
             internal_token: config.internal_token.clone(),
@@ -350,34 +350,13 @@ fn idempotency_key(
 }
 
 /// The caller's identity: anonymous without an `Authorization` header, a
-/// verified user with a valid bearer token, and 401 for anything else.
+/// verified user with a valid bearer token, and 401 (503 while the keys
+/// cannot be fetched) for anything else, as a service answers a gRPC
+/// client (service-kit's `TokenVerifier::authenticate`).
 async fn authenticate(gateway: &Gateway, headers: &http::HeaderMap) -> Result<Identity, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Identity::Anonymous);
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(ApiError::unauthenticated)?;
-    match gateway.verifier.verify(token, now_s()).await {
-        Ok(identity) => Ok(identity),
-        Err(crate::jwt::TokenError::JwksUnavailable(cause)) => {
-            tracing::warn!(%cause, "cannot verify tokens: the JWKS is unavailable");
-            Err(ApiError::new(
-                Code::Unavailable,
-                "authentication temporarily unavailable",
-            ))
-        }
-        Err(reason) => {
-            tracing::info!(%reason, "token refused");
-            Err(ApiError::unauthenticated())
-        }
+    match gateway.verifier.authenticate(headers).await {
+        Ok(identity) => Ok(identity.unwrap_or(Identity::Anonymous)),
+        Err(refusal) => Err(ApiError::new(refusal.code(), refusal.message())),
     }
 }
 
@@ -415,13 +394,6 @@ fn json_response(status: StatusCode, body: Bytes) -> Response {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// One line per request: no headers, no query, no body.

@@ -152,7 +152,6 @@ pub async fn run(
         service.repository(),
         orders,
         service.pool().clone(),
-        config.common.internal_token.clone(),
         config.stuck_saga_timeout,
     );
     let dead_letters = DeadLetterApi::new(
@@ -161,7 +160,6 @@ pub async fn run(
             service.store().conventions().clone(),
         ),
         descriptors,
-        config.common.internal_token.clone(),
     );
     let routes = Routes::new(OrderServiceServer::new(api))
         .add_service(DeadLetterServiceServer::new(dead_letters));

@@ -95,12 +95,7 @@ pub async fn run(
             .reactor(stream, ReactorConfig::new(consumer), saga.clone())
             .await?;
     }
-    let api = PaymentApi::new(
-        balances,
-        ledger,
-        service.pool().clone(),
-        config.common.internal_token.clone(),
-    );
+    let api = PaymentApi::new(balances, ledger, service.pool().clone());
     service
         .serve(listener, PaymentServiceServer::new(api), shutdown)
         .await

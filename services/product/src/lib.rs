@@ -73,12 +73,7 @@ pub async fn run(
             OrderReaction::new(service.repository(), service.repository()),
         )
         .await?;
-    let api = ProductApi::new(
-        service.repository(),
-        catalogue,
-        service.pool().clone(),
-        config.common.internal_token.clone(),
-    );
+    let api = ProductApi::new(service.repository(), catalogue, service.pool().clone());
     service
         .serve(listener, ProductServiceServer::new(api), shutdown)
         .await

@@ -98,12 +98,7 @@ pub async fn run(
         }
         service.reactor(stream, reactor, saga.clone()).await?;
     }
-    let api = ShippingApi::new(
-        service.repository(),
-        shipments,
-        service.pool().clone(),
-        config.common.internal_token.clone(),
-    );
+    let api = ShippingApi::new(service.repository(), shipments, service.pool().clone());
     service
         .serve(listener, ShippingServiceServer::new(api), shutdown)
         .await

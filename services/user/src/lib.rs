@@ -102,7 +102,6 @@ pub async fn run(
         service.pool().clone(),
         Hasher::new(config.hash_concurrency),
         auth_stream,
-        config.common.internal_token.clone(),
     );
     service
         .serve(listener, UserServiceServer::new(api), shutdown)

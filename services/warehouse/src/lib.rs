@@ -105,12 +105,7 @@ pub async fn run(
             .reactor(stream, ReactorConfig::new(consumer), saga.clone())
             .await?;
     }
-    let api = WarehouseApi::new(
-        stocks,
-        inventory,
-        service.pool().clone(),
-        config.common.internal_token.clone(),
-    );
+    let api = WarehouseApi::new(stocks, inventory, service.pool().clone());
     service
         .serve(listener, WarehouseServiceServer::new(api), shutdown)
         .await

@@ -18,7 +18,7 @@ use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
 };
 use stocklet_service_kit::password::Passwords;
-use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
@@ -41,10 +41,9 @@ impl AuthApi {
         pool: PgPool,
         passwords: Passwords,
         signer: TokenSigner,
-        internal_token: Secret,
     ) -> Self {
         Self {
-            core: CommandApi::new(credentials, logins, pool, internal_token),
+            core: CommandApi::new(credentials, logins, pool),
             passwords,
             signer,
         }

@@ -150,8 +150,6 @@ impl Infra {
             signing_key: KeySource::Generated(
                 self.data_dir.path().join("auth/jwt-signing-key.pem"),
             ),
-            issuer: "stocklet-auth".into(),
-            audience: "stocklet".into(),
             token_ttl_s: 900,
             hash_concurrency: 2,
             admin: None,

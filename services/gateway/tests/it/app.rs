@@ -245,6 +245,12 @@ impl TestApp {
         if let Some(ttl) = setup.idempotency_ttl {
             common.idempotency_ttl = ttl;
         }
+        // The auth service (or its double) listens first, so every service
+        // verifies bearer tokens against its JWKS as deployed.
+        let (auth_listener, auth_addr) = listen().await;
+        common.auth_url = format!("http://{auth_addr}");
+        common.jwt.issuer = ISSUER.into();
+        common.jwt.audience = AUDIENCE.into();
         let shutdown = CancellationToken::new();
         let mut services = Vec::new();
         // Backends not started here point at a closed port.
@@ -310,24 +316,21 @@ impl TestApp {
             key.kid = stocklet_auth::tokens::public_jwk(&secret).kid;
             let pem = secret.to_pkcs8_pem(LineEnding::LF).unwrap();
             let signing_key = KeySource::Pem(Secret::new(pem.as_str()));
-            let (listener, addr) = listen().await;
             let mut config = stocklet_auth::Config::from_env().unwrap();
             (config.common, config.listen_addr) = (common.clone(), LISTEN_ADDR.into());
             config.signing_key = signing_key;
-            (config.issuer, config.audience) = (ISSUER.into(), AUDIENCE.into());
             config.admin = Some(stocklet_auth::AdminAccount {
                 email: ADMIN_EMAIL.into(),
                 password: Secret::new(ADMIN_PASSWORD),
             });
             services.push(tokio::spawn(stocklet_auth::run(
                 config,
-                listener,
+                auth_listener,
                 shutdown.clone(),
             )));
-            backends.insert("auth".into(), format!("http://{addr}"));
+            backends.insert("auth".into(), format!("http://{auth_addr}"));
         } else {
             auth.keys.lock().unwrap().push(key.jwk());
-            let (auth_listener, auth_addr) = listen().await;
             let auth_server = tonic::transport::Server::builder()
                 .add_service(AuthServiceServer::new(auth.clone()))
                 .serve_with_incoming_shutdown(

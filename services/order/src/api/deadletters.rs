@@ -12,7 +12,7 @@ use stocklet_proto::stocklet::order::v1::{
     self as pb, dead_letter_service_server::DeadLetterService,
 };
 use stocklet_service_kit::pagination::PageRequest;
-use stocklet_service_kit::{ApiError, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, Identity, Validation};
 use tonic::{Request, Response, Status};
 
 /// What a consumer's name is, for clients who send another.
@@ -34,24 +34,20 @@ const MAX_SEQUENCES: usize = 100;
 pub struct DeadLetterApi {
     letters: DeadLetters,
     descriptors: DescriptorPool,
-    internal_token: Secret,
 }
 
 impl DeadLetterApi {
     /// The API over the dead-letter stream, decoding events with
     /// `descriptors`.
-    pub fn new(letters: DeadLetters, descriptors: DescriptorPool, internal_token: Secret) -> Self {
+    pub fn new(letters: DeadLetters, descriptors: DescriptorPool) -> Self {
         Self {
             letters,
             descriptors,
-            internal_token,
         }
     }
 
     fn require_admin<T>(&self, request: &Request<T>) -> Result<(), ApiError> {
-        Identity::from_metadata(request.metadata(), &self.internal_token)
-            .require_admin()
-            .map(drop)
+        Identity::of(request).require_admin().map(drop)
     }
 
     /// The letters a replay or discard names: its sequences, or every

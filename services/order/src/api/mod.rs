@@ -21,7 +21,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::order::v1::{self as pb, order_service_server::OrderService};
-use stocklet_service_kit::{ApiError, CommandApi, FieldViolation, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, FieldViolation, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -48,11 +48,10 @@ impl OrderApi {
         orders: Repository<Order, JetStreamEventStore>,
         read_model: Arc<ProjectionRunner<Orders>>,
         pool: PgPool,
-        internal_token: Secret,
         stuck_saga_timeout: Duration,
     ) -> Self {
         Self {
-            core: CommandApi::new(orders, read_model, pool, internal_token),
+            core: CommandApi::new(orders, read_model, pool),
             stuck_saga_timeout,
         }
     }

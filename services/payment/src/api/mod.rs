@@ -14,7 +14,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::payment::v1::{self as pb, payment_service_server::PaymentService};
-use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Balance, BalanceCommand, BalanceError, Cents, MAX_CENTS};
@@ -32,9 +32,8 @@ impl PaymentApi {
         balances: Repository<Balance, JetStreamEventStore>,
         ledger: Arc<ProjectionRunner<Ledger>>,
         pool: PgPool,
-        internal_token: Secret,
     ) -> Self {
-        let core = CommandApi::new(balances, ledger, pool, internal_token);
+        let core = CommandApi::new(balances, ledger, pool);
         Self { core }
     }
 

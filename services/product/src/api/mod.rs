@@ -13,7 +13,7 @@ use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, JetStreamEventStore, Repository};
 use sqlx::PgPool;
 use stocklet_proto::stocklet::product::v1::{self as pb, product_service_server::ProductService};
-use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -33,9 +33,8 @@ impl ProductApi {
         products: Repository<Product, JetStreamEventStore>,
         catalogue: Arc<ProjectionRunner<Catalogue>>,
         pool: PgPool,
-        internal_token: Secret,
     ) -> Self {
-        let core = CommandApi::new(products, catalogue, pool, internal_token);
+        let core = CommandApi::new(products, catalogue, pool);
         Self { core }
     }
 

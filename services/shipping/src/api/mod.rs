@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::shipping::v1::{
     self as pb, shipping_service_server::ShippingService,
 };
-use stocklet_service_kit::{ApiError, CommandApi, Identity, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Identity, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Shipment, ShipmentCommand, ShipmentError};
@@ -35,9 +35,8 @@ impl ShippingApi {
         shipments: Repository<Shipment, JetStreamEventStore>,
         projection: Arc<ProjectionRunner<Shipments>>,
         pool: PgPool,
-        internal_token: Secret,
     ) -> Self {
-        let core = CommandApi::new(shipments, projection, pool, internal_token);
+        let core = CommandApi::new(shipments, projection, pool);
         Self { core }
     }
 

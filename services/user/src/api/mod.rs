@@ -25,7 +25,7 @@ use stocklet_proto::stocklet::user::v1::{self as pb, user_service_server::UserSe
 use stocklet_service_kit::password::Hasher;
 use stocklet_service_kit::registration;
 use stocklet_service_kit::service::READ_YOUR_WRITES_WAIT;
-use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, PageRequest, Validation};
 use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
@@ -67,11 +67,10 @@ impl UserApi {
         pool: PgPool,
         hasher: Hasher,
         auth_stream: StreamRef,
-        internal_token: Secret,
     ) -> Self {
         let users = users.with_retry_policy(RetryPolicy::default().with_max_attempts(MAX_ATTEMPTS));
         Self {
-            core: CommandApi::new(users, directory, pool, internal_token),
+            core: CommandApi::new(users, directory, pool),
             claims,
             hasher,
             auth_stream,

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 use stocklet_proto::stocklet::warehouse::v1::{
     self as pb, warehouse_service_server::WarehouseService,
 };
-use stocklet_service_kit::{ApiError, CommandApi, Secret, Validation};
+use stocklet_service_kit::{ApiError, CommandApi, Validation};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Quantity, Stock, StockCommand, StockError};
@@ -33,9 +33,8 @@ impl WarehouseApi {
         stocks: Repository<Stock, JetStreamEventStore>,
         inventory: Arc<ProjectionRunner<Inventory>>,
         pool: PgPool,
-        internal_token: Secret,
     ) -> Self {
-        let core = CommandApi::new(stocks, inventory, pool, internal_token);
+        let core = CommandApi::new(stocks, inventory, pool);
         Self { core }
     }
 

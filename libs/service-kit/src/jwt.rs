@@ -1,37 +1,62 @@
-//! Verifying access tokens: ES256 JWTs against the auth service's JWKS.
+//! Verifying access tokens: ES256 JWTs against the auth service's JWKS, the
+//! one verifier the gateway and every service use.
 //!
 //! Written against `p256` directly, as the auth service signs with it: the
-//! checks fit on one screen and each rule of the issue is one line here.
+//! checks fit on one screen and each rule is one line here.
 //!
 //! - The algorithm is pinned: the header's `alg` must be exactly `ES256`, so
 //!   `none` and HS256 (signed with the public key as an HMAC secret) fail.
 //! - `jku`, `jwk`, `x5u`, `x5c` and `crit` headers are refused outright and
-//!   never followed: keys come only from the auth service's JWKS.
+//!   never followed: keys come only from the configured [`JwksSource`].
 //! - The key is found by `kid`. An unknown `kid` refreshes the JWKS once
 //!   (at most once per `min_refresh`, so forged kids cannot hammer the auth
 //!   service), and the token fails if the kid is still unknown.
 //! - The signature is checked before the claims are read. `exp` is
 //!   required; `nbf` and `iat` may not lie in the future; `iss` and `aud`
 //!   must match. All time checks allow the same small, explicit leeway.
+//!
+//! Where the keys come from is pluggable ([`JwksSource`]): the gateway and
+//! the services fetch the JWKS from the auth service over gRPC
+//! ([`RemoteJwks`], `STOCKLET_AUTH_URL`), while the auth service verifies
+//! with its own public key in process ([`StaticJwks`]) instead of calling
+//! itself. Either way the keys pass the same filter and the tokens the same
+//! rules.
+//!
+//! [`TokenVerifier::authenticate`] reads the `authorization` header the
+//! same way for REST and gRPC, and a refusal says only what
+//! [`Refusal`] says: the reason is logged, never sent.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
+use futures::future::BoxFuture;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use serde_json::{Map, Value};
 use stocklet_proto::stocklet::auth::v1::auth_service_client::AuthServiceClient;
 use stocklet_proto::stocklet::auth::v1::{GetJwksRequest, Jwk};
-use stocklet_service_kit::{Identity, Role};
 use tokio::sync::{Mutex, RwLock};
+use tonic::Code;
 use tonic::transport::Channel;
+
+use crate::config::{ConfigError, env_or, env_parse};
+use crate::identity::{Identity, Role};
 
 /// Header parameters that point at keys elsewhere; never followed.
 const FORBIDDEN_HEADERS: [&str; 5] = ["jku", "jwk", "x5u", "x5c", "crit"];
 
+/// Default `STOCKLET_JWT_ISSUER`.
+pub const DEFAULT_ISSUER: &str = "stocklet-auth";
+/// Default `STOCKLET_JWT_AUDIENCE`.
+pub const DEFAULT_AUDIENCE: &str = "stocklet";
+/// Default `STOCKLET_JWT_LEEWAY_S`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
 /// What the tokens must say.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtSettings {
     /// The required `iss`.
     pub issuer: String,
@@ -45,7 +70,41 @@ pub struct JwtSettings {
     pub keys_ttl: Duration,
 }
 
-/// Why a token was refused. Logged, never sent: every case answers 401.
+impl Default for JwtSettings {
+    /// The defaults of [`from_env`](Self::from_env): what the auth service
+    /// issues when nothing is configured.
+    fn default() -> Self {
+        Self {
+            issuer: DEFAULT_ISSUER.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            leeway: DEFAULT_LEEWAY,
+            min_refresh: Duration::from_secs(10),
+            keys_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+impl JwtSettings {
+    /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`),
+    /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`) and
+    /// `STOCKLET_JWT_LEEWAY_S` (default 30): the same variables the auth
+    /// service issues its tokens by.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            issuer: env_or("STOCKLET_JWT_ISSUER", DEFAULT_ISSUER),
+            audience: env_or("STOCKLET_JWT_AUDIENCE", DEFAULT_AUDIENCE),
+            leeway: Duration::from_secs(env_parse(
+                "STOCKLET_JWT_LEEWAY_S",
+                DEFAULT_LEEWAY.as_secs(),
+            )?),
+            ..defaults
+        })
+    }
+}
+
+/// Why a token was refused. Logged, never sent: a caller hears only the
+/// [`Refusal`] it maps to.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// Not three base64url parts of JSON.
@@ -83,29 +142,170 @@ pub enum TokenError {
     JwksUnavailable(String),
 }
 
+/// What a caller hears when its `authorization` header is refused: the
+/// same to a REST client (as HTTP 401 or 503) and a gRPC client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a bearer token, or one that does not verify for any reason
+    /// (malformed, forged, expired, another issuer...): `Unauthenticated`.
+    InvalidToken,
+    /// The keys to verify it cannot be had now: `Unavailable`, retry.
+    KeysUnavailable,
+}
+
+impl Refusal {
+    /// The gRPC code (the gateway answers its HTTP equivalent).
+    pub fn code(self) -> Code {
+        match self {
+            Self::InvalidToken => Code::Unauthenticated,
+            Self::KeysUnavailable => Code::Unavailable,
+        }
+    }
+
+    /// The message: what happened, never why a token failed.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InvalidToken => "invalid or expired bearer token",
+            Self::KeysUnavailable => "authentication temporarily unavailable",
+        }
+    }
+}
+
+impl From<Refusal> for tonic::Status {
+    fn from(refusal: Refusal) -> Self {
+        Self::new(refusal.code(), refusal.message())
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header value (the scheme
+/// in any case, as RFC 9110 has it), or `None` for anything else.
+pub fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Now, in Unix seconds.
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Where a verifier gets its keys: the JWKS, as the auth service publishes
+/// it. Every key still passes [`TokenVerifier`]'s filter (ES256 on P-256,
+/// with a `kid`), whatever the source.
+pub trait JwksSource: fmt::Debug + Send + Sync + 'static {
+    /// The current keys.
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Jwk>, TokenError>>;
+}
+
+/// The longest a JWKS fetch may take: a token waits for it.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The auth service's JWKS, fetched with its gRPC `GetJwks`.
+#[derive(Clone, Debug)]
+pub struct RemoteJwks {
+    auth: AuthServiceClient<Channel>,
+}
+
+impl RemoteJwks {
+    /// Keys from the auth service behind `auth` (a lazily connected channel
+    /// is fine: it is first used by the first token).
+    pub fn new(auth: Channel) -> Self {
+        Self {
+            auth: AuthServiceClient::new(auth),
+        }
+    }
+}
+
+impl JwksSource for RemoteJwks {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Jwk>, TokenError>> {
+        Box::pin(async move {
+            let mut auth = self.auth.clone();
+            let response = tokio::time::timeout(JWKS_TIMEOUT, auth.get_jwks(GetJwksRequest {}))
+                .await
+                .map_err(|_| TokenError::JwksUnavailable(format!("no answer in {JWKS_TIMEOUT:?}")))?
+                .map_err(|status| TokenError::JwksUnavailable(status.message().to_owned()))?;
+            Ok(response.into_inner().keys)
+        })
+    }
+}
+
+/// A JWKS held in process: the auth service's own public keys.
+#[derive(Clone, Debug)]
+pub struct StaticJwks(Vec<Jwk>);
+
+impl StaticJwks {
+    /// These keys, always.
+    pub fn new(keys: Vec<Jwk>) -> Self {
+        Self(keys)
+    }
+}
+
+impl JwksSource for StaticJwks {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Jwk>, TokenError>> {
+        Box::pin(std::future::ready(Ok(self.0.clone())))
+    }
+}
+
 #[derive(Debug, Default)]
 struct KeyCache {
     keys: HashMap<String, VerifyingKey>,
     fetched_at: Option<Instant>,
 }
 
-/// Verifies tokens, with a JWKS cache filled from the auth service.
+/// Verifies tokens, with a key cache filled from its [`JwksSource`].
 #[derive(Debug)]
 pub struct TokenVerifier {
     settings: JwtSettings,
-    auth: AuthServiceClient<Channel>,
+    source: Arc<dyn JwksSource>,
     cache: RwLock<KeyCache>,
     refreshing: Mutex<()>,
 }
 
 impl TokenVerifier {
-    /// A verifier fetching keys from the auth service at `auth`.
-    pub fn new(settings: JwtSettings, auth: Channel) -> Self {
+    /// A verifier of tokens that follow `settings`, with keys from `source`.
+    pub fn new(settings: JwtSettings, source: impl JwksSource) -> Self {
         Self {
             settings,
-            auth: AuthServiceClient::new(auth),
+            source: Arc::new(source),
             cache: RwLock::new(KeyCache::default()),
             refreshing: Mutex::new(()),
+        }
+    }
+
+    /// What the tokens must say.
+    pub fn settings(&self) -> &JwtSettings {
+        &self.settings
+    }
+
+    /// The identity the `authorization` header of `headers` proves: `None`
+    /// without one, the token's user for a valid bearer token, and a
+    /// [`Refusal`] for anything else (its reason logged).
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Identity>, Refusal> {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let Some(token) = bearer_token(value) else {
+            tracing::info!("authorization refused: not a bearer token");
+            return Err(Refusal::InvalidToken);
+        };
+        match self.verify(token, now_s()).await {
+            Ok(identity) => Ok(Some(identity)),
+            Err(TokenError::JwksUnavailable(cause)) => {
+                tracing::warn!(%cause, "cannot verify tokens: the JWKS is unavailable");
+                Err(Refusal::KeysUnavailable)
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "token refused");
+                Err(Refusal::InvalidToken)
+            }
         }
     }
 
@@ -232,14 +432,8 @@ impl TokenVerifier {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, VerifyingKey>, TokenError> {
-        let response = self
-            .auth
-            .clone()
-            .get_jwks(GetJwksRequest {})
-            .await
-            .map_err(|status| TokenError::JwksUnavailable(status.message().to_owned()))?;
         let mut keys = HashMap::new();
-        for jwk in response.into_inner().keys {
+        for jwk in self.source.fetch().await? {
             match verifying_key(&jwk) {
                 Some(key) => {
                     keys.insert(jwk.kid, key);
@@ -249,7 +443,7 @@ impl TokenVerifier {
                 }
             }
         }
-        tracing::info!(keys = keys.len(), "fetched the JWKS");
+        tracing::debug!(keys = keys.len(), "fetched the JWKS");
         Ok(keys)
     }
 }
@@ -312,18 +506,40 @@ mod tests {
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 
-    /// A verifier whose cache already holds `key` as `k1`; the auth
-    /// channel points at a closed port and is never used.
-    async fn verifier(key: &SigningKey) -> TokenVerifier {
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-        let settings = JwtSettings {
+    fn settings() -> JwtSettings {
+        JwtSettings {
             issuer: "iss".into(),
             audience: "aud".into(),
             leeway: Duration::from_secs(30),
             min_refresh: Duration::from_secs(3600),
             keys_ttl: Duration::from_secs(3600),
-        };
-        let verifier = TokenVerifier::new(settings, channel);
+        }
+    }
+
+    /// The auth service's JWKS on a closed port: every fetch fails.
+    fn unreachable_auth() -> RemoteJwks {
+        RemoteJwks::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        )
+    }
+
+    fn jwk(key: &SigningKey, kid: &str) -> Jwk {
+        let point = key.verifying_key().to_encoded_point(false);
+        Jwk {
+            kty: "EC".into(),
+            r#use: "sig".into(),
+            alg: "ES256".into(),
+            crv: "P-256".into(),
+            x: b64(point.x().unwrap()),
+            y: b64(point.y().unwrap()),
+            kid: kid.into(),
+        }
+    }
+
+    /// A verifier whose cache already holds `key` as `k1`; the auth
+    /// service it would fetch from is unreachable and never asked.
+    async fn verifier(key: &SigningKey) -> TokenVerifier {
+        let verifier = TokenVerifier::new(settings(), unreachable_auth());
         {
             let mut cache = verifier.cache.write().await;
             cache.keys.insert("k1".into(), *key.verifying_key());
@@ -394,16 +610,7 @@ mod tests {
     #[test]
     fn only_p256_signing_keys_are_taken_from_the_jwks() {
         let key = SigningKey::random(&mut OsRng);
-        let point = key.verifying_key().to_encoded_point(false);
-        let jwk = Jwk {
-            kty: "EC".into(),
-            r#use: "sig".into(),
-            alg: "ES256".into(),
-            crv: "P-256".into(),
-            x: b64(point.x().unwrap()),
-            y: b64(point.y().unwrap()),
-            kid: "k1".into(),
-        };
+        let jwk = jwk(&key, "k1");
         assert_eq!(verifying_key(&jwk), Some(*key.verifying_key()));
         let wrong = [
             Jwk {
@@ -434,5 +641,94 @@ mod tests {
         for jwk in wrong {
             assert_eq!(verifying_key(&jwk), None, "{jwk:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_in_process_jwks_verifies_without_any_call() {
+        let key = SigningKey::random(&mut OsRng);
+        let other = SigningKey::random(&mut OsRng);
+        let verifier = TokenVerifier::new(settings(), StaticJwks::new(vec![jwk(&key, "k1")]));
+        let header = json!({"alg": "ES256", "kid": "k1"});
+        assert_eq!(
+            verifier
+                .verify(&sign(&key, &header, &claims(NOW + 60)), NOW)
+                .await,
+            Ok(Identity::admin("u1"))
+        );
+        assert_eq!(
+            verifier
+                .verify(&sign(&other, &header, &claims(NOW + 60)), NOW)
+                .await,
+            Err(TokenError::Signature)
+        );
+        let unknown = json!({"alg": "ES256", "kid": "k2"});
+        assert_eq!(
+            verifier
+                .verify(&sign(&key, &unknown, &claims(NOW + 60)), NOW)
+                .await,
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn only_bearer_credentials_carry_a_token() {
+        let token = |value: &'static str| {
+            bearer_token(&http::HeaderValue::from_static(value)).map(str::to_owned)
+        };
+        assert_eq!(token("Bearer abc.def.ghi").as_deref(), Some("abc.def.ghi"));
+        assert_eq!(token("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token("BEARER  abc ").as_deref(), Some("abc"));
+        for refused in [
+            "Basic dXNlcjpwdw==",
+            "Bearer",
+            "Bearer ",
+            "abc.def.ghi",
+            "Bearerabc",
+        ] {
+            assert_eq!(token(refused), None, "{refused:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_is_anonymous_without_the_header_and_refused_with_a_bad_one() {
+        let key = SigningKey::random(&mut OsRng);
+        let verifier = verifier(&key).await;
+        let headers = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert_eq!(
+            verifier.authenticate(&http::HeaderMap::new()).await,
+            Ok(None)
+        );
+        let token = sign(
+            &key,
+            &json!({"alg": "ES256", "kid": "k1"}),
+            &claims(now_s() + 60),
+        );
+        assert_eq!(
+            verifier
+                .authenticate(&headers(&format!("Bearer {token}")))
+                .await,
+            Ok(Some(Identity::admin("u1")))
+        );
+        for refused in ["Basic dXNlcjpwdw==", "Bearer not-a-token"] {
+            assert_eq!(
+                verifier.authenticate(&headers(refused)).await,
+                Err(Refusal::InvalidToken),
+                "{refused}"
+            );
+        }
+        // No keys yet and the auth service unreachable: retry later, not 401.
+        let cold = TokenVerifier::new(settings(), unreachable_auth());
+        assert_eq!(
+            cold.authenticate(&headers(&format!("Bearer {token}")))
+                .await,
+            Err(Refusal::KeysUnavailable)
+        );
+        let status = tonic::Status::from(Refusal::InvalidToken);
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "invalid or expired bearer token");
     }
 }
