@@ -61,6 +61,7 @@ use std::collections::BTreeMap;
 
 use es_core::envelope::EventMeta;
 use es_core::reactor::{Reaction, ReactionError};
+use es_core::repository::Loaded;
 use es_core::{
     Aggregate, AggregateId, AtomicDecision, AtomicExecuted, CommandContext, ExecuteError,
     JetStreamEventStore, Recorded, Repository, RetryPolicy,
@@ -81,6 +82,9 @@ pub const CONSUME: &str = "warehouse.consume";
 /// The handler name in the dedupe key of returned stock.
 pub const RETURN: &str = "warehouse.return";
 
+/// How often a step refused by a product is decided again because the
+/// reservation moved meanwhile (a concurrent delivery of the same step).
+const STALE_RESERVATION_RETRIES: u32 = 3;
 /// Attempts at the atomic reservation before the event is retried later:
 /// popular products make reservations race often.
 const RESERVE_ATTEMPTS: u32 = 30;
@@ -295,13 +299,47 @@ impl SagaReaction {
     /// taken it already (which makes a redelivery harmless, however late),
     /// else the reservation's step and each product's move, decided on
     /// fresh state.
+    ///
+    /// The reservation is read before its products, so a concurrent
+    /// delivery of the same step can land in between: the products then
+    /// show the step done while the reservation read says it is not. A
+    /// product's refusal is therefore final only if the reservation has not
+    /// moved since it was read; otherwise the step is decided again.
     async fn decide_step(
         &self,
         order_id: &AggregateId,
         step: Step,
         context: &CommandContext,
     ) -> Result<AtomicDecision<()>, ExecuteError<FollowError>> {
-        let reservation = self.reservations.load(order_id).await?;
+        let mut attempts = 0;
+        loop {
+            let reservation = self.reservations.load(order_id).await?;
+            let read = reservation.version;
+            match self
+                .decide_step_once(order_id, reservation, step, context)
+                .await
+            {
+                Err(ExecuteError::Rejected(FollowError::Refused(reason)))
+                    if attempts < STALE_RESERVATION_RETRIES =>
+                {
+                    let now = self.reservations.load(order_id).await?.version;
+                    if now == read {
+                        return Err(ExecuteError::Rejected(FollowError::Refused(reason)));
+                    }
+                    attempts += 1;
+                }
+                decided => return decided,
+            }
+        }
+    }
+
+    async fn decide_step_once(
+        &self,
+        order_id: &AggregateId,
+        reservation: Loaded<Reservation>,
+        step: Step,
+        context: &CommandContext,
+    ) -> Result<AtomicDecision<()>, ExecuteError<FollowError>> {
         let at_ms = es_core::envelope::now_ms();
         let command = match step {
             Step::Release => ReservationCommand::Release { at_ms },
