@@ -33,6 +33,18 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_open "$NATS_PORT" && die "something already listens on 127.0.0.1:$NATS_PORT (another \`make run\`?)"
 
 DATABASE_URL="$(scripts/ensure-postgres.sh)"
+# The deployment secret the gateway and the services share (no default ships in
+# the repo): generated once into .data/secrets, unless the environment sets one.
+SECRETS_DIR="$REPO_ROOT/.data/secrets"
+if [[ -z ${STOCKLET_INTERNAL_TOKEN:-} ]]; then
+    mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
+    if [[ ! -s $SECRETS_DIR/internal-token ]]; then
+        (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$SECRETS_DIR/internal-token")
+        log "generated STOCKLET_INTERNAL_TOKEN into .data/secrets/internal-token"
+    fi
+    STOCKLET_INTERNAL_TOKEN="$(<"$SECRETS_DIR/internal-token")"
+fi
+export STOCKLET_INTERNAL_TOKEN
 STOCKLET_SEED="${STOCKLET_SEED:-true}"
 # The gateway and every service fetch the JWKS that verifies bearer tokens from here.
 STOCKLET_AUTH_URL="${STOCKLET_AUTH_URL:-http://${STOCKLET_AUTH_ADDR:-127.0.0.1:15051}}"

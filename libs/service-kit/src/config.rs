@@ -89,7 +89,8 @@ pub struct CommonConfig {
     /// `DATABASE_URL`: the server; each service uses its own schema in it.
     pub database_url: Secret,
     /// `STOCKLET_INTERNAL_TOKEN`: shared by the gateway and the services;
-    /// identity metadata is trusted only next to it.
+    /// identity metadata is trusted only next to it. No default: a service
+    /// refuses to start without one ([`require_internal_token`]).
     pub internal_token: Secret,
     /// `STOCKLET_STREAM_REPLICAS`: 1 on one server, 3 on a cluster.
     pub stream_replicas: usize,
@@ -112,8 +113,48 @@ pub struct CommonConfig {
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:14222";
 /// Default `DATABASE_URL`: the local PostgreSQL with trust auth.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// Default `STOCKLET_INTERNAL_TOKEN`, for local development only.
-pub const DEFAULT_INTERNAL_TOKEN: &str = "stocklet-dev-internal-token";
+/// The least length of `STOCKLET_INTERNAL_TOKEN`: 32 characters, as
+/// `openssl rand -hex 16` gives (128 bits).
+pub const MIN_INTERNAL_TOKEN_CHARS: usize = 32;
+
+/// Tokens that were published (an earlier default, the compose example):
+/// anyone can read them, so none may be used.
+const PUBLISHED_INTERNAL_TOKENS: [&str; 2] = [
+    "stocklet-dev-internal-token",
+    "change-me-compose-internal-token",
+];
+
+/// Checks `STOCKLET_INTERNAL_TOKEN` before a service or the gateway starts.
+///
+/// There is no default: a value shipped in the repository would let anyone
+/// who reads it act as any user, admin included, on every service's port.
+/// Each deployment generates its own (`make run` writes one to
+/// `.data/secrets/internal-token` on first start; compose and clusters take
+/// it from the environment or a secret file), and a process refuses to
+/// start without one, or with one too short to resist guessing.
+pub fn require_internal_token(token: &Secret) -> Result<(), ConfigError> {
+    let refuse = |reason: &str| ConfigError {
+        name: "STOCKLET_INTERNAL_TOKEN".to_owned(),
+        value: "***".to_owned(),
+        reason: format!(
+            "{reason}; generate one per deployment, for example `openssl rand -hex 32` \
+             (`make run` keeps one in .data/secrets/internal-token)"
+        ),
+    };
+    let value = token.expose();
+    if value.is_empty() {
+        return Err(refuse("it is not set"));
+    }
+    if value.chars().count() < MIN_INTERNAL_TOKEN_CHARS {
+        return Err(refuse(&format!(
+            "it is shorter than {MIN_INTERNAL_TOKEN_CHARS} characters"
+        )));
+    }
+    if PUBLISHED_INTERNAL_TOKENS.contains(&value) {
+        return Err(refuse("it is a value published in the repository"));
+    }
+    Ok(())
+}
 
 /// Default `STOCKLET_AUTH_URL`: the auth service of `make run`.
 pub const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:15051";
@@ -127,7 +168,7 @@ impl CommonConfig {
         Ok(Self {
             nats_url: env_or("NATS_URL", DEFAULT_NATS_URL),
             database_url: Secret::new(env_or("DATABASE_URL", DEFAULT_DATABASE_URL)),
-            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
+            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", "")),
             stream_replicas: env_parse("STOCKLET_STREAM_REPLICAS", 1)?,
             db_pool_size: env_parse("STOCKLET_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?,
             idempotency_ttl: Duration::from_secs(env_parse(
@@ -187,6 +228,18 @@ mod tests {
             env_parse("STOCKLET_TEST_UNSET_VARIABLE", 7usize).unwrap(),
             7
         );
+    }
+
+    #[test]
+    fn the_internal_token_has_no_default_and_must_be_long_and_unpublished() {
+        assert!(require_internal_token(&Secret::default()).is_err());
+        assert!(require_internal_token(&Secret::new("short")).is_err());
+        for published in PUBLISHED_INTERNAL_TOKENS {
+            let error = require_internal_token(&Secret::new(published)).unwrap_err();
+            assert!(error.to_string().contains("published"), "{error}");
+            assert!(!error.to_string().contains(published), "never printed");
+        }
+        assert!(require_internal_token(&Secret::new("0123456789abcdef0123456789abcdef")).is_ok());
     }
 
     #[test]

@@ -107,6 +107,8 @@ impl Service {
         spec: ServiceSpec,
         migrations: Migrator,
     ) -> Result<Self, RunError> {
+        crate::config::require_internal_token(&common.internal_token)
+            .map_err(|e| RunError::Config(e.to_string()))?;
         crate::metrics::use_stocklet_names();
         let store = lifecycle::connect_event_store(&common.nats_url).await?;
         let mut provisioned = HashMap::new();

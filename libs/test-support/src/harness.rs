@@ -32,7 +32,7 @@ use tonic::{Request, Response, Status};
 use crate::{NatsServer, RunningService, TestDb};
 
 /// The internal token the services under test and their callers share.
-pub const INTERNAL_TOKEN: &str = "test-internal-token";
+pub const INTERNAL_TOKEN: &str = "test-internal-token-0123456789abcdef";
 
 /// A port-0 address for a test's service `Config` (the service serves on
 /// the listener the test hands it).

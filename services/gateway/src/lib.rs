@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
-use stocklet_service_kit::config::{DEFAULT_AUTH_URL, DEFAULT_INTERNAL_TOKEN, env_or, env_parse};
+use stocklet_service_kit::config::{DEFAULT_AUTH_URL, env_or, env_parse, require_internal_token};
 use stocklet_service_kit::jwt::JwtSettings;
 use stocklet_service_kit::{ConfigError, Secret};
 use tokio::net::TcpListener;
@@ -90,7 +90,7 @@ impl Config {
         Ok(Self {
             listen_addr: env_or("STOCKLET_GATEWAY_ADDR", "127.0.0.1:8080"),
             backends,
-            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", DEFAULT_INTERNAL_TOKEN)),
+            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", "")),
             jwt: JwtSettings::from_env()?,
             body_limit_bytes: env_parse("STOCKLET_GATEWAY_BODY_LIMIT_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_millis(env_parse(
@@ -137,6 +137,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    require_internal_token(&config.internal_token)
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)?;
     let gateway = Arc::new(server::Gateway::new(&config, &pool)?);
     let app = server::router(gateway, &config.cors_origins);

@@ -48,7 +48,7 @@ use tokio::sync::Mutex;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-const INTERNAL_TOKEN: &str = "saga-bench-internal-token";
+const INTERNAL_TOKEN: &str = "saga-bench-internal-token-0123456789abcdef";
 /// The services of the all-in-one binary, in the order of `ports`.
 const SERVICES: [&str; 8] = [
     "AUTH",

@@ -204,10 +204,8 @@ macro_rules! patiently {
 pub async fn run(endpoints: &Endpoints, admin_email: &str) -> Result<Seeded, SeedError> {
     let caller = Caller {
         identity: Identity::admin(stocklet_auth::admin_user_id(admin_email)),
-        token: Secret::new(env_or(
-            "STOCKLET_INTERNAL_TOKEN",
-            stocklet_service_kit::config::DEFAULT_INTERNAL_TOKEN,
-        )),
+        // The services refused to start without it, so it is set here.
+        token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", "")),
     };
     let mut seeded = Seeded::default();
     seed_catalogue(&caller, endpoints, &mut seeded).await?;

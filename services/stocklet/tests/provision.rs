@@ -20,6 +20,10 @@ async fn provision_prepares_streams_schemas_and_consumers_then_exits() {
         .env("DATABASE_URL", &db.url)
         .env("STOCKLET_DATA_DIR", data.path())
         .env("STOCKLET_SEED", "true") // ignored when provisioning
+        .env(
+            "STOCKLET_INTERNAL_TOKEN",
+            "provision-test-token-0123456789abcdef",
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -78,4 +82,45 @@ async fn provision_prepares_streams_schemas_and_consumers_then_exits() {
         .await
         .unwrap();
     assert_eq!(products, 0);
+}
+
+#[tokio::test]
+async fn the_binary_refuses_to_start_without_a_deployment_secret() {
+    // No default ships in the repository: without STOCKLET_INTERNAL_TOKEN,
+    // or with a published or short one, nothing starts, and the log says
+    // what to do.
+    let nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    for token in [None, Some("stocklet-dev-internal-token"), Some("short")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stocklet"));
+        command
+            .env("NATS_URL", nats.url())
+            .env("DATABASE_URL", &db.url)
+            .env("STOCKLET_SEED", "false")
+            .env("STOCKLET_GATEWAY_ADDR", "127.0.0.1:0")
+            .env("NO_COLOR", "1")
+            .env_remove("STOCKLET_INTERNAL_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = token {
+            command.env("STOCKLET_INTERNAL_TOKEN", token);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!output.status.success(), "{token:?} started");
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(log.contains("STOCKLET_INTERNAL_TOKEN"), "{token:?}: {log}");
+        assert!(log.contains("openssl rand"), "says how: {log}");
+        if let Some(token) = token {
+            assert!(
+                !log.contains(&format!("\"{token}\"")),
+                "the value is never logged"
+            );
+        }
+    }
 }

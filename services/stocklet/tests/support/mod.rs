@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use stocklet_test_support::{NatsServer, TestDb};
 
 /// The internal token the binary runs with.
-pub const INTERNAL_TOKEN: &str = "tour-test-internal-token";
+pub const INTERNAL_TOKEN: &str = "tour-test-internal-token-0123456789abcdef";
 /// The services, in the order of the ports handed to [`Stocklet::start`].
 pub const SERVICES: [&str; 7] = [
     "AUTH",
