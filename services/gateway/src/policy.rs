@@ -1,13 +1,19 @@
-//! The edge policy: which methods need no token, and which are rate-limited.
+//! The edge policy: which methods need no token, and which rate-limit
+//! budgets each method spends.
 //!
-//! This is the only hand-kept list in the gateway, and it is about access,
-//! not routing. It is explicit code rather than parsed from comments, and a
-//! test checks it against the proto: a method is listed here exactly when
-//! its proto comment says "Public.". The services enforce the same rules on
-//! every call; this list lets the gateway refuse unauthenticated calls to
-//! private routes before they reach a service.
+//! These are the only hand-kept lists in the gateway, and they are about
+//! access, not routing. They are explicit code rather than parsed from
+//! comments, and a test checks the public list against the proto: a method
+//! is listed here exactly when its proto comment says "Public.". The
+//! services enforce the same rules on every call; this list lets the
+//! gateway refuse unauthenticated calls to private routes before they reach
+//! a service. Rate limits are the gateway's alone (see `ratelimit`): a
+//! password guess spends the client address's budget whatever token comes
+//! with it, and the target account's budget whoever sends it.
 
-use prost_reflect::MethodDescriptor;
+use prost_reflect::{DynamicMessage, MethodDescriptor, ReflectMessage};
+use stocklet_service_kit::Identity;
+use stocklet_values::normalise_email;
 
 /// Methods that anyone may call without a token: every service's
 /// description, the JWKS, login, registration, catalogue and stock reads.
@@ -27,10 +33,46 @@ pub const PUBLIC_METHODS: &[&str] = &[
     "stocklet.shipping.v1.ShippingService.GetServiceInfo",
 ];
 
-/// Methods limited per client: guessing passwords and flooding orders.
-pub const RATE_LIMITED_METHODS: &[&str] = &[
-    "stocklet.auth.v1.AuthService.LoginPassword",
-    "stocklet.order.v1.OrderService.PlaceOrder",
+/// A budget a rate-limited method spends (see [`RATE_LIMITED_METHODS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// Per method and client address, whatever token comes with the
+    /// request (`STOCKLET_GATEWAY_RATE_LIMIT_PER_MINUTE`, `_BURST`).
+    Address,
+    /// Per method and signed-in caller (the address without a token):
+    /// the same settings as [`Budget::Address`].
+    Caller,
+    /// Per target account, whoever asks and from wherever: the account a
+    /// login or a password change names ([`target_account`]). Only failures
+    /// count: a success is refunded. Login and SetPassword share it
+    /// (`STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_PER_HOUR`, `_BURST`).
+    Account,
+    /// Registrations per client address
+    /// (`STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_PER_HOUR`, `_BURST`).
+    Registration,
+}
+
+/// Methods limited at the edge, and the budgets each spends in order:
+/// password guesses per address and per victim (a token changes neither,
+/// so throwaway accounts gain nothing), account creation per address, and
+/// order floods per customer.
+pub const RATE_LIMITED_METHODS: &[(&str, &[Budget])] = &[
+    (
+        "stocklet.auth.v1.AuthService.LoginPassword",
+        &[Budget::Address, Budget::Account],
+    ),
+    (
+        "stocklet.auth.v1.AuthService.SetPassword",
+        &[Budget::Address, Budget::Account],
+    ),
+    (
+        "stocklet.user.v1.UserService.RegisterUser",
+        &[Budget::Registration],
+    ),
+    (
+        "stocklet.order.v1.OrderService.PlaceOrder",
+        &[Budget::Caller],
+    ),
 ];
 
 /// Whether `method` (a full name) needs no token.
@@ -38,9 +80,45 @@ pub fn is_public(method: &str) -> bool {
     PUBLIC_METHODS.contains(&method)
 }
 
-/// Whether `method` (a full name) is rate-limited per client.
-pub fn is_rate_limited(method: &str) -> bool {
-    RATE_LIMITED_METHODS.contains(&method)
+/// The budgets `method` (a full name) spends; empty when not limited.
+pub fn rate_limits(method: &str) -> &'static [Budget] {
+    RATE_LIMITED_METHODS
+        .iter()
+        .find(|(name, _)| *name == method)
+        .map_or(&[], |(_, budgets)| budgets)
+}
+
+/// The account a login or password change targets, as the key of its
+/// [`Budget::Account`]: the email address in the auth service's
+/// normalised form (trimmed, lower case: the auth service matches it so),
+/// or the user id exactly as given (the auth service loads exactly that
+/// id). For SetPassword an empty `user_id` is the caller's own, and an
+/// admin's change is no guess (it needs no current password), so it spends
+/// nothing. `None` when nothing is to be spent (a request that names no
+/// account is refused as invalid anyway).
+///
+/// An account can be named by its email and by its id, so each name has a
+/// budget: an attacker who knows both gets at most twice the budget.
+pub fn target_account(message: &DynamicMessage, identity: &Identity) -> Option<String> {
+    let is_set_password = message.descriptor().full_name() == "stocklet.auth.v1.SetPasswordRequest";
+    if is_set_password && identity.is_admin() {
+        return None;
+    }
+    let field = |name: &str| {
+        message
+            .descriptor()
+            .get_field_by_name(name)
+            .filter(|field| message.has_field(field))
+            .and_then(|field| message.get_field(&field).as_str().map(str::to_owned))
+    };
+    if let Some(email) = field("email").filter(|e| !e.trim().is_empty()) {
+        return Some(format!("email:{}", normalise_email(&email)));
+    }
+    match (field("user_id").filter(|id| !id.is_empty()), identity) {
+        (Some(id), _) => Some(format!("id:{id}")),
+        (None, Identity::User { user_id, .. }) if is_set_password => Some(format!("id:{user_id}")),
+        (None, _) => None,
+    }
 }
 
 /// The comment above `method` in its .proto file, if any.
@@ -83,11 +161,66 @@ mod tests {
         let mut listed: Vec<String> = PUBLIC_METHODS.iter().map(|m| (*m).to_owned()).collect();
         listed.sort();
         assert_eq!(listed, said_public);
-        for method in RATE_LIMITED_METHODS {
-            assert!(
-                pool.get_service_by_name(method.rsplit_once('.').unwrap().0)
-                    .is_some()
-            );
+        for (method, budgets) in RATE_LIMITED_METHODS {
+            let (service, name) = method.rsplit_once('.').unwrap();
+            let service = pool.get_service_by_name(service).unwrap();
+            let method = service.methods().find(|m| m.name() == name).unwrap();
+            if budgets.contains(&Budget::Account) {
+                // The fields target_account reads are there.
+                let input = method.input();
+                assert!(input.get_field_by_name("user_id").is_some(), "{name}");
+            }
         }
+        assert_eq!(
+            rate_limits("stocklet.product.v1.ProductService.ViewProducts"),
+            &[]
+        );
+    }
+
+    fn message(name: &str, json: &str) -> DynamicMessage {
+        let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let descriptor = pool.get_message_by_name(name).unwrap();
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        DynamicMessage::deserialize(descriptor, &mut deserializer).unwrap()
+    }
+
+    #[test]
+    fn the_target_account_is_named_as_the_auth_service_reads_it() {
+        let login = "stocklet.auth.v1.LoginPasswordRequest";
+        let set = "stocklet.auth.v1.SetPasswordRequest";
+        let me = Identity::customer("me");
+        let key = |name: &str, json: &str| target_account(&message(name, json), &me);
+        assert_eq!(
+            key(login, r#"{"email": " Ann@Example.COM ", "password": "x"}"#),
+            key(login, r#"{"email": "ann@example.com"}"#),
+        );
+        assert_eq!(
+            key(login, r#"{"email": "ann@example.com"}"#).as_deref(),
+            Some("email:ann@example.com")
+        );
+        assert_eq!(
+            key(login, r#"{"userId": "u-1"}"#).as_deref(),
+            Some("id:u-1")
+        );
+        assert_eq!(key(login, r#"{"password": "x"}"#), None);
+        assert_eq!(
+            key(set, r#"{"userId": "u-1", "password": "x"}"#).as_deref(),
+            Some("id:u-1")
+        );
+        assert_eq!(key(set, r#"{"password": "x"}"#).as_deref(), Some("id:me"));
+        assert_eq!(
+            target_account(&message(set, "{}"), &Identity::Anonymous),
+            None
+        );
+        // An admin's change checks no password: nothing to guess.
+        let admin = Identity::admin("root");
+        assert_eq!(
+            target_account(&message(set, r#"{"userId": "u-1"}"#), &admin),
+            None
+        );
+        assert_eq!(
+            target_account(&message(login, r#"{"userId": "u-1"}"#), &admin).as_deref(),
+            Some("id:u-1")
+        );
     }
 }
