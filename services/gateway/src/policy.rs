@@ -80,6 +80,11 @@ pub fn is_public(method: &str) -> bool {
     PUBLIC_METHODS.contains(&method)
 }
 
+/// The longest email address the auth service takes at login.
+const MAX_EMAIL_BYTES: usize = 254;
+/// The longest user id the auth service takes (es-core's aggregate ids).
+const MAX_ID_BYTES: usize = 128;
+
 /// The budgets `method` (a full name) spends; empty when not limited.
 pub fn rate_limits(method: &str) -> &'static [Budget] {
     RATE_LIMITED_METHODS
@@ -98,7 +103,9 @@ pub fn rate_limits(method: &str) -> &'static [Budget] {
 /// account is refused as invalid anyway).
 ///
 /// An account can be named by its email and by its id, so each name has a
-/// budget: an attacker who knows both gets at most twice the budget.
+/// budget: an attacker who knows both gets at most twice the budget. A name
+/// longer than the auth service accepts (254 bytes of email, 128 of id) is
+/// refused there as invalid, so it is no guess, and is not kept as a key.
 pub fn target_account(message: &DynamicMessage, identity: &Identity) -> Option<String> {
     let is_set_password = message.descriptor().full_name() == "stocklet.auth.v1.SetPasswordRequest";
     if is_set_password && identity.is_admin() {
@@ -112,10 +119,11 @@ pub fn target_account(message: &DynamicMessage, identity: &Identity) -> Option<S
             .and_then(|field| message.get_field(&field).as_str().map(str::to_owned))
     };
     if let Some(email) = field("email").filter(|e| !e.trim().is_empty()) {
-        return Some(format!("email:{}", normalise_email(&email)));
+        return (email.len() <= MAX_EMAIL_BYTES)
+            .then(|| format!("email:{}", normalise_email(&email)));
     }
     match (field("user_id").filter(|id| !id.is_empty()), identity) {
-        (Some(id), _) => Some(format!("id:{id}")),
+        (Some(id), _) => (id.len() <= MAX_ID_BYTES).then(|| format!("id:{id}")),
         (None, Identity::User { user_id, .. }) if is_set_password => Some(format!("id:{user_id}")),
         (None, _) => None,
     }
@@ -203,6 +211,11 @@ mod tests {
             Some("id:u-1")
         );
         assert_eq!(key(login, r#"{"password": "x"}"#), None);
+        // Names the auth service refuses as invalid are not kept.
+        let long = format!(r#"{{"email": "{}@example.com"}}"#, "a".repeat(300));
+        assert_eq!(key(login, &long), None);
+        let long = format!(r#"{{"userId": "{}"}}"#, "a".repeat(129));
+        assert_eq!(key(login, &long), None);
         assert_eq!(
             key(set, r#"{"userId": "u-1", "password": "x"}"#).as_deref(),
             Some("id:u-1")
