@@ -11,8 +11,12 @@
 # Environment: NATS_SERVER_BIN (default .tools/bin/nats-server, see `make tools`),
 #              DATABASE_URL and the STOCKLET_* overrides of ensure-postgres.sh, CARGO,
 #              STOCKLET_SEED (default true here), STOCKLET_GATEWAY_ADDR,
-#              STOCKLET_AUTH_URL (default: where STOCKLET_AUTH_ADDR listens) and every
-#              other variable of the stocklet binary (README, Configuration).
+#              STOCKLET_AUTH_URL (default: where STOCKLET_AUTH_ADDR listens),
+#              STOCKLET_INTERNAL_TOKEN (default: generated once into .data/secrets) and every
+#              other variable of the stocklet binary (README, Configuration), such as
+#              the gateway's rate limits (STOCKLET_GATEWAY_RATE_LIMIT_*,
+#              STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_*, STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_*,
+#              STOCKLET_GATEWAY_TRUSTED_PROXIES; README, Limits and passwords).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -5,8 +5,10 @@
 //!
 //! Why one module: the two services had the same hashing code twice, and
 //! the parameters one writes must be the ones the other accepts. The
-//! values ([`Password`], [`PasswordHash`]) live in `stocklet-values`, so
-//! the domain crates name them without depending on Argon2.
+//! values ([`Password`], [`PasswordAttempt`], [`PasswordHash`]) live in
+//! `stocklet-values`, so the domain crates name them without depending on
+//! Argon2. Only a [`Password`], which meets the password policy, is ever
+//! hashed; a [`PasswordAttempt`] (a login) is only verified.
 //!
 //! Hashing and verifying are deliberately slow and memory-hungry, so they
 //! run on the blocking pool and a semaphore bounds how many run at once: a
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand_core::OsRng;
-use stocklet_values::{Password, PasswordHash};
+use stocklet_values::{Password, PasswordAttempt, PasswordHash};
 use tokio::sync::Semaphore;
 
 /// Memory cost in KiB (OWASP: at least 19 MiB).
@@ -72,7 +74,7 @@ impl Hasher {
     /// Whether `password` matches `hash`. A malformed hash matches nothing.
     pub async fn verify(
         &self,
-        password: &Password,
+        password: &PasswordAttempt,
         hash: &PasswordHash,
     ) -> Result<bool, HashError> {
         let _permit = self
@@ -114,7 +116,7 @@ impl Passwords {
     /// Whether `password` matches `hash`. A malformed hash matches nothing.
     pub async fn verify(
         &self,
-        password: &Password,
+        password: &PasswordAttempt,
         hash: &PasswordHash,
     ) -> Result<bool, HashError> {
         self.hasher.verify(password, hash).await
@@ -122,7 +124,7 @@ impl Passwords {
 
     /// Spends the time of one verification and answers `false`: for logins
     /// of unknown users.
-    pub async fn verify_nobody(&self, password: &Password) -> Result<bool, HashError> {
+    pub async fn verify_nobody(&self, password: &PasswordAttempt) -> Result<bool, HashError> {
         self.hasher
             .verify(password, &self.dummy)
             .await
@@ -146,7 +148,7 @@ fn hash_now(password: &Password) -> Result<PasswordHash, HashError> {
 }
 
 /// Verifies on the current thread.
-fn verify_now(password: &Password, hash: &PasswordHash) -> bool {
+fn verify_now(password: &PasswordAttempt, hash: &PasswordHash) -> bool {
     let Ok(parsed) = argon2::PasswordHash::new(hash.expose()) else {
         return false;
     };
@@ -174,15 +176,16 @@ mod tests {
         let two = passwords.hash(password.clone()).await.unwrap();
         assert!(one.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_ne!(one, two, "each hash has its own salt");
-        assert!(passwords.verify(&password, &one).await.unwrap());
-        let wrong = Password::parse("wrong horse").unwrap();
+        let attempt = PasswordAttempt::from(&password);
+        assert!(passwords.verify(&attempt, &one).await.unwrap());
+        let wrong = PasswordAttempt::parse("wrong horse").unwrap();
         assert!(!passwords.verify(&wrong, &one).await.unwrap());
         assert!(
             !passwords
-                .verify(&password, &PasswordHash::from_phc("junk"))
+                .verify(&attempt, &PasswordHash::from_phc("junk"))
                 .await
                 .unwrap()
         );
-        assert!(!passwords.verify_nobody(&password).await.unwrap());
+        assert!(!passwords.verify_nobody(&attempt).await.unwrap());
     }
 }

@@ -23,7 +23,8 @@
 //! values this system recorded after parsing them: see each type for what
 //! it does with a record that breaks the invariant.
 //!
-//! Pure: no I/O, no dependency but `thiserror` and `uuid`.
+//! Pure: no I/O, no dependency but `thiserror`, `uuid` and
+//! `unicode-normalization` (the password policy compares NFC forms).
 
 mod cents;
 mod email;
@@ -34,5 +35,5 @@ mod quantity;
 pub use cents::{Cents, InvalidCents};
 pub use email::{Email, InvalidEmail, normalise_email};
 pub use id::{CustomerId, InvalidId, OrderId, ProductId};
-pub use password::{InvalidPassword, Password, PasswordHash};
+pub use password::{InvalidPassword, Password, PasswordAttempt, PasswordHash, is_common_password};
 pub use quantity::{InvalidQuantity, Quantity};

@@ -6,12 +6,14 @@
 //! - [`transcode`]: proto3 JSON ↔ protobuf for one route.
 //! - [`backend`]: one generic unary gRPC call for every route.
 //! - [`policy`]: which methods are public (service-kit's `access`, which
-//!   the services enforce too) and which are rate-limited.
+//!   the services enforce too), and which rate-limit budgets each spends.
+//! - [`ratelimit`]: the limiter, and who the client is behind trusted
+//!   proxies.
+//! - [`errors`], [`openapi`], [`server`].
 //!
 //! Tokens are verified by service-kit's `jwt::TokenVerifier` against the
 //! auth service's JWKS: the same code and rules as every service uses for
 //! a bearer token sent to it directly.
-//! - [`ratelimit`], [`errors`], [`openapi`], [`server`].
 //!
 //! The gateway produces and consumes no events.
 
@@ -35,6 +37,8 @@ use stocklet_service_kit::jwt::JwtSettings;
 use stocklet_service_kit::{ConfigError, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::ratelimit::TrustedProxies;
 
 /// The backends and their default gRPC addresses (`STOCKLET_<NAME>_URL`).
 pub const BACKENDS: [(&str, &str); 7] = [
@@ -68,10 +72,23 @@ pub struct Config {
     /// Connect timeout to a backend (2 s).
     pub connect_timeout: Duration,
     /// `STOCKLET_GATEWAY_RATE_LIMIT_PER_MINUTE` (default 30): per client
-    /// and rate-limited method.
+    /// address (or signed-in customer, for orders) and rate-limited method.
     pub rate_limit_per_minute: u32,
     /// `STOCKLET_GATEWAY_RATE_LIMIT_BURST` (default 10).
     pub rate_limit_burst: u32,
+    /// `STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_PER_HOUR` (default 12): failed
+    /// logins and password changes per target account, from anywhere.
+    pub account_rate_limit_per_hour: u32,
+    /// `STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_BURST` (default 10).
+    pub account_rate_limit_burst: u32,
+    /// `STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_PER_HOUR` (default 20):
+    /// registrations per client address.
+    pub register_rate_limit_per_hour: u32,
+    /// `STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_BURST` (default 5).
+    pub register_rate_limit_burst: u32,
+    /// `STOCKLET_GATEWAY_TRUSTED_PROXIES` (default none): the proxies whose
+    /// `X-Forwarded-For` names the client, as addresses or CIDR networks.
+    pub trusted_proxies: TrustedProxies,
     /// `STOCKLET_GATEWAY_CORS_ORIGINS`: comma-separated origins, `*` for
     /// any; empty (the default) sends no CORS headers.
     pub cors_origins: Vec<String>,
@@ -100,6 +117,20 @@ impl Config {
             connect_timeout: Duration::from_secs(2),
             rate_limit_per_minute: env_parse("STOCKLET_GATEWAY_RATE_LIMIT_PER_MINUTE", 30)?,
             rate_limit_burst: env_parse("STOCKLET_GATEWAY_RATE_LIMIT_BURST", 10)?,
+            account_rate_limit_per_hour: env_parse(
+                "STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_PER_HOUR",
+                12,
+            )?,
+            account_rate_limit_burst: env_parse("STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_BURST", 10)?,
+            register_rate_limit_per_hour: env_parse(
+                "STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_PER_HOUR",
+                20,
+            )?,
+            register_rate_limit_burst: env_parse("STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_BURST", 5)?,
+            trusted_proxies: env_parse(
+                "STOCKLET_GATEWAY_TRUSTED_PROXIES",
+                TrustedProxies::default(),
+            )?,
             cors_origins: env_or("STOCKLET_GATEWAY_CORS_ORIGINS", "")
                 .split(',')
                 .map(str::trim)

@@ -3,7 +3,8 @@
 //! Every API request goes through `api`, in this order: find the route
 //! (404/405), authenticate (401), authorise at the edge (401 for a private
 //! route without a token), rate-limit (429), read the body within the limit
-//! (413), transcode (400), call the backend within the timeout, and answer
+//! (413), transcode (400), spend the target account's budget for a
+//! password check (429), call the backend within the timeout, and answer
 //! JSON. A command's `Idempotency-Key` header is checked (400) and sent on
 //! as `idempotency-key` metadata; the service answers a repeat with the
 //! first answer (see `stocklet_service_kit::idempotency`), which the
@@ -14,7 +15,7 @@
 //! headers, query strings or bodies, so tokens and passwords stay out of
 //! the logs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::backend::Backends;
 use crate::errors::ApiError;
-use crate::ratelimit::{RateLimiter, retry_after_seconds};
+use crate::ratelimit::{RateLimiter, TrustedProxies, address_key, retry_after_seconds};
 use crate::routes::{Lookup, RouteTable};
 use crate::{Config, policy, transcode};
 
@@ -50,7 +51,7 @@ pub struct Gateway {
     routes: RouteTable,
     backends: Backends,
     verifier: TokenVerifier,
-    limiter: RateLimiter,
+    limits: Limits,
     internal_token: Secret,
     body_limit: usize,
     timeout: Duration,
@@ -84,13 +85,77 @@ impl Gateway {
             routes,
             verifier: TokenVerifier::new(config.jwt.clone(), RemoteJwks::new(auth)),
             backends,
-            limiter: RateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
+            limits: Limits::new(config),
             internal_token: config.internal_token.clone(),
             body_limit: config.body_limit_bytes,
             timeout: config.request_timeout,
             openapi: Bytes::from(openapi),
             health_names,
         })
+    }
+}
+
+/// The rate limits (see `policy::Budget` for which method spends which).
+#[derive(Debug)]
+struct Limits {
+    /// Per method and client address, or signed-in caller.
+    per_client: RateLimiter,
+    /// Failed password checks per target account.
+    per_account: RateLimiter,
+    /// Registrations per client address.
+    registrations: RateLimiter,
+    /// Whose `X-Forwarded-For` names the client.
+    proxies: TrustedProxies,
+}
+
+impl Limits {
+    fn new(config: &Config) -> Self {
+        let hour = Duration::from_secs(3600);
+        Self {
+            per_client: RateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
+            per_account: RateLimiter::per_period(
+                config.account_rate_limit_per_hour,
+                hour,
+                config.account_rate_limit_burst,
+            ),
+            registrations: RateLimiter::per_period(
+                config.register_rate_limit_per_hour,
+                hour,
+                config.register_rate_limit_burst,
+            ),
+            proxies: config.trusted_proxies.clone(),
+        }
+    }
+
+    /// Spends the budgets of `method` that need only the caller and the
+    /// client's address (every one but the account's), or says how long
+    /// to wait.
+    fn check_client(
+        &self,
+        method: &str,
+        budgets: &[policy::Budget],
+        client: IpAddr,
+        identity: &Identity,
+    ) -> Result<(), ApiError> {
+        let address = address_key(client);
+        let now = Instant::now();
+        for budget in budgets {
+            let (limiter, key) = match budget {
+                policy::Budget::Address => (&self.per_client, format!("{method}|ip:{address}")),
+                policy::Budget::Caller => match identity {
+                    Identity::User { user_id, .. } => {
+                        (&self.per_client, format!("{method}|user:{user_id}"))
+                    }
+                    Identity::Anonymous => (&self.per_client, format!("{method}|ip:{address}")),
+                },
+                policy::Budget::Registration => (&self.registrations, format!("ip:{address}")),
+                policy::Budget::Account => continue,
+            };
+            limiter
+                .check(&key, now)
+                .map_err(|wait| ApiError::rate_limited(retry_after_seconds(wait)))?;
+        }
+        Ok(())
     }
 }
 
@@ -251,15 +316,12 @@ async fn handle(
     if identity == Identity::Anonymous && !policy::is_public(route.full_name()) {
         return Err(ApiError::unauthenticated());
     }
-    if policy::is_rate_limited(route.full_name()) {
-        let client = match &identity {
-            Identity::User { user_id, .. } => format!("user:{user_id}"),
-            Identity::Anonymous => format!("ip:{}", peer.ip()),
-        };
-        let key = format!("{}|{client}", route.full_name());
-        if let Err(wait) = gateway.limiter.check(&key, Instant::now()) {
-            return Err(ApiError::rate_limited(retry_after_seconds(wait)));
-        }
+    let budgets = policy::rate_limits(route.full_name());
+    if !budgets.is_empty() {
+        let client = gateway.limits.proxies.client(peer.ip(), &parts.headers);
+        gateway
+            .limits
+            .check_client(route.full_name(), budgets, client, &identity)?;
     }
 
     let key = idempotency_key(&parts.method, &parts.headers)?;
@@ -273,6 +335,20 @@ async fn handle(
                 None => error,
             }
         })?;
+    // A password guess spends the target account's budget, whoever and
+    // wherever the guesser is; a success gives it back, so only failures
+    // count.
+    let account = budgets
+        .contains(&policy::Budget::Account)
+        .then(|| policy::target_account(&message, &identity))
+        .flatten();
+    if let Some(account) = &account {
+        gateway
+            .limits
+            .per_account
+            .check(account, Instant::now())
+            .map_err(|wait| ApiError::rate_limited(retry_after_seconds(wait)))?;
+    }
 
     // The request's id: the client's X-Request-Id when usable, else a new
     // one. The services name it as the causation id of the events the
@@ -296,6 +372,9 @@ async fn handle(
         .unary(route, message, metadata, gateway.timeout)
         .await
         .map_err(|status| ApiError::from_status(&status))?;
+    if let Some(account) = &account {
+        gateway.limits.per_account.refund(account, Instant::now());
+    }
     let replayed = reply.metadata().get(idempotency::REPLAYED).is_some();
     let json = transcode::response_json(reply.get_ref()).map_err(|e| {
         tracing::error!(error = %e, method = route.full_name(), "cannot write the response as JSON");

@@ -21,7 +21,9 @@ use stocklet_service_kit::password::Passwords;
 use stocklet_service_kit::{ApiError, CommandApi, Validation};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Credentials, CredentialsCommand, CredentialsError, Password, Role};
+use crate::domain::{
+    Credentials, CredentialsCommand, CredentialsError, Password, PasswordAttempt, Role,
+};
 use crate::projections::{LoginRow, Logins};
 use crate::tokens::TokenSigner;
 
@@ -57,7 +59,7 @@ impl AuthApi {
 
     async fn verify(
         &self,
-        password: &Password,
+        password: &PasswordAttempt,
         credentials: &Credentials,
     ) -> Result<bool, ApiError> {
         self.passwords
@@ -70,7 +72,7 @@ impl AuthApi {
     async fn authenticate(
         &self,
         login: &Login,
-        password: &Password,
+        password: &PasswordAttempt,
     ) -> Result<Credentials, ApiError> {
         let candidates = match login {
             Login::UserId(user_id) => vec![user_id.clone()],
@@ -162,7 +164,9 @@ impl AuthService for AuthApi {
                 Some(Login::Email(raw.clone()))
             }
         };
-        let password = validation.parse("password", Password::parse(&body.password));
+        // Only bounded: an account made under an older policy still logs
+        // in, and a guesser learns nothing about the policy here.
+        let password = validation.parse("password", PasswordAttempt::parse(&body.password));
         validation.finish()?;
         let (Some(login), Some(password)) = (login, password) else {
             return Err(ApiError::Internal("validated fields missing".into()).into());
@@ -197,7 +201,7 @@ impl AuthService for AuthApi {
         } else {
             validation.parse(
                 "current_password",
-                Password::parse(&body.current_password)
+                PasswordAttempt::parse(&body.current_password)
                     .map_err(|_| "is required to change your own password"),
             )
         };

@@ -264,11 +264,14 @@ async fn users_change_their_own_password_and_admins_anyones() {
     );
 
     let wrong_current = app
-        .set_password(&as_ann, &ann, "x", "not my password")
+        .set_password(&as_ann, &ann, "a third password", "not my password")
         .await
         .unwrap_err();
     assert_eq!(wrong_current.code(), Code::PermissionDenied);
-    let no_current = app.set_password(&as_ann, &ann, "x", "").await.unwrap_err();
+    let no_current = app
+        .set_password(&as_ann, &ann, "a third password", "")
+        .await
+        .unwrap_err();
     assert_eq!(
         (no_current.code(), violated_fields(&no_current)),
         (Code::InvalidArgument, vec!["current_password".to_owned()])
@@ -291,7 +294,7 @@ async fn users_change_their_own_password_and_admins_anyones() {
         .set_password(
             &Identity::admin("admin-1"),
             &uuid::Uuid::now_v7().to_string(),
-            "x",
+            "nobody's password",
             "",
         )
         .await
@@ -351,7 +354,7 @@ async fn invalid_requests_name_every_bad_field() {
         .unwrap_err();
     assert_eq!(nothing.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&nothing), ["user_id", "password"]);
-    let bad_id = app.login(by_id("a.b"), &"p".repeat(65)).await.unwrap_err();
+    let bad_id = app.login(by_id("a.b"), &"p".repeat(129)).await.unwrap_err();
     assert_eq!(violated_fields(&bad_id), ["user_id", "password"]);
     let bad_email = app.login(by_email("  "), "p").await.unwrap_err();
     assert_eq!(violated_fields(&bad_email), ["email"]);
@@ -360,7 +363,7 @@ async fn invalid_requests_name_every_bad_field() {
     let bad_set = app.set_password(&admin, "a*", "", "").await.unwrap_err();
     assert_eq!(violated_fields(&bad_set), ["user_id", "password"]);
     let long = app
-        .set_password(&admin, "u1", &"p".repeat(65), "")
+        .set_password(&admin, "u1", &"p".repeat(129), "")
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&long), ["password"]);
@@ -470,5 +473,49 @@ async fn a_registration_waits_for_its_handed_over_hash() {
     assert_eq!(early.code(), Code::Unauthenticated);
     app.users.hand_over(&user_id, "late password").await;
     app.login_eventually(by_id(&user_id), "late password").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn new_passwords_follow_the_policy_and_logins_only_their_length() {
+    let app = TestApp::spawn().await;
+    let ann = app.users.register("ann@example.com", "ann password").await;
+    app.login_eventually(by_id(&ann), "ann password").await;
+    let as_ann = Identity::customer(ann.clone());
+    let admin = Identity::admin("admin-1");
+
+    // Too short, too common (in any case), too long: InvalidArgument naming
+    // the field, for a user and for an admin alike.
+    for (who, weak, why) in [
+        (&as_ann, "7 chars", "at least 8 characters"),
+        (&as_ann, "Password1", "most commonly used"),
+        (&admin, "iloveyou", "most commonly used"),
+        (&admin, &"p".repeat(129) as &str, "at most 128 characters"),
+    ] {
+        let refused = app
+            .set_password(who, &ann, weak, "ann password")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{weak}");
+        assert_eq!(violated_fields(&refused), ["password"], "{weak}");
+        assert!(refused.message().contains(why), "{weak}: {refused:?}");
+    }
+    app.login(by_id(&ann), "ann password").await.unwrap();
+
+    // 8 and 128 characters are fine.
+    app.set_password(&as_ann, "", "8 chars!", "ann password")
+        .await
+        .unwrap();
+    app.login(by_id(&ann), "8 chars!").await.unwrap();
+    let longest = "p".repeat(127) + "!";
+    app.set_password(&admin, &ann, &longest, "").await.unwrap();
+    app.login(by_id(&ann), &longest).await.unwrap();
+
+    // A login is not judged by the policy: a short or common password is
+    // just wrong (401), which tells a guesser nothing about the policy.
+    for guess in ["x", "password", "1234567"] {
+        let status = app.login(by_id(&ann), guess).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{guess}");
+    }
     app.stop().await;
 }

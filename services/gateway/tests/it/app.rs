@@ -6,7 +6,7 @@
 //! service signs with the test's key.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +44,9 @@ pub const BOB: &str = "0192f0c1-0000-7000-8000-000000000b0b";
 pub const ADMIN: &str = "0192f0c1-0000-7000-8000-0000000ad111";
 /// A password the auth double takes 5 s to refuse.
 pub const SLOW_PASSWORD: &str = "slow-password";
+/// The one password the auth double accepts, for any account: at login,
+/// and as the current password of a change.
+pub const DOUBLE_PASSWORD: &str = "the double's password";
 pub const P1: &str = "0192f0c1-0000-7000-8000-000000000001";
 /// The bootstrap admin of the full app.
 pub const ADMIN_EMAIL: &str = "admin@stocklet.test";
@@ -127,8 +130,8 @@ pub fn claims(user_id: &str, role: &str) -> Value {
     json!({"iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "role": role, "iat": now, "exp": now + 600})
 }
 
-/// The auth service double: a JWKS the test controls, and a login that
-/// always fails.
+/// The auth service double: a JWKS the test controls, and a login and a
+/// password change that succeed with [`DOUBLE_PASSWORD`] only.
 #[derive(Clone, Default)]
 pub struct AuthDouble {
     pub keys: Arc<Mutex<Vec<auth::Jwk>>>,
@@ -161,17 +164,29 @@ impl AuthService for AuthDouble {
         &self,
         request: Request<auth::LoginPasswordRequest>,
     ) -> Result<Response<auth::LoginPasswordResponse>, Status> {
-        if request.get_ref().password == SLOW_PASSWORD {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+        match request.get_ref().password.as_str() {
+            DOUBLE_PASSWORD => Ok(Response::new(auth::LoginPasswordResponse {
+                token_type: "Bearer".into(),
+                access_token: "not a real token".into(),
+                expires_in_s: 60,
+            })),
+            SLOW_PASSWORD => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Err(Status::unauthenticated("wrong user or password"))
+            }
+            _ => Err(Status::unauthenticated("wrong user or password")),
         }
-        Err(Status::unauthenticated("wrong user or password"))
     }
 
     async fn set_password(
         &self,
-        _: Request<auth::SetPasswordRequest>,
+        request: Request<auth::SetPasswordRequest>,
     ) -> Result<Response<auth::SetPasswordResponse>, Status> {
-        Err(Status::unimplemented("not in the double"))
+        if request.get_ref().current_password == DOUBLE_PASSWORD {
+            Ok(Response::new(auth::SetPasswordResponse {}))
+        } else {
+            Err(Status::permission_denied("permission denied"))
+        }
     }
 }
 
@@ -219,14 +234,27 @@ impl TestApp {
     /// Starts every real service (auth with a bootstrap admin, user,
     /// product, warehouse, order, payment, shipping) behind the gateway.
     /// The auth service signs with `key`, so `alice()`-style tokens work
-    /// too; the rate limit is lifted so tests may log in freely.
+    /// too; the rate limits are lifted so tests may register and log in
+    /// freely.
     pub async fn spawn_full() -> TestApp {
         Self::spawn_full_with(Setup::default()).await
     }
 
     /// [`spawn_full`](Self::spawn_full) with `setup`.
     pub async fn spawn_full_with(setup: Setup) -> TestApp {
-        Self::start(true, |config| config.rate_limit_burst = 100_000, setup).await
+        Self::spawn_full_tweaked(setup, |_| {}).await
+    }
+
+    /// [`spawn_full`](Self::spawn_full) with `setup`, letting `tweak`
+    /// change the gateway's settings after the limits are lifted.
+    pub async fn spawn_full_tweaked(setup: Setup, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let tweak = |config: &mut Config| {
+            config.rate_limit_burst = 100_000;
+            config.account_rate_limit_burst = 100_000;
+            config.register_rate_limit_burst = 100_000;
+            tweak(config);
+        };
+        Self::start(true, tweak, setup).await
     }
 
     /// [`spawn_with`](Self::spawn_with) (product and order, the auth
@@ -497,6 +525,37 @@ impl TestApp {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.send_with(&self.http, method, path, token, body, headers)
+            .await
+    }
+
+    /// Posts `body` from the local address `from` (any of 127.0.0.0/8), so
+    /// the gateway sees another client.
+    pub async fn post_from(
+        &self,
+        from: IpAddr,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(from));
+        let http = Client::builder(TokioExecutor::new()).build(connector);
+        let body = body.to_string().into_bytes();
+        self.send_with(&http, http::Method::POST, path, token, body, headers)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        http: &Client<HttpConnector, Full<Bytes>>,
+        method: http::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut request = http::Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr))
@@ -508,7 +567,7 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(Bytes::from(body))).unwrap();
-        let response = self.http.request(request).await.unwrap();
+        let response = http.request(request).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -91,7 +91,7 @@ async fn no_customer_reads_or_writes_another_customers_objects() {
         attempt(
             M::POST,
             "/v1/auth/password".into(),
-            json!({"userId": a.id, "password": "stolen", "currentPassword": PASSWORD}),
+            json!({"userId": a.id, "password": "stolen password", "currentPassword": PASSWORD}),
             404,
         ),
         // balance and transactions

@@ -78,11 +78,22 @@ async fn auth_routes_publish_keys_log_in_and_change_passwords() {
     assert_eq!(violated_fields(&no_current.json), ["current_password"]);
     let too_long = change(
         Some(ann.token.clone()),
-        json!({"password": "x".repeat(65), "currentPassword": PASSWORD}),
+        json!({"password": "x".repeat(129), "currentPassword": PASSWORD}),
     )
     .await;
     assert_eq!(too_long.status, 400, "{too_long:?}");
     assert_eq!(violated_fields(&too_long.json), ["password"]);
+    // The new password follows the policy: a 7-character or a common one
+    // is a 400 naming the field, before the current password is checked.
+    for weak in ["7 chars", "baseball", "Sunshine1"] {
+        let refused = change(
+            Some(ann.token.clone()),
+            json!({"password": weak, "currentPassword": PASSWORD}),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{weak}: {refused:?}");
+        assert_eq!(violated_fields(&refused.json), ["password"], "{weak}");
+    }
     let wrong_current = change(
         Some(ann.token.clone()),
         json!({"password": "new password", "currentPassword": "guess"}),
@@ -126,13 +137,13 @@ async fn auth_routes_publish_keys_log_in_and_change_passwords() {
     app.login("ann@example.com", "reset by admin").await;
     let ghost = change(
         Some(admin.token.clone()),
-        json!({"userId": "0192f0c1-0000-7000-8000-00000000dead", "password": "x"}),
+        json!({"userId": "0192f0c1-0000-7000-8000-00000000dead", "password": "ghost's password"}),
     )
     .await;
     assert_eq!(ghost.status, 404, "{ghost:?}");
     let bad_id = change(
         Some(admin.token.clone()),
-        json!({"userId": "not.an.id", "password": "x"}),
+        json!({"userId": "not.an.id", "password": "a valid password"}),
     )
     .await;
     assert_eq!(bad_id.status, 400, "{bad_id:?}");

@@ -28,6 +28,22 @@ async fn user_routes_register_read_list_update_and_delete() {
     let mut fields = violated_fields(&invalid.json);
     fields.sort();
     assert_eq!(fields, ["email", "first_name", "password"]);
+    // The password policy (NIST SP 800-63B): 8 to 128 characters, not one
+    // of the most common passwords, whatever its case.
+    for (weak, why) in [
+        ("7 chars", "at least 8 characters"),
+        ("Password1", "most commonly used"),
+        ("iloveyou", "most commonly used"),
+    ] {
+        let refused = register(json!({"firstName": "Eve", "lastName": "B", "email": "eve@example.com", "password": weak})).await;
+        assert_eq!(refused.status, 400, "{weak}: {refused:?}");
+        assert_eq!(violated_fields(&refused.json), ["password"], "{weak}");
+        let description = &refused.json["details"][0]["fieldViolations"][0]["description"];
+        assert!(
+            description.as_str().unwrap().contains(why),
+            "{weak}: {refused:?}"
+        );
+    }
 
     // Reading: the user themselves or an admin.
     let path = format!("/v1/user/users/{}", ann.id);

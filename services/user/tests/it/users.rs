@@ -312,16 +312,32 @@ async fn invalid_requests_name_every_bad_field() {
         violated_fields(&status),
         ["first_name", "last_name", "email", "password"]
     );
-    let long_password = app
-        .client
-        .clone()
-        .register_user(Request::new(pb::RegisterUserRequest {
-            password: "p".repeat(65),
-            ..registration("ann@example.com")
-        }))
-        .await
-        .unwrap_err();
-    assert_eq!(violated_fields(&long_password), ["password"]);
+    // The password policy: 8 to 128 characters, not a common password.
+    for (weak, why) in [
+        ("p".repeat(129), "must be at most 128 characters"),
+        ("7 chars".to_owned(), "must be at least 8 characters"),
+        (
+            "Password1".to_owned(),
+            "is one of the most commonly used passwords",
+        ),
+        (
+            "qwertyuiop".to_owned(),
+            "is one of the most commonly used passwords",
+        ),
+    ] {
+        let refused = app
+            .client
+            .clone()
+            .register_user(Request::new(pb::RegisterUserRequest {
+                password: weak.clone(),
+                ..registration("ann@example.com")
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{weak}");
+        assert_eq!(violated_fields(&refused), ["password"], "{weak}");
+        assert!(refused.message().contains(why), "{weak}: {refused:?}");
+    }
 
     let ann = app.register("ann@example.com").await.unwrap();
     let bad_email = app
