@@ -145,13 +145,13 @@ pub fn require_internal_token(token: &Secret) -> Result<(), ConfigError> {
     if value.is_empty() {
         return Err(refuse("it is not set"));
     }
+    if PUBLISHED_INTERNAL_TOKENS.contains(&value) {
+        return Err(refuse("it is a value published in the repository"));
+    }
     if value.chars().count() < MIN_INTERNAL_TOKEN_CHARS {
         return Err(refuse(&format!(
             "it is shorter than {MIN_INTERNAL_TOKEN_CHARS} characters"
         )));
-    }
-    if PUBLISHED_INTERNAL_TOKENS.contains(&value) {
-        return Err(refuse("it is a value published in the repository"));
     }
     Ok(())
 }
