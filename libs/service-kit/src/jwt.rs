@@ -225,9 +225,10 @@ impl JwksSource for RemoteJwks {
     fn fetch(&self) -> BoxFuture<'_, Result<Vec<Jwk>, TokenError>> {
         Box::pin(async move {
             let mut auth = self.auth.clone();
-            let response = tokio::time::timeout(JWKS_TIMEOUT, auth.get_jwks(GetJwksRequest {}))
+            // The verifier bounds the whole fetch (`JWKS_TIMEOUT`).
+            let response = auth
+                .get_jwks(GetJwksRequest {})
                 .await
-                .map_err(|_| TokenError::JwksUnavailable(format!("no answer in {JWKS_TIMEOUT:?}")))?
                 .map_err(|status| TokenError::JwksUnavailable(status.message().to_owned()))?;
             Ok(response.into_inner().keys)
         })
@@ -254,7 +255,12 @@ impl JwksSource for StaticJwks {
 #[derive(Debug, Default)]
 struct KeyCache {
     keys: HashMap<String, VerifyingKey>,
+    /// When the keys were last fetched successfully.
     fetched_at: Option<Instant>,
+    /// When a fetch was last tried, whatever its outcome: at most one a
+    /// `min_refresh`, so a hanging or failing auth service is not asked
+    /// (and waited for) by every request.
+    attempted_at: Option<Instant>,
 }
 
 /// Verifies tokens, with a key cache filled from its [`JwksSource`].
@@ -264,6 +270,7 @@ pub struct TokenVerifier {
     source: Arc<dyn JwksSource>,
     cache: RwLock<KeyCache>,
     refreshing: Mutex<()>,
+    fetch_timeout: Duration,
 }
 
 impl TokenVerifier {
@@ -274,7 +281,15 @@ impl TokenVerifier {
             source: Arc::new(source),
             cache: RwLock::new(KeyCache::default()),
             refreshing: Mutex::new(()),
+            fetch_timeout: JWKS_TIMEOUT,
         }
+    }
+
+    /// Gives up on a JWKS fetch after `timeout` (default 5 s).
+    #[must_use]
+    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
     }
 
     /// What the tokens must say.
@@ -391,36 +406,68 @@ impl TokenVerifier {
     }
 
     /// The key `kid`, refreshing the JWKS when it is unknown or stale.
+    ///
+    /// A known key outlives a failing or hanging auth service: once a
+    /// refresh has failed, the cached keys serve until the next attempt (a
+    /// `min_refresh` later), and while one request waits for a refresh (at
+    /// most the fetch timeout) the others use the cached key at once.
     async fn key(&self, kid: &str) -> Result<VerifyingKey, TokenError> {
+        let min_refresh = self.settings.min_refresh;
+        let tried_lately = |cache: &KeyCache| {
+            cache
+                .attempted_at
+                .is_some_and(|at| at.elapsed() < min_refresh)
+        };
         {
             let cache = self.cache.read().await;
             let fresh = cache
                 .fetched_at
                 .is_some_and(|at| at.elapsed() < self.settings.keys_ttl);
-            if let (true, Some(key)) = (fresh, cache.keys.get(kid)) {
+            if let Some(key) = cache
+                .keys
+                .get(kid)
+                .filter(|_| fresh || tried_lately(&cache))
+            {
                 return Ok(*key);
             }
         }
-        let _single_flight = self.refreshing.lock().await;
+        let _single_flight = match self.refreshing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Someone is fetching: a known (stale) key serves meanwhile.
+                if let Some(key) = self.cache.read().await.keys.get(kid) {
+                    return Ok(*key);
+                }
+                self.refreshing.lock().await
+            }
+        };
         {
-            // Another request may have refreshed while this one waited.
+            // Another request may have refreshed (or tried) while this one
+            // waited.
             let cache = self.cache.read().await;
-            let recent = cache
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < self.settings.min_refresh);
-            if let Some(key) = cache.keys.get(kid).filter(|_| recent) {
-                return Ok(*key);
-            }
-            if recent {
-                return Err(TokenError::UnknownKey);
+            if tried_lately(&cache) {
+                return match cache.keys.get(kid) {
+                    Some(key) => Ok(*key),
+                    None if cache.keys.is_empty() => Err(TokenError::JwksUnavailable(
+                        "the last JWKS fetch failed; retrying shortly".into(),
+                    )),
+                    None => Err(TokenError::UnknownKey),
+                };
             }
         }
-        let fetched = self.fetch().await;
+        let fetched = match tokio::time::timeout(self.fetch_timeout, self.fetch()).await {
+            Ok(fetched) => fetched,
+            Err(_) => Err(TokenError::JwksUnavailable(format!(
+                "no answer in {:?}",
+                self.fetch_timeout
+            ))),
+        };
         let mut cache = self.cache.write().await;
+        cache.attempted_at = Some(Instant::now());
         match fetched {
             Ok(keys) => {
                 cache.keys = keys;
-                cache.fetched_at = Some(Instant::now());
+                cache.fetched_at = cache.attempted_at;
             }
             // Keep serving the keys we had: the auth service may be restarting.
             Err(error) if !cache.keys.is_empty() => {
@@ -544,6 +591,7 @@ mod tests {
             let mut cache = verifier.cache.write().await;
             cache.keys.insert("k1".into(), *key.verifying_key());
             cache.fetched_at = Some(Instant::now());
+            cache.attempted_at = cache.fetched_at;
         }
         verifier
     }
@@ -641,6 +689,87 @@ mod tests {
         for jwk in wrong {
             assert_eq!(verifying_key(&jwk), None, "{jwk:?}");
         }
+    }
+
+    /// An auth service that takes the call and never answers, counting
+    /// how often it is asked.
+    #[derive(Debug, Default)]
+    struct HangingAuth(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl JwksSource for HangingAuth {
+        fn fetch(&self) -> BoxFuture<'_, Result<Vec<Jwk>, TokenError>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_keys_serve_while_the_auth_service_hangs() {
+        let key = SigningKey::random(&mut OsRng);
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let verifier = Arc::new(
+            TokenVerifier::new(
+                JwtSettings {
+                    keys_ttl: Duration::from_millis(1),
+                    min_refresh: Duration::from_secs(3600),
+                    ..settings()
+                },
+                HangingAuth(asked.clone()),
+            )
+            .with_fetch_timeout(Duration::from_millis(300)),
+        );
+        {
+            let mut cache = verifier.cache.write().await;
+            cache.keys.insert("k1".into(), *key.verifying_key());
+            cache.fetched_at = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // the keys are stale now
+        let token = sign(
+            &key,
+            &json!({"alg": "ES256", "kid": "k1"}),
+            &claims(NOW + 60),
+        );
+
+        // Many requests at once: one waits for the refresh (bounded by the
+        // deadline), the others use the cached key at once.
+        let started = Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            calls.spawn(async move { verifier.verify(&token, NOW).await });
+        }
+        while let Some(result) = calls.join_next().await {
+            assert!(result.unwrap().is_ok());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Once the refresh has failed, the cached keys serve without
+        // asking again until min_refresh has passed.
+        let again = Instant::now();
+        for _ in 0..20 {
+            verifier.verify(&token, NOW).await.unwrap();
+        }
+        assert!(again.elapsed() < Duration::from_millis(200));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // With no key cached at all, a hanging auth service is a bounded
+        // wait and an unavailable answer, not a hang.
+        let empty = TokenVerifier::new(settings(), HangingAuth::default())
+            .with_fetch_timeout(Duration::from_millis(300));
+        let waited = Instant::now();
+        let error = empty.verify(&token, NOW).await.unwrap_err();
+        assert!(matches!(error, TokenError::JwksUnavailable(_)), "{error:?}");
+        assert!(waited.elapsed() < Duration::from_secs(2));
+        // And the next request does not wait again.
+        let quick = Instant::now();
+        assert!(matches!(
+            empty.verify(&token, NOW).await.unwrap_err(),
+            TokenError::JwksUnavailable(_)
+        ));
+        assert!(quick.elapsed() < Duration::from_millis(100));
     }
 
     #[tokio::test]
