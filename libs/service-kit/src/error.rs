@@ -50,6 +50,11 @@ pub enum ApiError {
     /// gateway answers 422.
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    /// Too many attempts (failed password checks on one account): retry
+    /// after this long. `ResourceExhausted` with `google.rpc.RetryInfo`,
+    /// which the gateway answers 429.
+    #[error("too many attempts, retry in {} s", crate::ratelimit::retry_after_seconds(*.0))]
+    RateLimited(std::time::Duration),
     /// A dependency is unavailable; the cause is logged, not sent.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -145,6 +150,13 @@ impl From<ApiError> for Status {
                      to get its answer, or use a new key",
                 );
                 Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::RateLimited(wait) => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(std::time::Duration::from_secs(
+                    crate::ratelimit::retry_after_seconds(wait),
+                )));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering Unavailable");

@@ -14,6 +14,8 @@
 //! - [`error`]: one API error enum, mapped to gRPC status (with
 //!   `google.rpc.BadRequest` field violations) in one place.
 //! - [`pagination`]: page sizes and opaque page tokens.
+//! - [`ratelimit`]: in-memory rate limits (GCRA) with refunds, for the
+//!   gateway's budgets and the auth service's failed password checks.
 //! - [`password`]: Argon2id hashing and verification on the blocking pool,
 //!   for the user and auth services.
 //! - [`config`]: typed settings from environment variables, with secrets
@@ -55,6 +57,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
 pub mod password;
+pub mod ratelimit;
 pub mod registration;
 pub mod service;
 pub mod streams;

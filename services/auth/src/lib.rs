@@ -33,6 +33,7 @@ pub mod reactor;
 pub mod tokens;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use es_core::reactor::ReactorConfig;
 use es_core::{AggregateId, CommandContext, ExecuteError, JetStreamEventStore, Repository};
@@ -42,6 +43,7 @@ use stocklet_service_kit::config::{CommonConfig, env_or, env_parse};
 use stocklet_service_kit::jwt::StaticJwks;
 use stocklet_service_kit::lifecycle::RunError;
 use stocklet_service_kit::password::Passwords;
+use stocklet_service_kit::ratelimit::RateLimiter;
 use stocklet_service_kit::service::{Service, ServiceSpec};
 use stocklet_service_kit::streams;
 use stocklet_service_kit::{ConfigError, Secret};
@@ -92,6 +94,13 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// The first admin account, when both its variables are set.
     pub admin: Option<AdminAccount>,
+    /// `STOCKLET_AUTH_FAILED_LOGINS_PER_HOUR` (default 12) and
+    /// `STOCKLET_AUTH_FAILED_LOGINS_BURST` (default 10): failed password
+    /// checks one account may take, from any caller, before the service
+    /// answers `RESOURCE_EXHAUSTED`; a right password gives its try back.
+    pub failed_logins_per_hour: u32,
+    /// See [`Config::failed_logins_per_hour`].
+    pub failed_logins_burst: u32,
 }
 
 impl Config {
@@ -136,6 +145,8 @@ impl Config {
             token_ttl_s,
             hash_concurrency: env_parse("STOCKLET_AUTH_HASH_CONCURRENCY", 2)?,
             admin,
+            failed_logins_per_hour: env_parse("STOCKLET_AUTH_FAILED_LOGINS_PER_HOUR", 12)?,
+            failed_logins_burst: env_parse("STOCKLET_AUTH_FAILED_LOGINS_BURST", 10)?,
         })
     }
 }
@@ -250,6 +261,11 @@ pub async fn run(
         service.pool().clone(),
         passwords,
         signer,
+        RateLimiter::per_period(
+            config.failed_logins_per_hour,
+            Duration::from_secs(3600),
+            config.failed_logins_burst,
+        ),
     );
     service
         .serve(listener, AuthServiceServer::new(api), shutdown)
@@ -281,6 +297,8 @@ mod tests {
                 email: "admin@example.com".into(),
                 password: Secret::new("hunter2"),
             }),
+            failed_logins_per_hour: 1,
+            failed_logins_burst: 1,
         };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("BEGIN"));

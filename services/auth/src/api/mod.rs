@@ -10,6 +10,7 @@
 //! [`ApiError`] and, through it, a gRPC status in one place.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use es_core::projection::ProjectionRunner;
 use es_core::{AggregateId, JetStreamEventStore, Repository};
@@ -18,7 +19,9 @@ use stocklet_proto::stocklet::auth::v1::{
     self as pb, auth_service_server::AuthService, login_password_request::Login,
 };
 use stocklet_service_kit::password::Passwords;
+use stocklet_service_kit::ratelimit::RateLimiter;
 use stocklet_service_kit::{ApiError, CommandApi, Validation};
+use stocklet_values::normalise_email;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
@@ -33,6 +36,10 @@ pub struct AuthApi {
     core: CommandApi<Credentials, Logins>,
     passwords: Passwords,
     signer: TokenSigner,
+    /// Failed password checks per account: logins and own password
+    /// changes, whoever sends them and from wherever (the gateway limits
+    /// per client too, but a client may call this port directly).
+    guesses: Arc<RateLimiter>,
 }
 
 impl AuthApi {
@@ -43,11 +50,35 @@ impl AuthApi {
         pool: PgPool,
         passwords: Passwords,
         signer: TokenSigner,
+        guesses: RateLimiter,
     ) -> Self {
         Self {
             core: CommandApi::new(credentials, logins, pool),
             passwords,
             signer,
+            guesses: Arc::new(guesses),
+        }
+    }
+
+    /// Spends one guess on each account in `keys`, or refuses when one has
+    /// none left (spending nothing more).
+    fn spend_guesses(&self, keys: &[String]) -> Result<(), ApiError> {
+        let now = Instant::now();
+        for (spent, key) in keys.iter().enumerate() {
+            if let Err(wait) = self.guesses.check(key, now) {
+                self.refund_guesses(&keys[..spent]);
+                tracing::info!(account = %key, "password check refused: too many failures");
+                return Err(ApiError::RateLimited(wait));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the guesses back: the password was right.
+    fn refund_guesses(&self, keys: &[String]) {
+        let now = Instant::now();
+        for key in keys {
+            self.guesses.refund(key, now);
         }
     }
 
@@ -83,6 +114,14 @@ impl AuthApi {
                 .map(|row| row.user_id)
                 .collect(),
         };
+        // The accounts the attempt is a guess against: every one the name
+        // may mean (an email and an id of one account share one budget),
+        // or the name itself when it means none.
+        let mut keys: Vec<String> = candidates.iter().map(|id| format!("id:{id}")).collect();
+        if let (true, Login::Email(email)) = (keys.is_empty(), login) {
+            keys.push(format!("email:{}", normalise_email(email)));
+        }
+        self.spend_guesses(&keys)?;
         let mut verified = false;
         for candidate in candidates {
             let Ok(id) = AggregateId::parse(candidate) else {
@@ -91,6 +130,7 @@ impl AuthApi {
             if let Some(credentials) = self.live(&id).await? {
                 verified = true;
                 if self.verify(password, &credentials).await? {
+                    self.refund_guesses(&keys);
                     return Ok(credentials);
                 }
             }
@@ -214,10 +254,14 @@ impl AuthService for AuthApi {
             .live(&target)
             .await?
             .ok_or_else(|| ApiError::NotFound("credentials".into()))?;
-        if let Some(current) = current
-            && !self.verify(&current, &credentials).await?
-        {
-            return Err(ApiError::PermissionDenied.into());
+        if let Some(current) = current {
+            // A wrong current password is a guess like a wrong login.
+            let keys = [format!("id:{target}")];
+            self.spend_guesses(&keys)?;
+            if !self.verify(&current, &credentials).await? {
+                return Err(ApiError::PermissionDenied.into());
+            }
+            self.refund_guesses(&keys);
         }
         let password_hash = self
             .passwords

@@ -7,3 +7,4 @@
 
 mod app;
 mod auth;
+mod guesses;
