@@ -32,9 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
-use stocklet_service_kit::config::{DEFAULT_AUTH_URL, env_or, env_parse, require_internal_token};
+use stocklet_service_kit::ConfigError;
+use stocklet_service_kit::config::{DEFAULT_AUTH_URL, env_or, env_parse};
 use stocklet_service_kit::jwt::JwtSettings;
-use stocklet_service_kit::{ConfigError, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,9 +58,6 @@ pub struct Config {
     pub listen_addr: String,
     /// `STOCKLET_<SERVICE>_URL`: each backend's gRPC URL, by name.
     pub backends: BTreeMap<String, String>,
-    /// `STOCKLET_INTERNAL_TOKEN`: sent with every identity, so services
-    /// trust identity metadata only from the gateway.
-    pub internal_token: Secret,
     /// `STOCKLET_JWT_ISSUER` (default `stocklet-auth`),
     /// `STOCKLET_JWT_AUDIENCE` (default `stocklet`),
     /// `STOCKLET_JWT_LEEWAY_S` (default 30): as every service reads them.
@@ -107,7 +104,6 @@ impl Config {
         Ok(Self {
             listen_addr: env_or("STOCKLET_GATEWAY_ADDR", "127.0.0.1:8080"),
             backends,
-            internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", "")),
             jwt: JwtSettings::from_env()?,
             body_limit_bytes: env_parse("STOCKLET_GATEWAY_BODY_LIMIT_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_millis(env_parse(
@@ -168,8 +164,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    require_internal_token(&config.internal_token)
-        .map_err(|e| StartError::Config(e.to_string()))?;
     let pool = DescriptorPool::decode(stocklet_proto::FILE_DESCRIPTOR_SET)?;
     let gateway = Arc::new(server::Gateway::new(&config, &pool)?);
     let app = server::router(gateway, &config.cors_origins);

@@ -28,10 +28,10 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::DescriptorPool;
 use serde_json::json;
+use stocklet_service_kit::Identity;
 use stocklet_service_kit::api;
 use stocklet_service_kit::idempotency::{self, IdempotencyKey};
 use stocklet_service_kit::jwt::{RemoteJwks, TokenVerifier};
-use stocklet_service_kit::{Identity, Secret};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 use tonic_health::pb::HealthCheckRequest;
@@ -52,7 +52,6 @@ pub struct Gateway {
     backends: Backends,
     verifier: TokenVerifier,
     limits: Limits,
-    internal_token: Secret,
     body_limit: usize,
     timeout: Duration,
     openapi: Bytes,
@@ -86,7 +85,6 @@ impl Gateway {
             verifier: TokenVerifier::new(config.jwt.clone(), RemoteJwks::new(auth)),
             backends,
             limits: Limits::new(config),
-            internal_token: config.internal_token.clone(),
             body_limit: config.body_limit_bytes,
             timeout: config.request_timeout,
             openapi: Bytes::from(openapi),
@@ -359,8 +357,18 @@ async fn handle(
         .and_then(|value| value.to_str().ok())
         .filter(|id| api::usable_request_id(id))
         .map_or_else(api::new_request_id, str::to_owned);
+    // The services verify the caller's token themselves: the gateway passes
+    // it on as it came and holds no credential that could act as anyone.
     let mut metadata = MetadataMap::new();
-    identity.write_metadata(&mut metadata, &gateway.internal_token);
+    if identity != Identity::Anonymous
+        && let Some(Ok(value)) = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::parse)
+    {
+        metadata.insert("authorization", value);
+    }
     if let Ok(value) = request_id.parse() {
         metadata.insert(api::REQUEST_ID, value);
     }

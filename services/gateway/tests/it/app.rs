@@ -30,7 +30,7 @@ use stocklet_proto::stocklet::auth::v1::auth_service_server::{AuthService, AuthS
 use stocklet_service_kit::Secret;
 use stocklet_service_kit::config::CommonConfig;
 use stocklet_service_kit::lifecycle::RunError;
-use stocklet_test_support::harness::{INTERNAL_TOKEN, LISTEN_ADDR, common_config};
+use stocklet_test_support::harness::{LISTEN_ADDR, common_config};
 use stocklet_test_support::{NatsServer, TestDb};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -279,6 +279,8 @@ impl TestApp {
         common.auth_url = format!("http://{auth_addr}");
         common.jwt.issuer = ISSUER.into();
         common.jwt.audience = AUDIENCE.into();
+        // As the gateway's below: the services verify the same tokens.
+        common.jwt.min_refresh = Duration::ZERO;
         let shutdown = CancellationToken::new();
         let mut services = Vec::new();
         // Backends not started here point at a closed port.
@@ -371,7 +373,6 @@ impl TestApp {
 
         let mut config = Config::from_env().unwrap();
         config.backends = backends;
-        config.internal_token = Secret::new(INTERNAL_TOKEN);
         config.jwt.issuer = ISSUER.into();
         config.jwt.audience = AUDIENCE.into();
         config.jwt.min_refresh = Duration::ZERO;

@@ -203,16 +203,18 @@ async fn a_new_kid_refreshes_the_jwks() {
         200
     );
     let calls = *app.auth.jwks_calls.lock().unwrap();
-    // The auth service rotates to k2; the gateway learns it on first sight.
+    // The auth service rotates to k2; the gateway and the order service
+    // (which verifies the token the gateway passes on) each learn it on
+    // first sight.
     let rotated = Key::generate("k2");
     app.auth.keys.lock().unwrap().push(rotated.jwk());
     let answer = app
         .get("/v1/order/list", Some(&rotated.token(ALICE, "customer")))
         .await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(*app.auth.jwks_calls.lock().unwrap(), calls + 1);
+    assert_eq!(*app.auth.jwks_calls.lock().unwrap(), calls + 2);
     // Known keys are served from the cache.
     app.get("/v1/order/list", Some(&app.alice())).await;
-    assert_eq!(*app.auth.jwks_calls.lock().unwrap(), calls + 1);
+    assert_eq!(*app.auth.jwks_calls.lock().unwrap(), calls + 2);
     app.stop().await;
 }
