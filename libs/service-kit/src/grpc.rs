@@ -355,6 +355,46 @@ mod tests {
         last
     }
 
+    /// `serve` on a free port with no routes of its own, naming `served`:
+    /// a client channel to it, the consumers' health sender, and how to
+    /// stop it.
+    struct TestServer {
+        channel: tonic::transport::Channel,
+        down: watch::Sender<usize>,
+        shutdown: CancellationToken,
+        serving: tokio::task::JoinHandle<Result<(), ServeError>>,
+    }
+
+    impl TestServer {
+        async fn start(served: &'static [&'static str]) -> TestServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (down, health) = watch::channel(0usize);
+            // Nothing here uses the database: a pool that never connects.
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+                .unwrap();
+            let shutdown = CancellationToken::new();
+            let serving = tokio::spawn(serve(
+                listener,
+                Routes::default(),
+                served,
+                health,
+                calls(pool),
+                shutdown.clone(),
+            ));
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect_lazy();
+            TestServer {
+                channel,
+                down,
+                shutdown,
+                serving,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn reflection_lists_exactly_what_the_port_serves_and_resolves_health() {
         use tonic_reflection::pb::v1::ServerReflectionRequest;
@@ -362,25 +402,12 @@ mod tests {
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_down, health) = watch::channel(0usize);
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
-            .unwrap();
-        let calls = calls(pool);
-        let shutdown = CancellationToken::new();
-        let serving = tokio::spawn(serve(
-            listener,
-            Routes::default(),
-            &["stocklet.product.v1.ProductService"],
-            health,
-            calls,
-            shutdown.clone(),
-        ));
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let TestServer {
+            channel,
+            shutdown,
+            serving,
+            ..
+        } = TestServer::start(&["stocklet.product.v1.ProductService"]).await;
         let client = ServerReflectionClient::new(channel.clone());
         let ask = |request: MessageRequest| {
             let mut client = client.clone();
@@ -462,26 +489,12 @@ mod tests {
 
     #[tokio::test]
     async fn health_says_not_serving_while_a_consumer_is_down() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (down, health) = watch::channel(0usize);
-        // Nothing here uses the database: a pool that never connects.
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
-            .unwrap();
-        let calls = calls(pool);
-        let shutdown = CancellationToken::new();
-        let serving = tokio::spawn(serve(
-            listener,
-            Routes::default(),
-            &["test.v1.Thing"],
-            health,
-            calls,
-            shutdown.clone(),
-        ));
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let TestServer {
+            channel,
+            down,
+            shutdown,
+            serving,
+        } = TestServer::start(&["test.v1.Thing"]).await;
         let mut client = HealthClient::new(channel);
         let service = "test.v1.Thing";
         assert_eq!(
