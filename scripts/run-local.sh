@@ -12,7 +12,8 @@
 #              DATABASE_URL and the STOCKLET_* overrides of ensure-postgres.sh, CARGO,
 #              STOCKLET_SEED (default true here), STOCKLET_GATEWAY_ADDR,
 #              STOCKLET_AUTH_URL (default: where STOCKLET_AUTH_ADDR listens),
-#              STOCKLET_INTERNAL_TOKEN (default: generated once into .data/secrets) and every
+#              STOCKLET_INTERNAL_TOKEN and STOCKLET_<USER>_NATS_PASSWORD for every NATS
+#              user (default: generated once into .data/secrets), and every
 #              other variable of the stocklet binary (README, Configuration), such as
 #              the gateway's rate limits (STOCKLET_GATEWAY_RATE_LIMIT_*,
 #              STOCKLET_GATEWAY_ACCOUNT_RATE_LIMIT_*, STOCKLET_GATEWAY_REGISTER_RATE_LIMIT_*,
@@ -37,18 +38,28 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_open "$NATS_PORT" && die "something already listens on 127.0.0.1:$NATS_PORT (another \`make run\`?)"
 
 DATABASE_URL="$(scripts/ensure-postgres.sh)"
-# The deployment secret the gateway and the services share (no default ships in
-# the repo): generated once into .data/secrets, unless the environment sets one.
+# Secrets, generated once into .data/secrets unless the environment sets them (no
+# default ships in the repo): the services' internal token, and the password of every
+# NATS user of nats/permissions.conf (nats-server reads them from its environment).
 SECRETS_DIR="$REPO_ROOT/.data/secrets"
-if [[ -z ${STOCKLET_INTERNAL_TOKEN:-} ]]; then
-    mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
-    if [[ ! -s $SECRETS_DIR/internal-token ]]; then
-        (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$SECRETS_DIR/internal-token")
-        log "generated STOCKLET_INTERNAL_TOKEN into .data/secrets/internal-token"
+mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
+# secret VARIABLE FILE: exports VARIABLE from the environment, else from FILE (made once).
+secret() {
+    local variable=$1 file="$SECRETS_DIR/$2"
+    if [[ -z ${!variable:-} ]]; then
+        if [[ ! -s $file ]]; then
+            (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >"$file")
+            log "generated $variable into .data/secrets/$2"
+        fi
+        printf -v "$variable" '%s' "$(<"$file")"
     fi
-    STOCKLET_INTERNAL_TOKEN="$(<"$SECRETS_DIR/internal-token")"
-fi
-export STOCKLET_INTERNAL_TOKEN
+    export "${variable?}"
+}
+secret STOCKLET_INTERNAL_TOKEN internal-token
+NATS_USERS=(auth user product warehouse order payment shipping provision subscriber)
+for user in "${NATS_USERS[@]}"; do
+    secret "STOCKLET_${user^^}_NATS_PASSWORD" "nats-$user-password"
+done
 STOCKLET_SEED="${STOCKLET_SEED:-true}"
 # The gateway and every service fetch the JWKS that verifies bearer tokens from here.
 STOCKLET_AUTH_URL="${STOCKLET_AUTH_URL:-http://${STOCKLET_AUTH_ADDR:-127.0.0.1:15051}}"
@@ -89,7 +100,13 @@ port_open "$NATS_PORT" || die "nats-server did not listen on $NATS_PORT within 1
 log "building the all-in-one stocklet binary (release)"
 "$CARGO" build --release --bin stocklet
 STOCKLET_LOG="$REPO_ROOT/.data/stocklet.log"
-target/release/stocklet >>"$STOCKLET_LOG" 2>&1 &
+# Streams first, as the provisioner: the services may only look them up.
+log "provisioning streams, schemas and consumers (stocklet provision; log: $STOCKLET_LOG)"
+target/release/stocklet provision >>"$STOCKLET_LOG" 2>&1 ||
+    die "stocklet provision failed; last log lines:
+$(tail -n 20 "$STOCKLET_LOG")"
+# The services run without the provisioner's password.
+env -u STOCKLET_PROVISION_NATS_PASSWORD target/release/stocklet >>"$STOCKLET_LOG" 2>&1 &
 STOCKLET_PID=$!
 PIDS+=("$STOCKLET_PID")
 
@@ -117,6 +134,8 @@ Stocklet local environment is up:
             (reflection and health on each; a client signs in with auth's LoginPassword and
             sends "authorization: Bearer <token>": README, "Calling the services over gRPC")
   NATS_URL=$NATS_URL        (monitoring: http://127.0.0.1:18222, JetStream data: .data/nats)
+            read-only NATS user for your own subscribers: subscriber, password in
+            .data/secrets/nats-subscriber-password (README, "Subscribing to events")
   DATABASE_URL=$DATABASE_URL
 EOF
 if [[ $STOCKLET_SEED == true ]]; then

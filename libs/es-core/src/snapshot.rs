@@ -122,6 +122,36 @@ impl SnapshotStore {
         })
     }
 
+    /// A store on the bucket, which must exist already: for a process that
+    /// may read and write snapshots but not create streams (see
+    /// [`StreamDefinition::lookup`](crate::streams::StreamDefinition::lookup)).
+    pub async fn open(client: async_nats::Client) -> Result<Self, ProvisionError> {
+        let context = jetstream::new(client.clone());
+        let name = format!("KV_{BUCKET}");
+        match context.get_stream(&name).await {
+            Ok(_) => Ok(Self {
+                client,
+                context,
+                timeout: crate::jetstream::DEFAULT_TIMEOUT,
+            }),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(_)
+                ) =>
+            {
+                Err(ProvisionError::NotProvisioned {
+                    stream: name,
+                    reason: format!("the server answered: {error}"),
+                })
+            }
+            Err(error) => Err(ProvisionError::Server {
+                stream: name,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
     fn subject(aggregate_type: &str, id: &str) -> String {
         format!("$KV.{BUCKET}.{aggregate_type}.{id}")
     }

@@ -29,6 +29,15 @@ pub enum ProvisionError {
     /// streams.
     #[error("invalid stream definition: {0}")]
     Definition(String),
+    /// The stream does not exist, or not as defined, and the caller only
+    /// looks streams up (it may not create or update them).
+    #[error("stream {stream} is not provisioned: {reason}")]
+    NotProvisioned {
+        /// The stream's name.
+        stream: String,
+        /// What is missing or different.
+        reason: String,
+    },
     /// The server refused or could not be reached.
     #[error("provisioning stream {stream}: {reason}")]
     Server {
@@ -165,6 +174,50 @@ impl StreamDefinition {
                 stream: self.config.name.clone(),
                 reason: e.to_string(),
             })?;
+        Ok(self.stream_ref())
+    }
+
+    /// Looks the stream up without changing it: for a process that may use
+    /// a stream but not create or update it (on a server with per-user
+    /// permissions, only a provisioning user may). The stream must exist and
+    /// agree with this definition on what the event store relies on: its
+    /// subjects, direct get and atomic batch publish.
+    pub async fn lookup(&self, context: &jetstream::Context) -> Result<StreamRef, ProvisionError> {
+        let name = &self.config.name;
+        let not_provisioned = |reason: String| ProvisionError::NotProvisioned {
+            stream: name.clone(),
+            reason,
+        };
+        let stream = match context.get_stream(name).await {
+            Ok(stream) => stream,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(_)
+                ) =>
+            {
+                return Err(not_provisioned(format!("the server answered: {error}")));
+            }
+            Err(error) => {
+                return Err(ProvisionError::Server {
+                    stream: name.clone(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        let found = &stream.cached_info().config;
+        if found.subjects != self.config.subjects {
+            return Err(not_provisioned(format!(
+                "it captures {:?}, the definition {:?}",
+                found.subjects, self.config.subjects
+            )));
+        }
+        if self.config.allow_direct && !found.allow_direct {
+            return Err(not_provisioned("direct get is off".to_owned()));
+        }
+        if self.config.allow_atomic_publish && !found.allow_atomic_publish {
+            return Err(not_provisioned("atomic batch publish is off".to_owned()));
+        }
         Ok(self.stream_ref())
     }
 }

@@ -5,6 +5,7 @@
 //! fallback. Secrets are wrapped in [`Secret`], whose `Debug` and `Display`
 //! print `***`, so configuration can be logged whole.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -86,6 +87,10 @@ impl fmt::Display for Secret {
 pub struct CommonConfig {
     /// `NATS_URL`.
     pub nats_url: String,
+    /// `STOCKLET_<USER>_NATS_PASSWORD`: the passwords of the NATS users
+    /// this process may connect as; a service connects as its own
+    /// ([`NatsPasswords::credentials`]).
+    pub nats_passwords: NatsPasswords,
     /// `DATABASE_URL`: the server; each service uses its own schema in it.
     pub database_url: Secret,
     /// `STOCKLET_INTERNAL_TOKEN`: shared by the gateway and the services;
@@ -167,6 +172,7 @@ impl CommonConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             nats_url: env_or("NATS_URL", DEFAULT_NATS_URL),
+            nats_passwords: NatsPasswords::from_env(),
             database_url: Secret::new(env_or("DATABASE_URL", DEFAULT_DATABASE_URL)),
             internal_token: Secret::new(env_or("STOCKLET_INTERNAL_TOKEN", "")),
             stream_replicas: env_parse("STOCKLET_STREAM_REPLICAS", 1)?,
@@ -178,6 +184,94 @@ impl CommonConfig {
             auth_url: env_or("STOCKLET_AUTH_URL", DEFAULT_AUTH_URL),
             jwt: JwtSettings::from_env()?,
         })
+    }
+}
+
+/// The users of Stocklet's NATS server (`nats/permissions.conf`): one per
+/// service, named like it, then the provisioner (creates and updates
+/// streams, operates dead letters) and the read-only subscriber for
+/// programs outside Stocklet.
+pub const NATS_USERS: [&str; 9] = [
+    "auth",
+    "user",
+    "product",
+    "warehouse",
+    "order",
+    "payment",
+    "shipping",
+    PROVISION_NATS_USER,
+    SUBSCRIBER_NATS_USER,
+];
+
+/// The NATS user that provisions streams (`stocklet provision`) and
+/// operates dead letters (`stocklet dlq`).
+pub const PROVISION_NATS_USER: &str = "provision";
+/// The NATS user that may only read the public streams.
+pub const SUBSCRIBER_NATS_USER: &str = "subscriber";
+
+/// The variable holding `user`'s NATS password, e.g.
+/// `STOCKLET_ORDER_NATS_PASSWORD`: the same name in nats-server's
+/// environment (`nats/permissions.conf`) and in the client's.
+pub fn nats_password_variable(user: &str) -> String {
+    format!("STOCKLET_{}_NATS_PASSWORD", user.to_ascii_uppercase())
+}
+
+/// Who a process is on the NATS server.
+#[derive(Clone, Debug)]
+pub struct NatsCredentials {
+    /// The user, one of [`NATS_USERS`].
+    pub user: String,
+    /// Its password.
+    pub password: Secret,
+}
+
+/// The NATS passwords given to this process, by user.
+///
+/// A container runs one service and is given that service's password
+/// only; the all-in-one binary is given every service's. There is no
+/// default: the NATS server refuses anonymous clients, and each deployment
+/// generates its own passwords (`make run` keeps them in `.data/secrets`).
+#[derive(Clone, Debug, Default)]
+pub struct NatsPasswords(BTreeMap<String, Secret>);
+
+impl NatsPasswords {
+    /// Reads `STOCKLET_<USER>_NATS_PASSWORD` for each of [`NATS_USERS`];
+    /// unset or empty ones are left out.
+    pub fn from_env() -> Self {
+        let mut passwords = Self::default();
+        for user in NATS_USERS {
+            let password = env_or(&nats_password_variable(user), "");
+            if !password.is_empty() {
+                passwords = passwords.with(user, Secret::new(password));
+            }
+        }
+        passwords
+    }
+
+    /// These passwords and `user`'s.
+    #[must_use]
+    pub fn with(mut self, user: &str, password: Secret) -> Self {
+        self.0.insert(user.to_owned(), password);
+        self
+    }
+
+    /// `user` and its password, or an error naming the variable to set.
+    pub fn credentials(&self, user: &str) -> Result<NatsCredentials, ConfigError> {
+        match self.0.get(user) {
+            Some(password) => Ok(NatsCredentials {
+                user: user.to_owned(),
+                password: password.clone(),
+            }),
+            None => Err(ConfigError {
+                name: nats_password_variable(user),
+                value: String::new(),
+                reason: format!(
+                    "it is not set: the password of NATS user {user:?} (nats/permissions.conf), \
+                     which nats-server is given too; generate one per deployment, for example \
+                     `openssl rand -hex 32` (`make run` keeps them in .data/secrets)"
+                ),
+            }),
+        }
     }
 }
 
@@ -240,6 +334,18 @@ mod tests {
             assert!(!error.to_string().contains(published), "never printed");
         }
         assert!(require_internal_token(&Secret::new("0123456789abcdef0123456789abcdef")).is_ok());
+    }
+
+    #[test]
+    fn a_missing_nats_password_names_its_variable_and_no_password_prints() {
+        let passwords = NatsPasswords::default().with("order", Secret::new("s3cret-order"));
+        let order = passwords.credentials("order").unwrap();
+        assert_eq!(order.user, "order");
+        assert_eq!(order.password.expose(), "s3cret-order");
+        assert!(!format!("{passwords:?} {order:?}").contains("s3cret"));
+        let error = passwords.credentials("payment").unwrap_err();
+        assert_eq!(error.name, "STOCKLET_PAYMENT_NATS_PASSWORD");
+        assert!(error.to_string().contains("not set"), "{error}");
     }
 
     #[test]

@@ -29,10 +29,12 @@
 //! - [`db`]: a PostgreSQL pool whose connections live in the service's own
 //!   schema.
 //! - [`streams`]: Stocklet's stream definitions (`nats/streams/*.json`).
+//! - [`provision`]: creating and updating them, as the one NATS user
+//!   allowed to (services only look streams up).
 //! - [`registration`]: how the user service hands a new user's password
 //!   hash to the auth service on the private AUTH stream.
 //! - [`service`]: the builder every service's `run` is declared with.
-//! - [`lifecycle`]: connecting (with Stocklet's wire names, its es-core
+//! - [`lifecycle`]: connecting as a NATS user (with Stocklet's wire names, its es-core
 //!   `Conventions`), a binary's `main` (`serve_binary`), and stopping on a
 //!   signal.
 //! - [`consumers`]: a service's projections and reactors, started and
@@ -57,6 +59,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod pagination;
 pub mod password;
+pub mod provision;
 pub mod ratelimit;
 pub mod registration;
 pub mod service;

@@ -20,6 +20,7 @@ use es_core::streams::ProvisionError;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::NatsCredentials;
 use crate::db::DbError;
 use crate::grpc::ServeError;
 
@@ -37,6 +38,13 @@ pub enum RunError {
     /// A stream could not be provisioned.
     #[error(transparent)]
     Provision(#[from] ProvisionError),
+    /// A stream or bucket the service uses does not exist (as defined):
+    /// services may not create streams, the provisioner does.
+    #[error(
+        "{0}; provision the streams first: `stocklet provision` (as NATS user \"provision\", \
+         STOCKLET_PROVISION_NATS_PASSWORD)"
+    )]
+    NotProvisioned(ProvisionError),
     /// PostgreSQL could not be prepared.
     #[error("database: {0}")]
     Database(#[from] DbError),
@@ -54,21 +62,51 @@ pub enum RunError {
     Config(String),
 }
 
-/// Connects to NATS and returns the event store on it. `nats_url` may list
-/// several servers of a cluster, comma-separated, so a service starts
-/// while any one of them is up.
-pub async fn connect_event_store(nats_url: &str) -> Result<JetStreamEventStore, RunError> {
-    let servers = server_list(nats_url);
-    let client = async_nats::ConnectOptions::new()
-        .name("stocklet")
-        .retry_on_initial_connect()
-        .connect(servers)
-        .await
-        .map_err(|e| RunError::Nats {
-            url: nats_url.to_owned(),
-            reason: e.to_string(),
-        })?;
+/// Connects to NATS as `credentials` and returns the event store on it.
+/// `nats_url` may list several servers of a cluster, comma-separated, so a
+/// service starts while any one of them is up.
+///
+/// The client's inboxes (where replies arrive) are `_INBOX_<user>.>`, the
+/// only subjects its user may subscribe to (`nats/permissions.conf`), so
+/// no other user can read a reply meant for it. A server that refuses the
+/// credentials is logged as an error on every try (the client keeps
+/// trying, as it does while the server is down).
+pub async fn connect_event_store(
+    nats_url: &str,
+    credentials: &NatsCredentials,
+) -> Result<JetStreamEventStore, RunError> {
+    let client = connect(nats_url, credentials).await?;
     Ok(event_store(client))
+}
+
+/// Connects to NATS as `credentials` (see [`connect_event_store`]).
+pub async fn connect(
+    nats_url: &str,
+    credentials: &NatsCredentials,
+) -> Result<async_nats::Client, RunError> {
+    let servers = server_list(nats_url);
+    let user = credentials.user.clone();
+    async_nats::ConnectOptions::with_user_and_password(
+        credentials.user.clone(),
+        credentials.password.expose().to_owned(),
+    )
+    .name(format!("stocklet-{user}"))
+    .custom_inbox_prefix(format!("_INBOX_{user}"))
+    .event_callback(move |event| {
+        let user = user.clone();
+        async move {
+            if let async_nats::Event::ServerError(error) = event {
+                tracing::error!(nats_user = %user, %error, "the NATS server reports an error");
+            }
+        }
+    })
+    .retry_on_initial_connect()
+    .connect(servers)
+    .await
+    .map_err(|e| RunError::Nats {
+        url: nats_url.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// The event store on `client`, with Stocklet's names on the wire

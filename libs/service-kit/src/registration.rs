@@ -71,10 +71,12 @@ pub async fn hand_over(
     }
     match result {
         Ok(_) => Ok(()),
-        // Already handed over (a retried registration step).
-        Err(StoreError::Conflict { .. }) if take(store, auth_stream, user_id).await?.is_some() => {
-            Ok(())
-        }
+        // Already handed over: an earlier try stored it and its answer was
+        // lost. The user service cannot read AUTH to look (its NATS user may
+        // only write there), and needs not: the user id is fresh, so the
+        // stored hash is this registration's (salted differently, perhaps,
+        // but of the same password).
+        Err(StoreError::Conflict { .. }) => Ok(()),
         Err(error) => Err(error),
     }
 }

@@ -1,7 +1,8 @@
 //! The service builder: one shape for every service's `run`.
 //!
-//! Every Stocklet service starts the same way: connect to NATS, provision
-//! the streams it writes and reads, open its PostgreSQL pool in its own
+//! Every Stocklet service starts the same way: connect to NATS as its own
+//! user, look up the streams it writes and reads (which the provisioner
+//! created, [`crate::provision`]), open its PostgreSQL pool in its own
 //! schema, run its migrations, start its projections and reactors, serve
 //! gRPC until shutdown, then stop its consumers once the server has
 //! drained. [`Service`] owns those steps, so a service's `run` only
@@ -30,10 +31,10 @@
 //!
 //! A stream is named by its typed constant ([`streams`]), and each reactor
 //! by the stream it reads and its durable name, side by side: nothing is
-//! paired by position. A stream is provisioned the first
-//! time anything names it (its own at start, a source stream with its first
-//! consumer), so the streams a service touches and the ones it provisions
-//! cannot drift apart.
+//! paired by position. A stream is looked up the first time anything names
+//! it (its own at start, a source stream with its first consumer); one that
+//! is missing, or captures other subjects than shipped, stops the start
+//! with an error that says to run `stocklet provision`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use es_core::projection::{Projection, ProjectionConfig, ProjectionRunner};
 use es_core::reactor::{Reaction, Reactor, ReactorConfig};
 use es_core::snapshot::{SnapshotState, SnapshotStore};
+use es_core::streams::ProvisionError;
 use es_core::{Aggregate, JetStreamEventStore, Repository, StreamRef, Upcasters};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -84,7 +86,6 @@ pub struct Service {
     spec: ServiceSpec,
     store: JetStreamEventStore,
     pool: PgPool,
-    replicas: usize,
     stream: StreamRef,
     provisioned: HashMap<&'static str, StreamRef>,
     snapshots: Option<SnapshotStore>,
@@ -95,12 +96,32 @@ pub struct Service {
     internal_token: Secret,
 }
 
+/// `stream`, which must exist as shipped: a service may use streams but
+/// not create or change them (`nats/permissions.conf`); the provisioner
+/// does ([`crate::provision`]).
+async fn look_up(store: &JetStreamEventStore, stream: Stream) -> Result<StreamRef, RunError> {
+    stream
+        .definition()?
+        .lookup(store.context())
+        .await
+        .map_err(not_provisioned)
+}
+
+/// A missing stream is an error that says how to provision it.
+fn not_provisioned(error: ProvisionError) -> RunError {
+    match error {
+        ProvisionError::NotProvisioned { .. } => RunError::NotProvisioned(error),
+        other => RunError::Provision(other),
+    }
+}
+
 /// How long the auth service may take to accept a connection for its JWKS.
 const AUTH_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Service {
-    /// Connects to NATS, provisions the service's own stream and the
-    /// dead-letter stream, opens the pool (`STOCKLET_DB_POOL_SIZE`
+    /// Connects to NATS as the service's user (`spec.name`, with its
+    /// `STOCKLET_<NAME>_NATS_PASSWORD`), looks up the service's own stream
+    /// and the dead-letter stream, opens the pool (`STOCKLET_DB_POOL_SIZE`
     /// connections in the service's schema) and runs `migrations`.
     pub async fn start(
         common: &CommonConfig,
@@ -110,11 +131,14 @@ impl Service {
         crate::config::require_internal_token(&common.internal_token)
             .map_err(|e| RunError::Config(e.to_string()))?;
         crate::metrics::use_stocklet_names();
-        let store = lifecycle::connect_event_store(&common.nats_url).await?;
+        let credentials = common
+            .nats_passwords
+            .credentials(spec.name)
+            .map_err(|e| RunError::Config(e.to_string()))?;
+        let store = lifecycle::connect_event_store(&common.nats_url, &credentials).await?;
         let mut provisioned = HashMap::new();
         for stream in [spec.stream, streams::DEADLETTER] {
-            let definition = stream.definition()?.with_replicas(common.stream_replicas);
-            provisioned.insert(stream.name, definition.ensure(store.context()).await?);
+            provisioned.insert(stream.name, look_up(&store, stream).await?);
         }
         let stream = provisioned
             .get(spec.stream.name)
@@ -132,7 +156,6 @@ impl Service {
             spec,
             store,
             pool,
-            replicas: common.stream_replicas,
             stream,
             provisioned,
             snapshots: None,
@@ -199,8 +222,8 @@ impl Service {
     /// aggregate once `every` events have followed its last snapshot. For
     /// aggregates whose histories grow with the shop's life (a product's
     /// stock, a customer's balance), so that a command's cost does not.
-    /// The `snapshots` key-value bucket is created (with the streams'
-    /// replicas) the first time one is asked for.
+    /// The `snapshots` key-value bucket (created by the provisioner) is
+    /// looked up the first time one is asked for.
     pub async fn snapshotted_repository<A: SnapshotState>(
         &mut self,
         every: usize,
@@ -208,8 +231,9 @@ impl Service {
         let snapshots = match &self.snapshots {
             Some(snapshots) => snapshots.clone(),
             None => {
-                let snapshots =
-                    SnapshotStore::ensure(self.store.client().clone(), self.replicas).await?;
+                let snapshots = SnapshotStore::open(self.store.client().clone())
+                    .await
+                    .map_err(not_provisioned)?;
                 self.snapshots = Some(snapshots.clone());
                 snapshots
             }
@@ -217,13 +241,12 @@ impl Service {
         Ok(self.repository::<A>().with_snapshots(snapshots, every))
     }
 
-    /// The stream `stream`, provisioned the first time it is named.
+    /// The stream `stream`, looked up the first time it is named.
     pub async fn source(&mut self, stream: Stream) -> Result<StreamRef, RunError> {
         if let Some(provisioned) = self.provisioned.get(stream.name) {
             return Ok(provisioned.clone());
         }
-        let definition = stream.definition()?.with_replicas(self.replicas);
-        let provisioned = definition.ensure(self.store.context()).await?;
+        let provisioned = look_up(&self.store, stream).await?;
         self.provisioned.insert(stream.name, provisioned.clone());
         Ok(provisioned)
     }

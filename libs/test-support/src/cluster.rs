@@ -101,15 +101,25 @@ impl NatsCluster {
         self.node(index).restart().await;
     }
 
-    /// A new client connected to the cluster (any node, failing over).
+    /// A new client connected to the cluster as the provisioner (any node,
+    /// failing over).
     ///
     /// # Panics
     /// If connecting fails.
     pub async fn client(&self) -> async_nats::Client {
-        let urls = self.urls();
-        async_nats::connect(urls.as_slice())
+        crate::credentials::connect_as_provisioner(&self.urls()).await
+    }
+
+    /// Creates every stream (with three replicas, or one per node if
+    /// fewer) and the snapshot bucket, as `stocklet provision` does.
+    ///
+    /// # Panics
+    /// If provisioning fails.
+    pub async fn provision(&self) {
+        let client = self.client().await;
+        stocklet_service_kit::provision::provision(&client, self.nodes.len().min(3))
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to the nats cluster at {urls:?}: {e}"))
+            .unwrap_or_else(|e| panic!("cannot provision the streams on the cluster: {e}"));
     }
 
     /// A JetStream context on a new [`NatsCluster::client`].

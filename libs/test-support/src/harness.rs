@@ -57,6 +57,7 @@ pub const NO_AUTH_URL: &str = "http://127.0.0.1:9";
 pub fn common_config(nats_url: String, db: &TestDb) -> CommonConfig {
     CommonConfig {
         nats_url,
+        nats_passwords: crate::nats_passwords(),
         database_url: Secret::new(db.url.clone()),
         internal_token: Secret::new(INTERNAL_TOKEN),
         stream_replicas: 1,
@@ -161,6 +162,8 @@ impl<C> ServiceHarness<C> {
         Run: FnOnce(CommonConfig, TcpListener, CancellationToken) -> Running,
         Running: Future<Output = Result<(), RunError>> + Send + 'static,
     {
+        // As `stocklet provision` would before the service starts.
+        nats.provision().await;
         let common = common_config(nats.url(), &db);
         let (service, channel) =
             RunningService::start(|listener, shutdown| run(common, listener, shutdown)).await;

@@ -8,8 +8,11 @@
 //!
 //! - [`NatsServer`]: a private `nats-server` process per test (a free port below the
 //!   ephemeral range, kept across restarts; JetStream
-//!   store in a temp dir, the project's own `nats/nats-server.conf`), which the test
-//!   can restart, pause (SIGSTOP) or kill to exercise failure paths.
+//!   store in a temp dir, the project's own `nats/nats-server.conf` with its users and
+//!   permissions), which the test can restart, pause (SIGSTOP) or kill to exercise
+//!   failure paths. Services connect as their own users ([`nats_passwords`]); the
+//!   test's own clients as the provisioner. A server that refused a confined user
+//!   fails the test when dropped, unless the test attacks on purpose.
 //! - [`NatsCluster`]: several such servers clustered over loopback routes, for
 //!   R3 streams and failover (a node can be killed and restarted).
 //! - [`TestDb`]: a fresh, uniquely named database per test on the PostgreSQL named by
@@ -44,6 +47,7 @@
 //! Both fixtures need a Tokio runtime with time and IO enabled (`#[tokio::test]`).
 
 mod cluster;
+mod credentials;
 pub mod harness;
 mod nats;
 mod pg_server;
@@ -51,6 +55,9 @@ mod postgres;
 mod service;
 
 pub use cluster::NatsCluster;
+pub use credentials::{
+    connect_as, connect_as_provisioner, nats_credentials, nats_password_env, nats_passwords,
+};
 pub use harness::{
     INTERNAL_TOKEN, ServiceHarness, admin, as_user, common_config, customer, eventually,
     other_customer, violated_fields,

@@ -12,6 +12,8 @@ use crate::workspace_root;
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const LOG_TAIL_LINES: usize = 60;
+/// The users and permissions `nats/nats-server.conf` includes.
+const PERMISSIONS_FILE: &str = "permissions.conf";
 
 /// Extra settings for [`NatsServer::start_with`].
 #[derive(Debug, Clone)]
@@ -94,6 +96,7 @@ pub struct NatsServer {
     dir: TempDir,
     child: Option<Child>,
     paused: bool,
+    violations_expected: bool,
 }
 
 impl NatsServer {
@@ -121,6 +124,10 @@ impl NatsServer {
         let config = test_config(&base, &base_config, options.config.as_deref());
         fs::write(dir.path().join("nats-server.conf"), config)
             .unwrap_or_else(|e| panic!("cannot write the nats-server config: {e}"));
+        // The config includes the users and their permissions from beside it.
+        let permissions = workspace_root().join("nats").join(PERMISSIONS_FILE);
+        fs::copy(&permissions, dir.path().join(PERMISSIONS_FILE))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", permissions.display()));
         fs::create_dir_all(dir.path().join("ports"))
             .unwrap_or_else(|e| panic!("cannot create the ports dir: {e}"));
 
@@ -132,6 +139,7 @@ impl NatsServer {
             dir,
             child: None,
             paused: false,
+            violations_expected: false,
         };
         server.spawn_and_wait().await;
         server
@@ -158,15 +166,43 @@ impl NatsServer {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// A new client connected to this server (async-nats defaults: it reconnects
-    /// forever, so it survives [`NatsServer::restart`]).
+    /// A new client connected to this server as the provisioner, which may
+    /// do everything (async-nats defaults otherwise: it reconnects forever,
+    /// so it survives [`NatsServer::restart`]).
     ///
     /// # Panics
     /// If connecting fails.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
+        crate::credentials::connect_as_provisioner(&[self.url()]).await
+    }
+
+    /// Creates every stream and the snapshot bucket, as `stocklet provision`
+    /// does before the services start (they may only look streams up).
+    ///
+    /// # Panics
+    /// If provisioning fails.
+    pub async fn provision(&self) {
+        let client = self.client().await;
+        stocklet_service_kit::provision::provision(&client, 1)
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to nats-server at {}: {e}", self.url()))
+            .unwrap_or_else(|e| panic!("cannot provision the streams on {}: {e}", self.url()));
+    }
+
+    /// Declares that this test provokes permission violations on purpose
+    /// (it attacks with a confined user), so dropping the server does not
+    /// fail the test for them.
+    pub fn expect_permission_violations(&mut self) {
+        self.violations_expected = true;
+    }
+
+    /// The permission violations the server logged so far: a subject some
+    /// user was refused, one per line.
+    pub fn permission_violations(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("Violation"))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// A JetStream context on a new [`NatsServer::client`].
@@ -311,6 +347,8 @@ impl NatsServer {
             .arg("--ports_file_dir")
             .arg(self.dir.path().join("ports"))
             .args(&self.args)
+            // The passwords nats/permissions.conf reads from the environment.
+            .envs(crate::credentials::nats_password_env())
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(log));
@@ -373,6 +411,21 @@ impl Drop for NatsServer {
             );
         }
         self.kill();
+        // A service refused a subject it needs: nats/permissions.conf lacks
+        // a permission the code uses (or the code does what it should not).
+        // The refused call may have been retried or logged only, so the
+        // test could pass without this.
+        if !std::thread::panicking() && !self.violations_expected {
+            let violations = self.permission_violations();
+            if !violations.is_empty() {
+                panic!(
+                    "nats-server refused {} request(s) of a confined user; \
+                     nats/permissions.conf and the code disagree:\n{}",
+                    violations.len(),
+                    violations.join("\n")
+                );
+            }
+        }
         // `dir` (store, config, log) is removed when the TempDir field drops.
     }
 }
@@ -448,11 +501,16 @@ fn read_ports_file(dir: &Path, pid: u32) -> Option<u16> {
 /// Connects and asks JetStream for the account info, with short timeouts.
 async fn jetstream_ready(port: u16) -> bool {
     let probe = async {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(1))
-            .connect(format!("nats://127.0.0.1:{port}"))
-            .await
-            .ok()?;
+        let credentials =
+            crate::credentials::nats_credentials(stocklet_service_kit::config::PROVISION_NATS_USER);
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            credentials.user,
+            credentials.password.expose().to_owned(),
+        )
+        .connection_timeout(Duration::from_secs(1))
+        .connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .ok()?;
         let ready = async_nats::jetstream::new(client.clone())
             .query_account()
             .await

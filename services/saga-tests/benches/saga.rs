@@ -222,6 +222,7 @@ fn start_stocklet(
     let mut command = Command::new(stocklet_binary());
     command
         .env("NATS_URL", nats.url())
+        .envs(stocklet_test_support::nats_password_env())
         .env("DATABASE_URL", &db.url)
         .env("STOCKLET_INTERNAL_TOKEN", INTERNAL_TOKEN)
         .env("STOCKLET_DATA_DIR", data)
@@ -608,6 +609,7 @@ async fn main() {
     ));
 
     let nats = NatsServer::start().await;
+    nats.provision().await;
     let db = TestDb::create().await;
     let client = nats.client().await;
 

@@ -14,13 +14,15 @@
 //! stocklet dlq discard (SEQUENCE... | --consumer NAME --all)
 //! ```
 //!
-//! It connects to `NATS_URL`, like the services.
+//! It connects to `NATS_URL` as the NATS user `provision`
+//! (`STOCKLET_PROVISION_NATS_PASSWORD`): the deployment's operator, not a
+//! service.
 
 use std::process::ExitCode;
 
 use es_core::deadletter::{DeadLetter, DeadLetterError, DeadLetters};
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use stocklet_service_kit::config::CommonConfig;
+use stocklet_service_kit::config::{CommonConfig, PROVISION_NATS_USER};
 use stocklet_service_kit::lifecycle;
 
 const USAGE: &str = "usage: stocklet dlq list [--consumer NAME]
@@ -107,7 +109,7 @@ pub async fn main(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match lifecycle::connect_event_store(&config.nats_url).await {
+    let store = match provisioner_store(&config).await {
         Ok(store) => store,
         Err(error) => {
             eprintln!("{error}");
@@ -122,6 +124,17 @@ pub async fn main(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The event store as the provisioner, or why not.
+async fn provisioner_store(config: &CommonConfig) -> Result<es_core::JetStreamEventStore, String> {
+    let credentials = config
+        .nats_passwords
+        .credentials(PROVISION_NATS_USER)
+        .map_err(|e| e.to_string())?;
+    lifecycle::connect_event_store(&config.nats_url, &credentials)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn run(letters: &DeadLetters, command: Command) -> Result<(), DeadLetterError> {

@@ -13,11 +13,15 @@
 //! `stocklet dlq list|show|replay|discard` shows and operates the
 //! dead-letter stream (see [`dlq`]).
 //!
-//! `stocklet provision` starts every service on a private port and stops it
-//! at once: each provisions its streams, runs its migrations and creates its
-//! durable consumers, which is what a deployment's one-shot init needs (the
-//! services would do it themselves at start, but not all at the same moment
-//! and not before anyone depends on it). It exits 0 once all are done.
+//! `stocklet provision` first creates or updates every stream and the
+//! snapshot bucket, as the NATS user `provision` (services may only look
+//! streams up: `nats/permissions.conf`); then it starts every service on a
+//! private port and stops it at once: each runs its migrations and creates
+//! its durable consumers, as its own NATS user. That is what a deployment's
+//! one-shot init needs, before any service starts (the services would run
+//! their migrations and create their consumers themselves, but not all at
+//! the same moment and not before anyone depends on them). It exits 0 once
+//! all are done.
 
 mod dlq;
 mod seed;
@@ -26,8 +30,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use stocklet_service_kit::lifecycle;
-use stocklet_service_kit::{ConfigError, telemetry};
+use stocklet_service_kit::config::{CommonConfig, PROVISION_NATS_USER};
+use stocklet_service_kit::{ConfigError, lifecycle, provision, telemetry};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +52,26 @@ impl std::fmt::Display for StartError {
             }
         }
     }
+}
+
+/// Creates or updates every stream and the snapshot bucket, as the NATS
+/// user `provision` (the services may only look them up).
+async fn provision_streams() -> Result<(), String> {
+    let config = CommonConfig::from_env().map_err(|e| e.to_string())?;
+    let credentials = config
+        .nats_passwords
+        .credentials(PROVISION_NATS_USER)
+        .map_err(|e| e.to_string())?;
+    let client = lifecycle::connect(&config.nats_url, &credentials)
+        .await
+        .map_err(|e| e.to_string())?;
+    provision::provision(&client, config.stream_replicas)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Every ack before the process exits.
+    client.flush().await.map_err(|e| e.to_string())?;
+    tracing::info!(replicas = config.stream_replicas, "streams provisioned");
+    Ok(())
 }
 
 /// Starts one service as a task named `name`; returns where it listens.
@@ -94,6 +118,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if provision_only && let Err(error) = provision_streams().await {
+        tracing::error!(%error, "cannot provision the streams");
+        return ExitCode::FAILURE;
+    }
     let shutdown = lifecycle::shutdown_on_signal();
     let mut tasks = JoinSet::new();
     // Each service is started by its own crate's `run`, from its own

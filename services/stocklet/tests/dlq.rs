@@ -15,6 +15,7 @@ fn dlq(nats: &NatsServer, args: &[&str]) -> Output {
         .arg("dlq")
         .args(args)
         .env("NATS_URL", nats.url())
+        .envs(stocklet_test_support::nats_password_env())
         .output()
         .unwrap()
 }

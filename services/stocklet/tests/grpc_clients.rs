@@ -236,6 +236,7 @@ fn code_of(answer: &Result<Value, Status>) -> Code {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reflection_only_client_calls_every_port_and_acts_as_a_customer_with_a_bearer_token() {
     let nats = NatsServer::start().await;
+    nats.provision().await; // as `stocklet provision` does
     let db = TestDb::create().await;
     let data_dir = tempfile::tempdir().unwrap();
     let ports = free_ports(8);

@@ -7,7 +7,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stocklet_test_support::{NatsServer, TestDb};
+use futures::StreamExt as _;
+use stocklet_test_support::{NatsServer, TestDb, nats_password_env};
 
 #[tokio::test]
 async fn provision_prepares_streams_schemas_and_consumers_then_exits() {
@@ -17,6 +18,7 @@ async fn provision_prepares_streams_schemas_and_consumers_then_exits() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stocklet"))
         .arg("provision")
         .env("NATS_URL", nats.url())
+        .envs(nats_password_env())
         .env("DATABASE_URL", &db.url)
         .env("STOCKLET_DATA_DIR", data.path())
         .env("STOCKLET_SEED", "true") // ignored when provisioning
@@ -95,6 +97,7 @@ async fn the_binary_refuses_to_start_without_a_deployment_secret() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stocklet"));
         command
             .env("NATS_URL", nats.url())
+            .envs(nats_password_env())
             .env("DATABASE_URL", &db.url)
             .env("STOCKLET_SEED", "false")
             .env("STOCKLET_GATEWAY_ADDR", "127.0.0.1:0")
@@ -123,4 +126,69 @@ async fn the_binary_refuses_to_start_without_a_deployment_secret() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn services_do_not_create_streams_and_say_how_to_provision_them() {
+    // A service's NATS user may not create streams: on a server nobody
+    // provisioned, the binary stops at once and says what to run. Without
+    // its NATS password it does not start either.
+    let nats = NatsServer::start().await;
+    let db = TestDb::create().await;
+    let run = |without: Option<&'static str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stocklet"));
+        command
+            .env("NATS_URL", nats.url())
+            .envs(nats_password_env())
+            .env_remove("STOCKLET_PROVISION_NATS_PASSWORD")
+            .env("DATABASE_URL", &db.url)
+            .env("STOCKLET_SEED", "false")
+            .env("STOCKLET_GATEWAY_ADDR", "127.0.0.1:0")
+            .env(
+                "STOCKLET_INTERNAL_TOKEN",
+                "provision-test-token-0123456789abcdef",
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        for service in [
+            "AUTH",
+            "USER",
+            "PRODUCT",
+            "WAREHOUSE",
+            "ORDER",
+            "PAYMENT",
+            "SHIPPING",
+        ] {
+            command.env(format!("STOCKLET_{service}_ADDR"), "127.0.0.1:0");
+        }
+        if let Some(variable) = without {
+            command.env_remove(variable);
+        }
+        async move {
+            let output = tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::task::spawn_blocking(move || command.output()),
+            )
+            .await
+            .expect("the binary stops by itself")
+            .unwrap()
+            .unwrap();
+            assert!(!output.status.success(), "it started");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }
+    };
+    let log = run(None).await;
+    assert!(log.contains("is not provisioned"), "{log}");
+    assert!(log.contains("stocklet provision"), "says how: {log}");
+    let jetstream = nats.jetstream().await;
+    let mut names = jetstream.stream_names();
+    assert!(names.next().await.is_none(), "no stream was created");
+
+    let log = run(Some("STOCKLET_ORDER_NATS_PASSWORD")).await;
+    assert!(log.contains("STOCKLET_ORDER_NATS_PASSWORD"), "{log}");
+    assert!(log.contains("not set"), "{log}");
 }

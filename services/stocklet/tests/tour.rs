@@ -109,6 +109,7 @@ async fn counts(ports: &[u16]) -> Counts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_curl_tour_passes_on_the_seeded_stack_and_a_restart_seeds_nothing() {
     let nats = NatsServer::start().await;
+    nats.provision().await; // as `stocklet provision` does
     let db = TestDb::create().await;
     let data_dir =
         std::env::temp_dir().join(format!("stocklet-tour-{}-{}", std::process::id(), db.name));

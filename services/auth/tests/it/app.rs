@@ -134,6 +134,7 @@ pub struct Infra {
 impl Infra {
     pub async fn start() -> Infra {
         let nats = NatsServer::start().await;
+        nats.provision().await;
         let users = Users::on(&nats).await;
         Infra {
             nats,

@@ -265,6 +265,7 @@ impl TestApp {
 
     async fn start(full: bool, tweak: impl FnOnce(&mut Config), setup: Setup) -> TestApp {
         let nats = NatsServer::start().await;
+        nats.provision().await;
         let db = match &setup.postgres_url {
             Some(url) => TestDb::create_on(url).await,
             None => TestDb::create().await,

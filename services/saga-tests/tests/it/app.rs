@@ -142,6 +142,7 @@ impl Saga {
 
     /// Starts the five services on existing infrastructure (for restarts).
     pub async fn spawn_on(nats: NatsServer, db: TestDb) -> Saga {
+        nats.provision().await;
         let store = stocklet_service_kit::lifecycle::event_store(nats.client().await);
         let mut saga = Saga {
             nats,

@@ -192,7 +192,7 @@ struct Acks {
 }
 
 async fn watch_acks(url: &str, stream: &str, consumer: &str) -> Arc<Mutex<Acks>> {
-    let client = async_nats::connect(url).await.unwrap();
+    let client = stocklet_test_support::connect_as_provisioner(&[url.to_owned()]).await;
     let prefix = format!("$JS.ACK.{stream}.{consumer}.");
     let mut acks = client.subscribe(format!("{prefix}>")).await.unwrap();
     client.flush().await.unwrap();
@@ -362,6 +362,7 @@ async fn user_consumer_info(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_a_durable_consumer_on_a_three_node_cluster() {
     let mut cluster = NatsCluster::start(3).await;
+    cluster.provision().await;
     let urls = cluster.urls();
     let db = TestDb::create().await;
     let consumer = stocklet_payment::USER_CONSUMER;

@@ -41,6 +41,7 @@ fn value(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test]
 async fn a_service_serves_command_counts_and_projection_lag_on_its_grpc_port() {
     let nats = NatsServer::start().await;
+    nats.provision().await;
     let db = TestDb::create().await;
     let config = stocklet_product::Config {
         common: common_config(nats.url(), &db),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stocklet_test_support::{NatsServer, TestDb};
+use stocklet_test_support::{NatsServer, TestDb, nats_password_env};
 
 /// The internal token the binary runs with.
 pub const INTERNAL_TOKEN: &str = "tour-test-internal-token-0123456789abcdef";
@@ -61,6 +61,10 @@ impl Stocklet {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stocklet"));
         command
             .env("NATS_URL", nats.url())
+            // Every service's NATS password; not the provisioner's, which a
+            // running service never holds (the test provisions first).
+            .envs(nats_password_env())
+            .env_remove("STOCKLET_PROVISION_NATS_PASSWORD")
             .env("DATABASE_URL", &db.url)
             .env("STOCKLET_INTERNAL_TOKEN", INTERNAL_TOKEN)
             .env("STOCKLET_SEED", "true")
